@@ -1,0 +1,1 @@
+"""Audio loading, encoder backends and the extraction runner."""

@@ -1,0 +1,14 @@
+"""Encoder backends, one registry: ``fbank``, ``hf:PATH``, ``ct2-whisper[:PATH]``."""
+
+from emostore.extract.encoders import fbank, hf, whisper  # noqa: F401  (register backends)
+from emostore.extract.encoders.base import (
+    PADDING_KINDS,
+    Encoder,
+    EncoderError,
+    available,
+    load_encoder,
+)
+
+DEFAULT_ENCODER = "ct2-whisper"
+
+__all__ = ["DEFAULT_ENCODER", "PADDING_KINDS", "Encoder", "EncoderError", "available", "load_encoder"]

@@ -1,0 +1,109 @@
+"""The encoder interface and its registry (``--encoder NAME[:PATH]``).
+
+An encoder turns a batch of mono 16 kHz waveforms into every layer's hidden states. Its
+``padding`` says why batching is exact for it, and the store records that:
+
+- ``mask``: padded batch with an attention mask; valid frames equal unbatched ones (float tolerance).
+- ``window``: every input is padded to a fixed window anyway (Whisper's 30 s), so a batch is
+  just several independent windows.
+- ``per-utterance``: computed one clip at a time (no cross-frame interaction to pad).
+- ``same-length``: no usable mask (e.g. group-norm wav2vec2/HuBERT base), so the runner only
+  batches clips of identical length and runs the rest one at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Callable, ClassVar
+
+import numpy as np
+import torch
+
+PADDING_KINDS = ("mask", "window", "per-utterance", "same-length")
+
+
+class EncoderError(ValueError):
+    """The encoder spec or its weights are unusable."""
+
+
+class Encoder(ABC):
+    """Frozen feature encoder yielding all hidden states, layer 0 = embedding output."""
+
+    backend: ClassVar[str]
+    padding: ClassVar[str]
+    sample_rate: int = 16000
+
+    name: str
+    frame_rate: float
+    num_layers: int
+    dim: int
+    device: torch.device
+
+    @abstractmethod
+    def num_frames(self, num_samples: int) -> int:
+        """Frames this encoder yields for a clip of ``num_samples`` (for planning and checks)."""
+
+    def cost_seconds(self, num_samples: int) -> float:
+        """Compute cost of one clip in audio seconds, used to fill batches."""
+        return num_samples / self.sample_rate
+
+    @abstractmethod
+    def encode(self, waves: list[np.ndarray]) -> list[torch.Tensor]:
+        """Hidden states per clip, each [T_i, L, D] float32 on ``self.device``."""
+
+    def default_normalise(self) -> str:
+        """Waveform normalisation the model was trained with."""
+        return "none"
+
+    @abstractmethod
+    def describe(self) -> dict:
+        """What the store records: backend, name, weights path and sha256, config."""
+
+
+def sha256_files(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(p.name.encode())
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+_REGISTRY: dict[str, Callable[..., Encoder]] = {}
+
+
+def register(backend: str):
+    """Class decorator: make an encoder reachable as ``--encoder BACKEND[:PATH]``."""
+
+    def deco(cls):
+        cls.backend = backend
+        _REGISTRY[backend] = cls
+        return cls
+
+    return deco
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    backend, _, path = spec.partition(":")
+    return backend.strip(), (path.strip() or None)
+
+
+def load_encoder(spec: str, device: str = "cpu") -> Encoder:
+    """Build the encoder named by ``NAME[:PATH]`` on ``device``."""
+    backend, path = parse_spec(spec)
+    if backend not in _REGISTRY:
+        raise EncoderError(f"unknown encoder {backend!r}; available: {', '.join(available())}")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise EncoderError(f"bad --device {device!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise EncoderError(f"--device {device} asked for CUDA, but torch sees no GPU here")
+    return _REGISTRY[backend](path, dev)

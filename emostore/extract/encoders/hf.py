@@ -1,0 +1,107 @@
+"""Any transformers audio encoder from a local directory (``--encoder hf:PATH``).
+
+wav2vec2 / wav2vec2-robust / XLS-R, HuBERT, WavLM, data2vec-audio and Whisper. Models whose
+convolutional front end uses layer norm accept an attention mask, so padded batches are exact
+(``mask``); group-norm models (wav2vec2-base, HuBERT-base) normalise over time, padding would
+change every frame, so they are only batched with clips of identical length (``same-length``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emostore.extract.encoders.base import Encoder, EncoderError, register, sha256_files
+from emostore.extract.encoders.whisper import WhisperWindowEncoder, _load_hf_whisper_encoder
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def _weight_files(path: Path) -> list[Path]:
+    return [p for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file()]
+
+
+def _describe(enc: Encoder, path: Path) -> dict:
+    cfg = enc.model_config
+    return {"backend": "hf", "name": enc.name, "weights": str(path),
+            "weights_sha256": sha256_files(_weight_files(path)),
+            "config": {"model_type": cfg.model_type, "hidden_size": enc.dim,
+                       "num_layers": enc.num_layers, "padding": enc.padding}}
+
+
+class HFWhisperEncoder(WhisperWindowEncoder):
+    backend = "hf"
+
+    def __init__(self, path: Path, device: torch.device):
+        encoder, fe = _load_hf_whisper_encoder(path)
+        self._setup(encoder, device, fe)
+        self.path, self.model_config, self.name = path, encoder.config, f"hf:{path.name}"
+
+    def describe(self) -> dict:
+        return _describe(self, self.path)
+
+
+class HFMaskedEncoder(Encoder):
+    """wav2vec2-family encoders: zero-padded batch + attention mask (or same-length batches)."""
+
+    backend = "hf"
+
+    def __init__(self, path: Path, device: torch.device, config):
+        from transformers import AutoModel
+
+        self.path, self.model_config, self.device = path, config, device
+        self.model = AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
+        self.name = f"hf:{path.name}"
+        self.num_layers = config.num_hidden_layers + 1
+        self.dim = config.hidden_size
+        self.frame_rate = 16000 / float(np.prod(config.conv_stride))
+        uses_mask = getattr(config, "feat_extract_norm", "layer") == "layer"
+        self.padding = "mask" if uses_mask else "same-length"
+        pre = path / "preprocessor_config.json"
+        self._normalise = "none"
+        if pre.exists() and json.loads(pre.read_text()).get("do_normalize"):
+            self._normalise = "utterance"
+
+    def default_normalise(self) -> str:
+        return self._normalise
+
+    def num_frames(self, num_samples: int) -> int:
+        return int(self.model._get_feat_extract_output_lengths(torch.tensor(num_samples)))
+
+    @torch.inference_mode()
+    def encode(self, waves: list[np.ndarray]) -> list[torch.Tensor]:
+        lengths = [len(w) for w in waves]
+        if self.padding != "mask" and len(set(lengths)) > 1:
+            raise EncoderError(f"{self.name} has no attention mask; batch clips of one length only")
+        batch = torch.zeros(len(waves), max(lengths))
+        mask = torch.zeros(len(waves), max(lengths), dtype=torch.long)
+        for i, w in enumerate(waves):
+            batch[i, : len(w)] = torch.from_numpy(w)
+            mask[i, : len(w)] = 1
+        kwargs = {"attention_mask": mask.to(self.device)} if self.padding == "mask" else {}
+        out = self.model(batch.to(self.device), output_hidden_states=True, **kwargs)
+        hidden = torch.stack(out.hidden_states, dim=2)  # [B, T, L, D]
+        return [hidden[i, : self.num_frames(n)].float() for i, n in enumerate(lengths)]
+
+    def describe(self) -> dict:
+        return _describe(self, self.path)
+
+
+@register("hf")
+def load_hf(path: str | None, device: torch.device) -> Encoder:
+    from transformers import AutoConfig
+
+    if not path:
+        raise EncoderError("the hf encoder needs a local model directory: --encoder hf:PATH")
+    p = Path(path).expanduser()
+    if not (p / "config.json").exists():
+        raise EncoderError(f"{p}: no config.json (not a transformers model directory)")
+    config = AutoConfig.from_pretrained(p, local_files_only=True)
+    if config.model_type == "whisper":
+        return HFWhisperEncoder(p, device)
+    if not hasattr(config, "conv_stride"):
+        raise EncoderError(f"{p}: model type {config.model_type!r} is not a supported audio encoder")
+    return HFMaskedEncoder(p, device, config)

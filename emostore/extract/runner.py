@@ -1,0 +1,397 @@
+"""The extraction runner: manifest + encoder -> one feature store, once, resumably.
+
+Rows are processed in blocks of ``block_rows`` in manifest order (the unit of commit and resume).
+Inside a block, clips are sorted by cost and packed into batches by total audio seconds. Audio
+decoding runs ahead in a thread pool and store writes run behind in a writer thread, so the
+encoder's forward pass is the only thing on the critical path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from emostore import __version__
+from emostore.extract import audio
+from emostore.extract.encoders import DEFAULT_ENCODER, Encoder, load_encoder
+from emostore.manifests import Manifest
+from emostore.store import layout
+from emostore.store.writer import StoreWriter, json_attrs
+
+
+@dataclass
+class ExtractOptions:
+    """Everything a user chooses for one extraction (the CLI's flags)."""
+
+    encoder: str = DEFAULT_ENCODER
+    device: str = "cpu"
+    frames: bool = True
+    frames_dtype: str = "float16"
+    layers: list[int] | None = None
+    batch_seconds: float = 120.0
+    max_batch: int = 32
+    normalise: str = "auto"
+    norm_ids: list[str] | None = None
+    allow_upsample: bool = False
+    min_seconds: float = 0.05
+    block_rows: int = layout.BLOCK_ROWS
+    workers: int = 2
+    corpus: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class Batch:
+    rows: list[int]
+    seconds: float
+
+
+@dataclass
+class Plan:
+    """What extraction will do; ``dry_run`` prints this before any encoder work."""
+
+    num_rows: int
+    pending: list[int]
+    samples: dict[int, int]  # estimated samples at the encoder's rate, per pending row
+    probe_errors: dict[int, str]
+    blocks: list[tuple[list[int], list[Batch]]] = field(default_factory=list)
+
+    @property
+    def audio_seconds(self) -> float:
+        return sum(self.samples.values()) / 16000
+
+
+@dataclass
+class Summary:
+    extracted: int
+    failed: int
+    skipped: int
+    audio_seconds: float
+    elapsed: float
+    encoder_seconds: float
+    errors: list[dict]
+
+
+def _select_layers(encoder: Encoder, layers: list[int] | None) -> list[int]:
+    if not layers:
+        return list(range(encoder.num_layers))
+    bad = [k for k in layers if not 0 <= k < encoder.num_layers]
+    if bad:
+        raise ValueError(f"--layers {bad} out of range: {encoder.name} has layers 0..{encoder.num_layers - 1}")
+    return sorted(set(layers))
+
+
+def parse_layers(text: str | None) -> list[int] | None:
+    """'0,4,8-12' -> [0, 4, 8, 9, 10, 11, 12]."""
+    if not text:
+        return None
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        lo, sep, hi = part.partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()):
+            raise ValueError(f"--layers: {part!r} is not a layer number or range like 8-12")
+        out.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+    return out
+
+
+def _probe_all(manifest: Manifest, rows: list[int], target_rate: int, workers: int):
+    def one(r: int):
+        try:
+            frames, rate = audio.probe(manifest.rows[r]["audio"])
+            return r, int(round(frames * target_rate / rate)), None
+        except audio.AudioError as exc:
+            return r, 0, str(exc)
+
+    with ThreadPoolExecutor(max(1, workers * 4)) as pool:
+        results = list(pool.map(one, rows))
+    samples = {r: n for r, n, e in results if e is None}
+    errors = {r: e for r, _, e in results if e is not None}
+    return samples, errors
+
+
+def _pack(rows: list[int], samples: dict[int, int], encoder: Encoder, opts: ExtractOptions) -> list[Batch]:
+    """Length-sorted greedy packing; a padded batch costs len(batch) x its longest clip."""
+    order = sorted(rows, key=lambda r: (encoder.cost_seconds(samples[r]), r))
+    batches: list[Batch] = []
+    cur: list[int] = []
+    longest = 0.0
+    for r in order:
+        cost = encoder.cost_seconds(samples[r])
+        same = encoder.padding != "same-length" or not cur or samples[cur[-1]] == samples[r]
+        if cur and (not same or len(cur) >= opts.max_batch or (len(cur) + 1) * max(longest, cost) > opts.batch_seconds):
+            batches.append(Batch(cur, len(cur) * longest))
+            cur, longest = [], 0.0
+        cur.append(r)
+        longest = max(longest, cost)
+    if cur:
+        batches.append(Batch(cur, len(cur) * longest))
+    return batches
+
+
+def make_plan(manifest: Manifest, encoder: Encoder, opts: ExtractOptions, done: np.ndarray) -> Plan:
+    n = len(manifest)
+    pending = [r for r in range(n) if not done[r]]
+    samples, errors = _probe_all(manifest, pending, encoder.sample_rate, opts.workers)
+    plan = Plan(num_rows=n, pending=pending, samples=samples, probe_errors=errors)
+    for start in range(0, n, opts.block_rows):
+        block = [r for r in range(start, min(n, start + opts.block_rows)) if not done[r]]
+        if block:
+            ok = [r for r in block if r in samples]
+            plan.blocks.append((block, _pack(ok, samples, encoder, opts)))
+    return plan
+
+
+def describe_plan(plan: Plan, encoder: Encoder, opts: ExtractOptions, layers: list[int]) -> str:
+    """Human summary of sizes: what the store will hold before any work is done."""
+    frames = sum(encoder.num_frames(s) for s in plan.samples.values())
+    itemsize = 2 if opts.frames_dtype == "float16" else 4
+    L, D = len(layers), encoder.dim
+    pooled_b = plan.num_rows * L * D * 4
+    frames_b = frames * L * D * itemsize if opts.frames else 0
+    chunks, shards = layout.frame_chunks(L, D, itemsize)
+    hours = plan.audio_seconds / 3600
+    lines = [
+        f"encoder      {encoder.name} ({encoder.backend}, padding: {encoder.padding}) on {opts.device}",
+        f"utterances   {plan.num_rows} in manifest, {len(plan.pending)} to extract, "
+        f"{len(plan.probe_errors)} unreadable",
+        f"audio        {plan.audio_seconds:.1f} s ({hours:.2f} h) at {encoder.sample_rate} Hz",
+        f"layers       {L} of {encoder.num_layers} ({_fmt_layers(layers)}), D = {D}, "
+        f"{encoder.frame_rate:g} frames/s, ~{frames} frames",
+        f"pooled/mean  [{plan.num_rows}, {L}, {D}] float32 = {_fmt_bytes(pooled_b)}, "
+        f"chunks {layout.pooled_chunks(plan.num_rows, D, opts.block_rows)}",
+        (f"frames       [{frames}, {L}, {D}] {opts.frames_dtype} = {_fmt_bytes(frames_b)} before compression, "
+         f"chunks {chunks} in shards {shards}") if opts.frames else "frames       not stored (--no-frames)",
+        f"batches      {sum(len(b) for _, b in plan.blocks)} in {len(plan.blocks)} blocks of "
+        f"<= {opts.block_rows} rows, <= {opts.batch_seconds:g} padded s and {opts.max_batch} clips each",
+        f"total        ~{_fmt_bytes(pooled_b + frames_b)} "
+        f"({_fmt_bytes((pooled_b + frames_b) / max(plan.audio_seconds, 1e-9))} per audio second)",
+    ]
+    return "\n".join(lines)
+
+
+def _fmt_layers(layers: list[int]) -> str:
+    return f"{layers[0]}..{layers[-1]}" if layers == list(range(layers[0], layers[-1] + 1)) else ",".join(map(str, layers))
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"
+
+
+def _library_versions() -> dict:
+    import numpy
+    import transformers
+    import zarr
+
+    return {"emostore": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "zarr": zarr.__version__, "numpy": numpy.__version__}
+
+
+def _audio_policy(manifest: Manifest, encoder: Encoder, opts: ExtractOptions) -> audio.AudioPolicy:
+    mode = encoder.default_normalise() if opts.normalise == "auto" else opts.normalise
+    policy = audio.AudioPolicy(sample_rate=encoder.sample_rate, normalise="none" if mode == "dataset" else mode,
+                               min_seconds=opts.min_seconds, allow_upsample=opts.allow_upsample)
+    if mode != "dataset":
+        return policy
+    wanted = set(opts.norm_ids) if opts.norm_ids else None
+    unknown = wanted - set(manifest.ids) if wanted else set()
+    if unknown:
+        raise ValueError(f"--norm-ids: {len(unknown)} ids are not in the manifest, e.g. {sorted(unknown)[:3]}")
+    paths = [r["audio"] for r in manifest.rows if wanted is None or r["id"] in wanted]
+    mean, std = audio.dataset_stats(paths, policy)
+    return audio.AudioPolicy(**{**asdict(policy), "normalise": "dataset", "mean": mean, "std": std})
+
+
+class _Writer(threading.Thread):
+    """Drains finished batches into the store in order, off the encoder's thread."""
+
+    def __init__(self, writer: StoreWriter):
+        super().__init__(daemon=True, name="emostore-writer")
+        self.writer, self.q = writer, queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+
+    def run(self):
+        while True:
+            job = self.q.get()
+            if job is None:
+                return
+            if self.error is None:
+                try:
+                    job()
+                except BaseException as exc:  # surfaced on the main thread
+                    self.error = exc
+
+    def submit(self, job):
+        if self.error is not None:
+            raise self.error
+        self.q.put(job)
+
+    def close(self):
+        self.q.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _decode_batch(manifest: Manifest, rows: list[int], policy: audio.AudioPolicy):
+    waves, failed = {}, {}
+    for r in rows:
+        try:
+            waves[r] = audio.load(manifest.rows[r]["audio"], policy)
+        except audio.AudioError as exc:
+            failed[r] = str(exc)
+    return waves, failed
+
+
+def _encode_rows(encoder: Encoder, waves: dict[int, np.ndarray]) -> Iterator[tuple[int, torch.Tensor | str]]:
+    """Encode in groups the encoder can batch exactly; a failing batch is retried clip by clip."""
+    rows = list(waves)
+    groups: list[list[int]] = [rows]
+    if encoder.padding == "same-length":
+        by_len: dict[int, list[int]] = {}
+        for r in rows:
+            by_len.setdefault(len(waves[r]), []).append(r)
+        groups = list(by_len.values())
+    for group in groups:
+        try:
+            yield from zip(group, encoder.encode([waves[r] for r in group]))
+        except Exception as exc:
+            if len(group) == 1:
+                yield group[0], f"encoder failed: {type(exc).__name__}: {exc}"
+                continue
+            for r in group:
+                try:
+                    yield r, encoder.encode([waves[r]])[0]
+                except Exception as exc1:
+                    yield r, f"encoder failed: {type(exc1).__name__}: {exc1}"
+
+
+def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = False,
+            log=print) -> Summary | str:
+    """Run (or, with ``dry_run``, describe) extraction of ``manifest`` into the store at ``out``."""
+    t0 = time.perf_counter()
+    encoder = load_encoder(opts.encoder, opts.device)
+    layers = _select_layers(encoder, opts.layers)
+    policy = _audio_policy(manifest, encoder, opts)
+    desc = encoder.describe()
+    fingerprint = json_attrs({
+        "format_version": layout.FORMAT_VERSION, "manifest_sha256": manifest.sha256,
+        "encoder": {k: desc[k] for k in ("backend", "name", "weights_sha256")},
+        "layers": layers, "frames_dtype": opts.frames_dtype if opts.frames else None,
+        "audio": policy.as_attrs(), "block_rows": opts.block_rows,
+    })
+    if dry_run:
+        plan = make_plan(manifest, encoder, opts, np.zeros(len(manifest), dtype=bool))
+        return describe_plan(plan, encoder, opts, layers)
+    attrs = json_attrs({
+        "format_version": layout.FORMAT_VERSION,
+        "corpus": opts.corpus or manifest.source.rstrip("/").split("/")[-1].split(".")[0],
+        "manifest": manifest.source, "manifest_sha256": manifest.sha256,
+        "encoder": desc, "encoder_layers": encoder.num_layers, "layers": layers, "dim": encoder.dim,
+        "sample_rate": encoder.sample_rate, "frame_rate": encoder.frame_rate,
+        "padding": encoder.padding, "audio": policy.as_attrs(),
+        "pooling": "mean over valid frames, float32, computed before the frames dtype cast",
+        "frames_dtype": opts.frames_dtype if opts.frames else None,
+        "block_rows": opts.block_rows, "versions": _library_versions(),
+    })
+    writer = StoreWriter.create_or_resume(
+        out, ids=manifest.ids, attrs=attrs, fingerprint=fingerprint, num_layers=len(layers),
+        dim=encoder.dim, frames_dtype=opts.frames_dtype if opts.frames else None, block_rows=opts.block_rows,
+    )
+    skipped = int(writer.done.sum())
+    plan = make_plan(manifest, encoder, opts, writer.done)
+    writer.set_attrs(batching={"batch_seconds": opts.batch_seconds, "max_batch": opts.max_batch,
+                               "device": opts.device})
+    summary = _run(manifest, encoder, layers, policy, writer, plan, opts)
+    summary.skipped = skipped
+    summary.elapsed = time.perf_counter() - t0
+    summary.errors = sorted(writer.errors.values(), key=lambda e: e["index"])
+    return summary
+
+
+def _run(manifest, encoder, layers, policy, writer, plan, opts) -> Summary:
+    from tqdm.auto import tqdm
+
+    layer_idx = torch.tensor(layers, device=encoder.device)
+    frames_dtype = {"float16": torch.float16, "float32": torch.float32}[opts.frames_dtype]
+    sink = _Writer(writer)
+    sink.start()
+    pool = ThreadPoolExecutor(max(1, opts.workers), thread_name_prefix="emostore-decode")
+    all_batches = [(bi, b) for bi, (_, batches) in enumerate(plan.blocks) for b in batches]
+    futures: dict[int, Future] = {}
+    ahead = max(2, opts.workers * 2)
+
+    def submit(k: int):
+        if k < len(all_batches) and k not in futures:
+            futures[k] = pool.submit(_decode_batch, manifest, all_batches[k][1].rows, policy)
+
+    for k in range(ahead):
+        submit(k)
+    extracted = failed_total = 0
+    enc_time = 0.0
+    bar = tqdm(total=round(plan.audio_seconds, 1), unit="s", unit_scale=True, desc="extract",
+               disable=None if opts.progress else True, dynamic_ncols=True)
+    k = 0
+    started = time.perf_counter()
+    try:
+        for block_rows, batches in plan.blocks:
+            rows = np.asarray(block_rows)
+            pos = {r: i for i, r in enumerate(block_rows)}
+            pooled = np.full((len(rows), len(layers), encoder.dim), np.nan, dtype=np.float32)
+            nframes = np.zeros(len(rows), dtype=np.int64)
+            offsets = np.zeros(len(rows), dtype=np.int64)
+            failed = {r: plan.probe_errors[r] for r in block_rows if r in plan.probe_errors}
+            for _ in batches:
+                waves, bad = futures.pop(k).result()
+                submit(k + ahead)
+                k += 1
+                failed.update(bad)
+                t = time.perf_counter()
+                results = []
+                for r, hidden in _encode_rows(encoder, waves):
+                    if isinstance(hidden, str):
+                        failed[r] = f"{manifest.rows[r]['audio']}: {hidden}"
+                        continue
+                    h = hidden.index_select(1, layer_idx)
+                    results.append((r, h.mean(0).cpu().numpy(), h.to(frames_dtype).cpu().numpy()))
+                enc_time += time.perf_counter() - t
+
+                def write(results=results, pos=pos, pooled=pooled, nframes=nframes, offsets=offsets):
+                    for r, pooled_row, frames in results:
+                        i = pos[r]
+                        pooled[i] = pooled_row
+                        nframes[i] = frames.shape[0]
+                        offsets[i] = writer.add_frames(frames)
+
+                sink.submit(write)
+                secs = sum(len(w) for w in waves.values()) / encoder.sample_rate
+                extracted += len(results)
+                bar.update(round(secs, 1))
+                rate = extracted / max(time.perf_counter() - started, 1e-9)
+                bar.set_postfix_str(f"{rate:.1f} utt/s", refresh=False)
+            failed_total += len(failed)
+            sink.submit(lambda rows=rows, pooled=pooled, nframes=nframes, offsets=offsets, failed=failed:
+                        writer.commit_block(rows, pooled, nframes, offsets, failed))
+        sink.close()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        bar.close()
+    return Summary(extracted=extracted, failed=failed_total, skipped=0, audio_seconds=plan.audio_seconds,
+                   elapsed=0.0, encoder_seconds=enc_time, errors=[])
+
+
+def summary_line(s: Summary) -> str:
+    return json.dumps({k: v for k, v in asdict(s).items() if k != "errors"})

@@ -1,0 +1,118 @@
+"""Load a corpus manifest (JSONL, CSV, or a folder of audio files) into typed rows.
+
+A manifest is the contract between corpus adapters and everything downstream: ids are unique and
+stable, ``audio`` is a path (relative paths resolve against the manifest's folder) or a URL.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
+
+
+class ManifestError(ValueError):
+    """The manifest itself is malformed (not one utterance: the whole file)."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Utterance rows in manifest order, plus the sha256 that a store records."""
+
+    source: str
+    rows: list[dict] = field(repr=False)
+    sha256: str
+
+    @property
+    def ids(self) -> list[str]:
+        return [r["id"] for r in self.rows]
+
+    def audio_paths(self) -> list[str]:
+        return [r["audio"] for r in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _resolve(audio: str, base: Path) -> str:
+    if "://" in audio:
+        return audio
+    p = Path(audio).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ManifestError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise ManifestError(f"{path}:{lineno}: expected a JSON object per line")
+            rows.append(row)
+    return rows
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return [dict(r) for r in csv.DictReader(fh)]
+
+
+def _scan_folder(folder: Path) -> list[dict]:
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    if not files:
+        raise ManifestError(f"{folder}: no audio files ({', '.join(AUDIO_SUFFIXES)}) found")
+    rows = []
+    for p in files:
+        rel = p.relative_to(folder)
+        rows.append({"id": rel.with_suffix("").as_posix(), "audio": rel.as_posix()})
+    return rows
+
+
+def _sha256_rows(rows: list[dict]) -> str:
+    h = hashlib.sha256()
+    for r in rows:
+        h.update(json.dumps(r, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read a manifest; a folder becomes one row per audio file (id = relative path, no suffix).
+
+    The sha256 is taken over the rows as written (before path resolution), so moving a corpus
+    folder keeps the hash while editing a row changes it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ManifestError(f"{path}: no such manifest file or folder")
+    if path.is_dir():
+        rows, base = _scan_folder(path), path
+    elif path.suffix.lower() == ".csv":
+        rows, base = _read_csv(path), path.parent
+    else:
+        rows, base = _read_jsonl(path), path.parent
+    if not rows:
+        raise ManifestError(f"{path}: the manifest has no rows")
+    seen: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        for key in ("id", "audio"):
+            if not str(row.get(key) or "").strip():
+                raise ManifestError(f"{path}: row {i + 1} has no {key!r}")
+        row["id"] = str(row["id"])
+        if row["id"] in seen:
+            raise ManifestError(
+                f"{path}: id {row['id']!r} appears twice (rows {seen[row['id']] + 1} and {i + 1})"
+            )
+        seen[row["id"]] = i
+    sha = _sha256_rows(rows)
+    resolved = [{**r, "audio": _resolve(str(r["audio"]), base)} for r in rows]
+    return Manifest(source=str(path), rows=resolved, sha256=sha)

@@ -1,0 +1,176 @@
+"""Create or resume a feature store and commit extraction results block by block.
+
+Commit protocol (what makes SIGKILL safe): frames are appended in extraction order and flushed
+in whole shards; when a block of utterances is finished, its remaining frames, pooled rows,
+``num_frames``/``offsets`` and error entries are written, and only then ``done``. Zarr's local
+store writes each chunk through a temporary file and a rename, so a kill leaves every chunk
+either old or new. On reopen, frames past the last done utterance are cut off and the
+unfinished block is redone exactly as planned.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from emostore.store import layout
+
+FRAME_DTYPES = ("float16", "float32")
+
+
+class StoreError(ValueError):
+    """The store cannot be created, resumed or read as asked."""
+
+
+def _fingerprint_mismatch(old: dict, new: dict) -> list[str]:
+    return [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+class StoreWriter:
+    """Owns one store during extraction; not for concurrent writers."""
+
+    def __init__(self, group: zarr.Group):
+        self.group = group
+        self.ids = np.asarray(group[layout.IDS][:].tolist(), dtype=str)
+        self.done = np.asarray(group[layout.DONE][:], dtype=bool)
+        self.num_frames = np.asarray(group[layout.NUM_FRAMES][:], dtype=np.int64)
+        self.offsets = np.asarray(group[layout.OFFSETS][:], dtype=np.int64)
+        self.errors: dict[str, dict] = {e["id"]: e for e in group[layout.ERRORS].attrs.get("entries", [])}
+        self.frames = group[layout.FRAMES] if layout.FRAMES in group else None
+        self.pooled = group[layout.POOLED]
+        self._buf: list[np.ndarray] = []
+        self._buf_len = 0
+        self.frames_end = self._committed_frames_end()
+        if self.frames is not None and self.frames.shape[0] != self.frames_end:
+            # Drop frames written by a run that died before marking their block done.
+            self.frames.resize((self.frames_end, *self.frames.shape[1:]))
+
+    # -- creation / resume -------------------------------------------------------------
+    @classmethod
+    def create_or_resume(
+        cls,
+        path: str | Path,
+        *,
+        ids: list[str],
+        attrs: dict,
+        fingerprint: dict,
+        num_layers: int,
+        dim: int,
+        frames_dtype: str | None,
+        block_rows: int = layout.BLOCK_ROWS,
+    ) -> "StoreWriter":
+        """Open ``path`` for extraction; a store made with other inputs is refused, not mixed."""
+        path = Path(path)
+        if (path / "zarr.json").exists():
+            group = zarr.open_group(path, mode="r+")
+            old = group.attrs.get("fingerprint")
+            if old is None:
+                raise StoreError(f"{path}: exists but is not an emostore feature store")
+            diff = _fingerprint_mismatch(old, fingerprint)
+            if diff:
+                raise StoreError(
+                    f"{path}: was made with different {', '.join(diff)}; "
+                    "extract into a new --out or delete this store"
+                )
+            return cls(group)
+        if path.exists() and any(path.iterdir()):
+            raise StoreError(f"{path}: exists, is not empty and is not a feature store")
+        group = init_group(path, ids, num_layers, dim, frames_dtype, block_rows)
+        group.attrs.update({**attrs, "fingerprint": fingerprint})
+        return cls(group)
+
+    def _committed_frames_end(self) -> int:
+        if not self.done.any():
+            return 0
+        return int((self.offsets + self.num_frames)[self.done].max())
+
+    # -- writing -------------------------------------------------------------------------
+    def add_frames(self, hidden: np.ndarray) -> int:
+        """Queue one utterance's frames [T, L, D]; returns its offset. Flushes whole shards."""
+        offset = self.frames_end + self._buf_len
+        if self.frames is None:
+            return offset
+        self._buf.append(hidden)
+        self._buf_len += hidden.shape[0]
+        shard = self.frames.shards[0]
+        boundary = (offset + hidden.shape[0]) // shard * shard
+        if boundary > self.frames_end:
+            self._flush_frames(boundary - self.frames_end)
+        return offset
+
+    def _flush_frames(self, count: int | None = None) -> None:
+        if self.frames is None or not self._buf:
+            return
+        data = np.concatenate(self._buf, axis=0) if len(self._buf) > 1 else self._buf[0]
+        count = data.shape[0] if count is None else count
+        start, end = self.frames_end, self.frames_end + count
+        self.frames.resize((end, *self.frames.shape[1:]))
+        self.frames[start:end] = data[:count].astype(self.frames.dtype, copy=False)
+        rest = data[count:]
+        self._buf = [rest] if rest.shape[0] else []
+        self._buf_len = rest.shape[0]
+        self.frames_end = end
+
+    def commit_block(
+        self,
+        rows: np.ndarray,
+        pooled: np.ndarray,
+        num_frames: np.ndarray,
+        offsets: np.ndarray,
+        failed: dict[int, str],
+    ) -> None:
+        """Make a finished block durable: frames, pooled rows, index, errors, then ``done``."""
+        self._flush_frames()
+        ok = np.array([r not in failed for r in rows], dtype=bool)
+        good = rows[ok]
+        if good.size:
+            lo, hi = int(good.min()), int(good.max()) + 1
+            if hi - lo == good.size:  # contiguous rows: one aligned write
+                self.pooled[lo:hi] = pooled[ok]
+            else:
+                self.pooled.set_orthogonal_selection((good, slice(None), slice(None)), pooled[ok])
+            self.num_frames[good] = num_frames[ok]
+            self.offsets[good] = offsets[ok]
+            self.group[layout.NUM_FRAMES][:] = self.num_frames
+            self.group[layout.OFFSETS][:] = self.offsets
+        for r in good:
+            self.errors.pop(str(self.ids[r]), None)
+        for r, reason in failed.items():
+            self.errors[str(self.ids[r])] = {"id": str(self.ids[r]), "index": int(r), "reason": reason}
+        self.group[layout.ERRORS].attrs["entries"] = sorted(self.errors.values(), key=lambda e: e["index"])
+        self.done[good] = True
+        self.group[layout.DONE][:] = self.done
+
+    def set_attrs(self, **values) -> None:
+        self.group.attrs.update(values)
+
+
+def init_group(path, ids: list[str], num_layers: int, dim: int, frames_dtype: str | None,
+               block_rows: int = layout.BLOCK_ROWS) -> zarr.Group:
+    """Create the empty store layout (every node of docs/store-format.md) at ``path``."""
+    if frames_dtype is not None and frames_dtype not in FRAME_DTYPES:
+        raise StoreError(f"frames dtype must be one of {', '.join(FRAME_DTYPES)}, not {frames_dtype!r}")
+    n = len(ids)
+    group = zarr.open_group(path, mode="w", zarr_format=3)
+    group.create_array(layout.IDS, shape=(n,), dtype=str, chunks=(max(n, 1),))[:] = np.asarray(ids, dtype=object)
+    for name in (layout.NUM_FRAMES, layout.OFFSETS):
+        group.create_array(name, shape=(n,), dtype="int64", chunks=(max(n, 1),), fill_value=0)
+    group.create_array(layout.DONE, shape=(n,), dtype="bool", chunks=(max(n, 1),), fill_value=False)
+    group.create_group("pooled").create_array(
+        "mean", shape=(n, num_layers, dim), dtype="float32",
+        chunks=layout.pooled_chunks(n, dim, block_rows), fill_value=float("nan"),
+    )
+    if frames_dtype is not None:
+        chunks, shards = layout.frame_chunks(num_layers, dim, np.dtype(frames_dtype).itemsize)
+        group.create_array(layout.FRAMES, shape=(0, num_layers, dim), dtype=frames_dtype,
+                           chunks=chunks, shards=shards, fill_value=0)
+    group.create_group(layout.ERRORS).attrs["entries"] = []
+    return group
+
+
+def json_attrs(obj) -> dict:
+    """Round-trip through JSON so attrs hold only plain types."""
+    return json.loads(json.dumps(obj, default=str))
