@@ -199,7 +199,8 @@ def load_whisper(model_dir: str | Path, dtype=None):
         extra["suppress_tokens"] = ct2_cfg.get("suppress_ids")
         extra["begin_suppress_tokens"] = ct2_cfg.get("suppress_ids_begin")
     config = WhisperConfig(**whisper_config_dict(variables), **{k: v for k, v in extra.items() if v})
-    model = WhisperForConditionalGeneration(config)
+    with torch.device("meta"):  # no random init: every parameter is assigned below
+        model = WhisperForConditionalGeneration(config)
     state = whisper_state_dict(variables)
     dtype = dtype or torch.float32
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dtype) for k, v in state.items()}
@@ -214,6 +215,5 @@ def load_whisper(model_dir: str | Path, dtype=None):
             raise CT2FormatError(
                 f"{model_dir}: {key} has shape {tuple(tensor.shape)}, expected {tuple(expected[key].shape)}"
             )
-    model.load_state_dict(tensors, strict=False)
-    model.to(dtype).eval()
-    return model
+    model.load_state_dict(tensors, strict=False, assign=True)
+    return model.eval()

@@ -4,6 +4,8 @@ wav2vec2 / wav2vec2-robust / XLS-R, HuBERT, WavLM, data2vec-audio and Whisper. M
 convolutional front end uses layer norm accept an attention mask, so padded batches are exact
 (``mask``); group-norm models (wav2vec2-base, HuBERT-base) normalise over time, padding would
 change every frame, so they are only batched with clips of identical length (``same-length``).
+data2vec-audio is ``same-length`` too: its positional embedding is a stack of convolutions and
+transformers zeroes padded frames only before the first, so padding leaks into valid frames.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class HFMaskedEncoder(Encoder):
         self.dim = config.hidden_size
         self.frame_rate = 16000 / float(np.prod(config.conv_stride))
         uses_mask = getattr(config, "feat_extract_norm", "layer") == "layer"
+        if config.model_type == "data2vec-audio":  # stacked pos convs: padding leaks (module docstring)
+            uses_mask = False
         self.padding = "mask" if uses_mask else "same-length"
         pre = path / "preprocessor_config.json"
         self._normalise = "none"
