@@ -4,8 +4,10 @@ wav2vec2 / wav2vec2-robust / XLS-R, HuBERT, WavLM, data2vec-audio and Whisper. M
 convolutional front end uses layer norm accept an attention mask, so padded batches are exact
 (``mask``); group-norm models (wav2vec2-base, HuBERT-base) normalise over time, padding would
 change every frame, so they are only batched with clips of identical length (``same-length``).
-data2vec-audio is ``same-length`` too: its positional embedding is a stack of convolutions and
-transformers zeroes padded frames only before the first, so padding leaks into valid frames.
+data2vec-audio's positional embedding is a stack of convolutions and transformers zeroes padded
+frames only before the first one, so padding would leak into valid frames: emostore re-zeroes the
+padded frames after every positional conv layer (forward hooks), which makes its padded batches
+exact again (``mask``); without those modules it falls back to ``same-length``.
 """
 
 from __future__ import annotations
@@ -61,13 +63,28 @@ class HFMaskedEncoder(Encoder):
         self.dim = config.hidden_size
         self.frame_rate = 16000 / float(np.prod(config.conv_stride))
         uses_mask = getattr(config, "feat_extract_norm", "layer") == "layer"
-        if config.model_type == "data2vec-audio":  # stacked pos convs: padding leaks (module docstring)
-            uses_mask = False
+        self._frame_mask: torch.Tensor | None = None
+        if config.model_type == "data2vec-audio":
+            uses_mask = self._mask_between_pos_convs()
         self.padding = "mask" if uses_mask else "same-length"
         pre = path / "preprocessor_config.json"
         self._normalise = "none"
         if pre.exists() and json.loads(pre.read_text()).get("do_normalize"):
             self._normalise = "utterance"
+
+    def _mask_between_pos_convs(self) -> bool:
+        """Zero padded frames after each positional conv layer, as an unpadded clip would see."""
+        layers = getattr(getattr(getattr(self.model, "encoder", None), "pos_conv_embed", None), "layers", None)
+        if layers is None:
+            return False
+
+        def zero_padding(module, inputs, output):  # output [B, C, T]
+            m = self._frame_mask
+            return output if m is None else output * m[:, None, : output.shape[-1]].to(output.dtype)
+
+        for layer in layers:
+            layer.register_forward_hook(zero_padding)
+        return True
 
     def default_normalise(self) -> str:
         return self._normalise
@@ -86,9 +103,14 @@ class HFMaskedEncoder(Encoder):
             batch[i, : len(w)] = torch.from_numpy(w)
             mask[i, : len(w)] = 1
         kwargs = {"attention_mask": mask.to(self.device)} if self.padding == "mask" else {}
-        out = self.model(batch.to(self.device), output_hidden_states=True, **kwargs)
+        frames = [self.num_frames(n) for n in lengths]
+        self._frame_mask = (torch.arange(max(frames))[None, :] < torch.tensor(frames)[:, None]).to(self.device)
+        try:
+            out = self.model(batch.to(self.device), output_hidden_states=True, **kwargs)
+        finally:
+            self._frame_mask = None
         hidden = torch.stack(out.hidden_states, dim=2)  # [B, T, L, D]
-        return [hidden[i, : self.num_frames(n)].float() for i, n in enumerate(lengths)]
+        return [hidden[i, :t].float() for i, t in enumerate(frames)]
 
     def describe(self) -> dict:
         return _describe(self, self.path)
