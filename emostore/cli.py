@@ -130,7 +130,7 @@ def info(path, as_json):
     if as_json:
         click.echo(json.dumps(summary))
         return
-    from emostore.extract.runner import _fmt_bytes
+    from emostore.extract.runner import format_bytes
 
     click.echo(f"{path}  (emostore store format {summary['format_version']})")
     click.echo(f"  corpus     {summary['corpus']}")
@@ -140,7 +140,7 @@ def info(path, as_json):
                f"{summary['frame_rate']:g} frames/s")
     click.echo(f"  frames     {'%d stored as %s' % (summary['total_frames'], summary['frames_dtype']) if fs.has_frames else 'not stored'}")
     click.echo(f"  audio      {summary['audio']['sample_rate']} Hz, normalise {summary['audio']['normalise']}")
-    click.echo(f"  on disk    {_fmt_bytes(summary['bytes_on_disk'])}")
+    click.echo(f"  on disk    {format_bytes(summary['bytes_on_disk'])}")
     for e in fs.errors[:20]:
         click.echo(f"  error      {e['id']}: {e['reason']}")
     if len(fs.errors) > 20:

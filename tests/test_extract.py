@@ -282,3 +282,20 @@ def test_misuse_is_one_clear_line_and_nonzero_exit(small_manifest, tmp_path):
     assert r.exit_code == 1 and "out of range" in r.output
     r = cli.invoke(main, ["store", "info", str(tmp_path)])
     assert r.exit_code == 1 and "not an emostore feature store" in r.output or "no feature store" in r.output
+
+
+def test_same_inputs_give_the_same_store_bytes(small_manifest, tmp_path):
+    m = load_manifest(small_manifest)
+    for name in ("a.zarr", "b.zarr"):
+        extract(m, str(tmp_path / name), FBANK)
+    files = sorted(p.relative_to(tmp_path / "a.zarr") for p in (tmp_path / "a.zarr").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "b.zarr") for p in (tmp_path / "b.zarr").rglob("*") if p.is_file())
+    for rel in files:
+        assert (tmp_path / "a.zarr" / rel).read_bytes() == (tmp_path / "b.zarr" / rel).read_bytes(), rel
+
+
+def test_out_pointing_at_a_file_is_refused_and_the_file_kept(small_manifest, tmp_path):
+    (tmp_path / "f.txt").write_text("keep")
+    r = CliRunner().invoke(main, ["extract", str(small_manifest), "--encoder", "fbank", "--out", str(tmp_path / "f.txt")])
+    assert r.exit_code == 1 and "is a file" in r.output
+    assert (tmp_path / "f.txt").read_text() == "keep"

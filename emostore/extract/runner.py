@@ -167,14 +167,14 @@ def describe_plan(plan: Plan, encoder: Encoder, opts: ExtractOptions, layers: li
         f"audio        {plan.audio_seconds:.1f} s ({hours:.2f} h) at {encoder.sample_rate} Hz",
         f"layers       {L} of {encoder.num_layers} ({_fmt_layers(layers)}), D = {D}, "
         f"{encoder.frame_rate:g} frames/s, ~{frames} frames",
-        f"pooled/mean  [{plan.num_rows}, {L}, {D}] float32 = {_fmt_bytes(pooled_b)}, "
+        f"pooled/mean  [{plan.num_rows}, {L}, {D}] float32 = {format_bytes(pooled_b)}, "
         f"chunks {layout.pooled_chunks(plan.num_rows, D, opts.block_rows)}",
-        (f"frames       [{frames}, {L}, {D}] {opts.frames_dtype} = {_fmt_bytes(frames_b)} before compression, "
+        (f"frames       [{frames}, {L}, {D}] {opts.frames_dtype} = {format_bytes(frames_b)} before compression, "
          f"chunks {chunks} in shards {shards}") if opts.frames else "frames       not stored (--no-frames)",
         f"batches      {sum(len(b) for _, b in plan.blocks)} in {len(plan.blocks)} blocks of "
         f"<= {opts.block_rows} rows, <= {opts.batch_seconds:g} padded s and {opts.max_batch} clips each",
-        f"total        ~{_fmt_bytes(pooled_b + frames_b)} "
-        f"({_fmt_bytes((pooled_b + frames_b) / max(plan.audio_seconds, 1e-9))} per audio second)",
+        f"total        ~{format_bytes(pooled_b + frames_b)} "
+        f"({format_bytes((pooled_b + frames_b) / max(plan.audio_seconds, 1e-9))} per audio second)",
     ]
     return "\n".join(lines)
 
@@ -183,7 +183,7 @@ def _fmt_layers(layers: list[int]) -> str:
     return f"{layers[0]}..{layers[-1]}" if layers == list(range(layers[0], layers[-1] + 1)) else ",".join(map(str, layers))
 
 
-def _fmt_bytes(n: float) -> str:
+def format_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if abs(n) < 1024 or unit == "PiB":
             return f"{n:.1f} {unit}"
@@ -342,7 +342,7 @@ def _run(manifest, encoder, layers, policy, writer, plan, opts) -> Summary:
         submit(k)
     extracted = failed_total = 0
     enc_time = 0.0
-    bar = tqdm(total=round(plan.audio_seconds, 1), unit="s", unit_scale=True, desc="extract",
+    bar = tqdm(total=round(plan.audio_seconds, 1), unit="audio-s", unit_scale=True, desc="extract",
                disable=None if opts.progress else True, dynamic_ncols=True)
     k = 0
     started = time.perf_counter()

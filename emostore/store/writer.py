@@ -76,6 +76,8 @@ class StoreWriter:
                     "extract into a new --out or delete this store"
                 )
             return cls(group)
+        if path.exists() and not path.is_dir():
+            raise StoreError(f"{path}: is a file; --out must be a new or existing store folder")
         if path.exists() and any(path.iterdir()):
             raise StoreError(f"{path}: exists, is not empty and is not a feature store")
         group = init_group(path, ids, num_layers, dim, frames_dtype, block_rows)
