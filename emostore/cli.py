@@ -64,13 +64,15 @@ def main():
 @click.option("--allow-upsample", is_flag=True, help="Accept files recorded below the encoder's sample rate.")
 @click.option("--min-duration", default=0.05, show_default=True, help="Clips shorter than this (seconds) are errors.")
 @click.option("--workers", default=2, show_default=True, help="Audio decoding threads.")
+@click.option("--compress", is_flag=True,
+              help="zstd-compress the arrays: ~10% smaller, reads ~2x slower (hidden states barely compress).")
 @click.option("--block-rows", default=256, show_default=True,
               help="Utterances per commit block: the unit of resume after a crash.")
 @click.option("--corpus", default=None, help="Corpus name recorded in the store (default: manifest name).")
 @click.option("--dry-run", is_flag=True, help="Print the planned store size and layout, then stop.")
 @friendly
 def extract(manifest, out, encoder, device, frames, frames_dtype, layers, batch_seconds, max_batch, normalise,
-            norm_ids, allow_upsample, min_duration, workers, block_rows, corpus, dry_run):
+            norm_ids, allow_upsample, min_duration, workers, compress, block_rows, corpus, dry_run):
     """Extract every layer's hidden states for MANIFEST into one feature store.
 
     MANIFEST is a JSONL/CSV file (rows with at least `id` and `audio`; relative audio paths are
@@ -86,7 +88,7 @@ def extract(manifest, out, encoder, device, frames, frames_dtype, layers, batch_
         encoder=encoder or DEFAULT_ENCODER, device=device, frames=frames, frames_dtype=frames_dtype,
         layers=parse_layers(layers), batch_seconds=batch_seconds, max_batch=max_batch, normalise=normalise,
         norm_ids=[line.strip() for line in norm_ids if line.strip()] if norm_ids else None,
-        allow_upsample=allow_upsample, min_seconds=min_duration, workers=workers, block_rows=block_rows,
+        allow_upsample=allow_upsample, min_seconds=min_duration, workers=workers, block_rows=block_rows, compress=compress,
         corpus=corpus,
     )
     m = load_manifest(manifest)

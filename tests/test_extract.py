@@ -299,3 +299,16 @@ def test_out_pointing_at_a_file_is_refused_and_the_file_kept(small_manifest, tmp
     r = CliRunner().invoke(main, ["extract", str(small_manifest), "--encoder", "fbank", "--out", str(tmp_path / "f.txt")])
     assert r.exit_code == 1 and "is a file" in r.output
     assert (tmp_path / "f.txt").read_text() == "keep"
+
+
+def test_compressed_store_holds_the_same_arrays(small_manifest, tmp_path):
+    m = load_manifest(small_manifest)
+    extract(m, str(tmp_path / "raw.zarr"), FBANK)
+    extract(m, str(tmp_path / "z.zarr"), _opts(FBANK, compress=True))
+    a, b = _arrays(tmp_path / "raw.zarr"), _arrays(tmp_path / "z.zarr")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    g = zarr.open_group(tmp_path / "z.zarr", mode="r")
+    assert g["frames"].compressors and not zarr.open_group(tmp_path / "raw.zarr", mode="r")["frames"].compressors
+    with pytest.raises(StoreError, match="compress"):
+        extract(m, str(tmp_path / "z.zarr"), FBANK)

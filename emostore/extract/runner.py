@@ -44,6 +44,7 @@ class ExtractOptions:
     allow_upsample: bool = False
     min_seconds: float = 0.05
     block_rows: int = layout.BLOCK_ROWS
+    compress: bool = False
     workers: int = 2
     corpus: str | None = None
     progress: bool = True
@@ -63,11 +64,12 @@ class Plan:
     pending: list[int]
     samples: dict[int, int]  # estimated samples at the encoder's rate, per pending row
     probe_errors: dict[int, str]
+    sample_rate: int
     blocks: list[tuple[list[int], list[Batch]]] = field(default_factory=list)
 
     @property
     def audio_seconds(self) -> float:
-        return sum(self.samples.values()) / 16000
+        return sum(self.samples.values()) / self.sample_rate
 
 
 @dataclass
@@ -142,7 +144,8 @@ def make_plan(manifest: Manifest, encoder: Encoder, opts: ExtractOptions, done: 
     n = len(manifest)
     pending = [r for r in range(n) if not done[r]]
     samples, errors = _probe_all(manifest, pending, encoder.sample_rate, opts.workers)
-    plan = Plan(num_rows=n, pending=pending, samples=samples, probe_errors=errors)
+    plan = Plan(num_rows=n, pending=pending, samples=samples, probe_errors=errors,
+                sample_rate=encoder.sample_rate)
     for start in range(0, n, opts.block_rows):
         block = [r for r in range(start, min(n, start + opts.block_rows)) if not done[r]]
         if block:
@@ -169,7 +172,7 @@ def describe_plan(plan: Plan, encoder: Encoder, opts: ExtractOptions, layers: li
         f"{encoder.frame_rate:g} frames/s, ~{frames} frames",
         f"pooled/mean  [{plan.num_rows}, {L}, {D}] float32 = {format_bytes(pooled_b)}, "
         f"chunks {layout.pooled_chunks(plan.num_rows, D, opts.block_rows)}",
-        (f"frames       [{frames}, {L}, {D}] {opts.frames_dtype} = {format_bytes(frames_b)} before compression, "
+        (f"frames       [{frames}, {L}, {D}] {opts.frames_dtype} = {format_bytes(frames_b)}{' before zstd' if opts.compress else ''}, "
          f"chunks {chunks} in shards {shards}") if opts.frames else "frames       not stored (--no-frames)",
         f"batches      {sum(len(b) for _, b in plan.blocks)} in {len(plan.blocks)} blocks of "
         f"<= {opts.block_rows} rows, <= {opts.batch_seconds:g} padded s and {opts.max_batch} clips each",
@@ -291,7 +294,7 @@ def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = 
         "format_version": layout.FORMAT_VERSION, "manifest_sha256": manifest.sha256,
         "encoder": {k: desc[k] for k in ("backend", "name", "weights_sha256")},
         "layers": layers, "frames_dtype": opts.frames_dtype if opts.frames else None,
-        "audio": policy.as_attrs(), "block_rows": opts.block_rows,
+        "audio": policy.as_attrs(), "block_rows": opts.block_rows, "compress": opts.compress,
     })
     if dry_run:
         plan = make_plan(manifest, encoder, opts, np.zeros(len(manifest), dtype=bool))
@@ -305,11 +308,12 @@ def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = 
         "padding": encoder.padding, "audio": policy.as_attrs(),
         "pooling": "mean over valid frames, float32, computed before the frames dtype cast",
         "frames_dtype": opts.frames_dtype if opts.frames else None,
-        "block_rows": opts.block_rows, "versions": _library_versions(),
+        "block_rows": opts.block_rows, "compress": opts.compress, "versions": _library_versions(),
     })
     writer = StoreWriter.create_or_resume(
         out, ids=manifest.ids, attrs=attrs, fingerprint=fingerprint, num_layers=len(layers),
         dim=encoder.dim, frames_dtype=opts.frames_dtype if opts.frames else None, block_rows=opts.block_rows,
+        compress=opts.compress,
     )
     skipped = int(writer.done.sum())
     plan = make_plan(manifest, encoder, opts, writer.done)

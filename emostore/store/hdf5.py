@@ -63,7 +63,8 @@ def import_hdf5(src: str | Path, out: str | Path) -> FeatureStore:
         ids = [s.decode() if isinstance(s, bytes) else str(s) for s in h5[layout.IDS][:]]
         _, L, D = h5[layout.POOLED].shape
         frames_dtype = str(h5[layout.FRAMES].dtype) if layout.FRAMES in h5 else None
-        group = init_group(out, ids, L, D, frames_dtype, int(attrs.get("block_rows", layout.BLOCK_ROWS)))
+        group = init_group(out, ids, L, D, frames_dtype, int(attrs.get("block_rows", layout.BLOCK_ROWS)),
+                           bool(attrs.get("compress", False)))
         for name in _INDEX:
             group[name][:] = h5[name][:]
         _copy_rows(h5[layout.POOLED], group[layout.POOLED])

@@ -119,10 +119,14 @@ class FeatureStore:
         if not self.done[i]:
             raise StoreError(f"{self.path}: utterance {self.ids[i]!r} has no features (see `store info` errors)")
         start, stop = self.offsets[i], self.offsets[i] + self.num_frames[i]
-        arr = self.group[layout.FRAMES]
+        arr = self._frames_array
         if layer is None:
             return arr[start:stop]
         return arr[start:stop, self._layer_pos(layer)]
+
+    @cached_property
+    def _frames_array(self) -> zarr.Array:
+        return self.group[layout.FRAMES]
 
     def frames_dask(self) -> da.Array:
         if not self.has_frames:

@@ -61,6 +61,7 @@ class StoreWriter:
         dim: int,
         frames_dtype: str | None,
         block_rows: int = layout.BLOCK_ROWS,
+        compress: bool = False,
     ) -> "StoreWriter":
         """Open ``path`` for extraction; a store made with other inputs is refused, not mixed."""
         path = Path(path)
@@ -80,7 +81,7 @@ class StoreWriter:
             raise StoreError(f"{path}: is a file; --out must be a new or existing store folder")
         if path.exists() and any(path.iterdir()):
             raise StoreError(f"{path}: exists, is not empty and is not a feature store")
-        group = init_group(path, ids, num_layers, dim, frames_dtype, block_rows)
+        group = init_group(path, ids, num_layers, dim, frames_dtype, block_rows, compress)
         group.attrs.update({**attrs, "fingerprint": fingerprint})
         return cls(group)
 
@@ -151,7 +152,7 @@ class StoreWriter:
 
 
 def init_group(path, ids: list[str], num_layers: int, dim: int, frames_dtype: str | None,
-               block_rows: int = layout.BLOCK_ROWS) -> zarr.Group:
+               block_rows: int = layout.BLOCK_ROWS, compress: bool = False) -> zarr.Group:
     """Create the empty store layout (every node of docs/store-format.md) at ``path``."""
     if frames_dtype is not None and frames_dtype not in FRAME_DTYPES:
         raise StoreError(f"frames dtype must be one of {', '.join(FRAME_DTYPES)}, not {frames_dtype!r}")
@@ -164,11 +165,13 @@ def init_group(path, ids: list[str], num_layers: int, dim: int, frames_dtype: st
     group.create_group("pooled").create_array(
         "mean", shape=(n, num_layers, dim), dtype="float32",
         chunks=layout.pooled_chunks(n, dim, block_rows), fill_value=float("nan"),
+        compressors=layout.compressors(compress),
     )
     if frames_dtype is not None:
         chunks, shards = layout.frame_chunks(num_layers, dim, np.dtype(frames_dtype).itemsize)
         group.create_array(layout.FRAMES, shape=(0, num_layers, dim), dtype=frames_dtype,
-                           chunks=chunks, shards=shards, fill_value=0)
+                           chunks=chunks, shards=shards, fill_value=0,
+                           compressors=layout.compressors(compress))
     group.create_group(layout.ERRORS).attrs["entries"] = []
     return group
 
