@@ -85,11 +85,12 @@ def _sha256_rows(rows: list[dict]) -> str:
     return h.hexdigest()
 
 
-def load_manifest(path: str | Path) -> Manifest:
+def load_manifest(path: str | Path, require_audio: bool = True) -> Manifest:
     """Read a manifest; a folder becomes one row per audio file (id = relative path, no suffix).
 
     The sha256 is taken over the rows as written (before path resolution), so moving a corpus
-    folder keeps the hash while editing a row changes it.
+    folder keeps the hash while editing a row changes it. ``require_audio=False`` accepts rows
+    without audio (rating tables for the labels commands).
     """
     path = Path(path)
     if not path.exists():
@@ -104,7 +105,7 @@ def load_manifest(path: str | Path) -> Manifest:
         raise ManifestError(f"{path}: the manifest has no rows")
     seen: dict[str, int] = {}
     for i, row in enumerate(rows):
-        for key in ("id", "audio"):
+        for key in ("id", "audio") if require_audio else ("id",):
             if not str(row.get(key) or "").strip():
                 raise ManifestError(f"{path}: row {i + 1} has no {key!r}")
         row["id"] = str(row["id"])
@@ -114,5 +115,5 @@ def load_manifest(path: str | Path) -> Manifest:
             )
         seen[row["id"]] = i
     sha = _sha256_rows(rows)
-    resolved = [{**r, "audio": _resolve(str(r["audio"]), base)} for r in rows]
+    resolved = [{**r, "audio": _resolve(str(r["audio"]), base)} if r.get("audio") else dict(r) for r in rows]
     return Manifest(source=str(path), rows=resolved, sha256=sha)

@@ -1,0 +1,76 @@
+"""Corpus adapters: a corpus's native layout -> manifest rows, one registry keyed by name.
+
+Each adapter module registers a builder and the corpus's class map::
+
+    @register_adapter("iemocap", CLASS_MAP)
+    def build(root: Path, **options) -> list[Utterance]: ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from emostore.manifests.records import Utterance
+
+
+class AdapterError(ValueError):
+    """The corpus folder does not look like the corpus's native layout (message names the file)."""
+
+
+@dataclass(frozen=True)
+class ClassMap:
+    """Which raw labels become which benchmark classes, and which count as "other".
+
+    ``classes``: the benchmark's classes in order. ``mapping``: raw label -> class (raw labels
+    that are already class names may be omitted). ``other``: raw labels counted as "other".
+    ``version`` changes whenever the map changes, and is recorded with partitions and label sets.
+    """
+
+    corpus: str
+    version: str
+    classes: tuple[str, ...]
+    mapping: dict[str, str] = field(default_factory=dict)
+    other: frozenset[str] = frozenset()
+    source: str = ""  # where the map comes from (paper, table)
+
+    def map_label(self, raw: str) -> str | None:
+        """Benchmark class of a raw label; "other" for other-labels; None if unknown."""
+        raw = raw.strip().lower()
+        if raw in self.other:
+            return "other"
+        cls = self.mapping.get(raw, raw)
+        return cls if cls in self.classes else None
+
+
+@dataclass(frozen=True)
+class Adapter:
+    name: str
+    build: Callable[..., list[Utterance]]
+    class_map: ClassMap
+    has_official_split: bool = False
+
+
+_ADAPTERS: dict[str, Adapter] = {}
+
+
+def register_adapter(name: str, class_map: ClassMap, has_official_split: bool = False):
+    def deco(fn):
+        _ADAPTERS[name] = Adapter(name, fn, class_map, has_official_split)
+        return fn
+
+    return deco
+
+
+def adapters() -> dict[str, Adapter]:
+    from emostore.manifests import adapters as _pkg  # noqa: F401  (import registers all)
+
+    return dict(_ADAPTERS)
+
+
+def get_adapter(name: str) -> Adapter:
+    known = adapters()
+    if name not in known:
+        raise AdapterError(f"unknown corpus {name!r}; known: {', '.join(sorted(known))}")
+    return known[name]
