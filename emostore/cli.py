@@ -16,9 +16,12 @@ def _user_errors():
     from emostore.extract.ct2 import CT2FormatError
     from emostore.extract.encoders import EncoderError
     from emostore.manifests import ManifestError
+    from emostore.manifests.adapters.base import AdapterError
+    from emostore.manifests.partitions import PartitionError
     from emostore.store import StoreError
 
-    return (AudioError, CT2FormatError, EncoderError, ManifestError, StoreError, ValueError, KeyError)
+    return (AudioError, CT2FormatError, EncoderError, ManifestError, AdapterError, PartitionError, StoreError,
+            ValueError, KeyError)
 
 
 def friendly(fn):
@@ -190,6 +193,70 @@ def import_cmd(hdf5_file, out):
     click.echo(f"wrote {out}")
 
 
+@main.group()
+def manifest():
+    """Build corpus manifests from native layouts, check them, show class maps."""
+
+
+@manifest.command("build")
+@click.argument("corpus")
+@click.argument("root", type=click.Path(exists=True))
+@click.option("--out", "-o", required=True, type=click.Path(), help="JSONL manifest to write.")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Adapter option, repeatable (e.g. csv: id=file label=emo; crema-d: modality=voice).")
+@friendly
+def manifest_build(corpus, root, out, options):
+    """Build a manifest for CORPUS from its native layout at ROOT (see `emostore manifest classes`).
+
+    Audio paths are written relative to the manifest's folder; each row records its corpus.
+    """
+    from emostore.manifests.build import build_manifest, parse_options
+
+    rows = build_manifest(corpus, root, out, **parse_options(options))
+    with_audio = sum(1 for r in rows if r.audio)
+    rated = sum(1 for r in rows if r.ratings)
+    click.echo(f"wrote {out}: {len(rows)} utterances ({with_audio} with audio, {rated} with ratings), "
+               f"{len({r.speaker for r in rows if r.speaker})} speakers")
+
+
+@manifest.command("check")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--corpus", default=None, help="Class map to check against (default: the rows' corpus column).")
+@click.option("--no-probe", is_flag=True, help="Do not read audio headers for rows without a duration.")
+@friendly
+def manifest_check(path, corpus, no_probe):
+    """Check a manifest: audio files, duplicate ids, durations, ratings, class coverage.
+
+    Exits non-zero when there are errors; warnings alone exit 0.
+    """
+    from emostore.manifests.check import check_manifest
+
+    report = check_manifest(path, corpus=corpus, probe_audio=not no_probe)
+    click.echo(report.format())
+    if not report.ok:
+        sys.exit(1)
+
+
+@manifest.command("classes")
+@click.argument("corpus", required=False)
+@friendly
+def manifest_classes(corpus):
+    """Print CORPUS's class map (classes, raw-label mapping, other, version, source); no CORPUS lists them."""
+    from emostore.manifests.adapters.base import adapters, get_adapter
+
+    if corpus is None:
+        for name in sorted(adapters()):
+            click.echo(name)
+        return
+    cm = get_adapter(corpus).class_map
+    click.echo(f"corpus   {cm.corpus}")
+    click.echo(f"version  {cm.version}")
+    click.echo(f"classes  {', '.join(cm.classes) if cm.classes else '(none: raw labels kept)'}")
+    click.echo(f"mapping  {', '.join(f'{k} -> {v}' for k, v in cm.mapping.items()) or '-'}")
+    click.echo(f"other    {', '.join(sorted(cm.other)) or '-'}")
+    click.echo(f"source   {cm.source}")
+
+
 @main.command()
 def encoders():
     """List the encoder backends `--encoder` accepts."""
@@ -197,6 +264,32 @@ def encoders():
 
     for name in available():
         click.echo(name)
+
+
+@main.command()
+@click.argument("corpus")
+@click.argument("manifest", type=click.Path(exists=True))
+@click.option("--rule", required=True, type=click.Choice(["emo-superb", "emobox", "official"]),
+              help="emo-superb: the paper's session tables / official sets; emobox: EmoBox's speaker rules; "
+              "official: only the corpus's official split.")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Partition JSON to write (metadata goes to NAME.meta.json).")
+@click.option("--seed", default=0, show_default=True, help="Seed for the random parts (EmoBox test/dev draws).")
+@friendly
+def partition(corpus, manifest, rule, out, seed):
+    """Split MANIFEST of CORPUS into folds of train/dev/test ids by a benchmark's RULE.
+
+    Writes {"fold1": {"train": [...], "dev": [...], "test": [...]}, ...} to --out and the rule,
+    seed, class-map version and speaker-independence to the sibling NAME.meta.json. A partition
+    that should be speaker-independent but shares speakers between train/dev and test is refused.
+    """
+    from emostore.manifests import load_manifest
+    from emostore.manifests.partitions import make_partition, meta_path, write_partition
+
+    p = make_partition(corpus, load_manifest(manifest, require_audio=False), rule, seed=seed)
+    write_partition(p, out)
+    sizes = ", ".join(f"{name} {s['train']}/{s['dev']}/{s['test']}" for name, s in p.meta["sizes"].items())
+    kind = "speaker-independent" if p.speaker_independent else "speaker-dependent"
+    click.echo(f"{out}: {len(p)} folds ({kind}; train/dev/test {sizes}); metadata in {meta_path(out)}")
 
 
 if __name__ == "__main__":

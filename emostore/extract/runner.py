@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -194,6 +195,14 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} PiB"
 
 
+def _corpus_name(manifest: Manifest) -> str:
+    """The rows' ``corpus`` column (adapters write it) if unique, else the manifest's name."""
+    named = {str(r["corpus"]) for r in manifest.rows if r.get("corpus")}
+    if len(named) == 1:
+        return named.pop()
+    return Path(manifest.source).name.split(".")[0]
+
+
 def _library_versions() -> dict:
     import numpy
     import transformers
@@ -301,7 +310,7 @@ def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = 
         return describe_plan(plan, encoder, opts, layers)
     attrs = json_attrs({
         "format_version": layout.FORMAT_VERSION,
-        "corpus": opts.corpus or manifest.source.rstrip("/").split("/")[-1].split(".")[0],
+        "corpus": opts.corpus or _corpus_name(manifest),
         "manifest": manifest.source, "manifest_sha256": manifest.sha256,
         "encoder": desc, "encoder_layers": encoder.num_layers, "layers": layers, "dim": encoder.dim,
         "sample_rate": encoder.sample_rate, "frame_rate": encoder.frame_rate,

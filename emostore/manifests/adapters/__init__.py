@@ -2,7 +2,7 @@
 
 import importlib
 
-_MODULES = ()  # adapter modules, e.g. ("emodb", "crema_d"); each registers itself on import
+_MODULES = ("emodb", "crema_d", "ravdess", "generic", "iemocap", "msp_improv", "msp_podcast", "nnime")  # adapter modules, e.g. ("emodb", "crema_d"); each registers itself on import
 
 for _m in _MODULES:
     importlib.import_module(f"emostore.manifests.adapters.{_m}")

@@ -15,6 +15,16 @@ from typing import Callable
 from emostore.manifests.records import Utterance
 
 
+def audio_duration(path) -> float | None:
+    """Seconds from the audio header; None if unreadable (``manifest check`` reports those)."""
+    import soundfile as sf
+
+    try:
+        return round(sf.info(str(path)).duration, 4)
+    except Exception:  # noqa: BLE001 - soundfile raises several types for unreadable files
+        return None
+
+
 class AdapterError(ValueError):
     """The corpus folder does not look like the corpus's native layout (message names the file)."""
 
