@@ -257,6 +257,16 @@ def manifest_classes(corpus):
     click.echo(f"source   {cm.source}")
 
 
+@main.group()
+def labels():
+    """Turn per-rater ratings into label sets (MR / PR / AR) and report what each rule loses."""
+
+
+@main.group()
+def relabel():
+    """Turn annotators' typed descriptions into label distributions (LLM or offline)."""
+
+
 @main.command()
 def encoders():
     """List the encoder backends `--encoder` accepts."""

@@ -1,0 +1,1 @@
+"""Rating tables -> label sets: MR / PR / AR aggregation, smoothing, stats, relabeling."""

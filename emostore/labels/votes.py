@@ -1,0 +1,93 @@
+"""Votes per class: the one place where raw ratings meet a corpus's class set.
+
+Every rule, statistic and relabeler starts here. A manifest row's ``ratings`` are raw labels; the
+class map turns each into a benchmark class, "other", or unknown. With an explicit class list,
+mapped labels outside it count as "other" too. Corpora without per-rater labels (EmoDB, RAVDESS)
+have only the intended ``emotion``: it counts as one vote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from emostore.manifests.adapters.base import ClassMap, get_adapter
+
+
+@dataclass(frozen=True)
+class ClassSet:
+    """The ordered classes C and how raw labels reach them."""
+
+    classes: tuple[str, ...]
+    class_map: ClassMap | None = None
+
+    def map(self, raw: str) -> str:
+        """A class of C, or "other" (other-labels, unknown labels, classes outside C)."""
+        label = str(raw).strip().lower()
+        if self.class_map is not None:
+            mapped = self.class_map.map_label(label)
+            label = mapped if mapped is not None else self.class_map.mapping.get(label, label)
+        return label if label in self.classes else "other"
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+
+@dataclass(frozen=True)
+class Votes:
+    """One utterance's votes over C, plus the votes that fell outside C."""
+
+    id: str
+    counts: np.ndarray  # [C] int
+    other: int  # votes mapped to "other" (including labels outside C)
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum()) + self.other
+
+    def shares(self) -> np.ndarray | None:
+        """Vote shares over C (the reference distribution); None without any in-class vote."""
+        n = self.counts.sum()
+        return self.counts / n if n else None
+
+
+def row_labels(row: dict) -> list[str]:
+    ratings = row.get("ratings") or []
+    if isinstance(ratings, str):  # CSV manifests: ';'-separated
+        ratings = [r for r in ratings.split(";") if r.strip()]
+    if not ratings and row.get("emotion"):
+        return [str(row["emotion"])]
+    return [str(r) for r in ratings]
+
+
+def class_set(rows: list[dict], classes: list[str] | None = None, corpus: str | None = None) -> ClassSet:
+    """``classes`` if given; else the class map of the rows' corpus; else sorted raw labels."""
+    corpus = corpus or next((str(r["corpus"]) for r in rows if r.get("corpus")), None)
+    cmap = None
+    if corpus:
+        try:
+            cmap = get_adapter(corpus).class_map
+        except ValueError:
+            cmap = None
+    if classes:
+        return ClassSet(tuple(c.strip().lower() for c in classes), cmap)
+    if cmap is not None and cmap.classes:
+        return ClassSet(tuple(cmap.classes), cmap)
+    raw = sorted({lab.strip().lower() for r in rows for lab in row_labels(r)} - {"other"})
+    if not raw:
+        raise ValueError("no ratings in the manifest, and no --classes given")
+    return ClassSet(tuple(raw), None)
+
+
+def count_votes(row: dict, cs: ClassSet) -> Votes:
+    counts = np.zeros(len(cs), dtype=np.int64)
+    other = 0
+    index = {c: i for i, c in enumerate(cs.classes)}
+    for raw in row_labels(row):
+        cls = cs.map(raw)
+        if cls == "other":
+            other += 1
+        else:
+            counts[index[cls]] += 1
+    return Votes(str(row["id"]), counts, other)
