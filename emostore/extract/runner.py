@@ -9,7 +9,6 @@ encoder's forward pass is the only thing on the critical path.
 from __future__ import annotations
 
 import json
-import math
 import queue
 import threading
 import time

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emostore.jsonl import read_jsonl
+
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 
 
@@ -46,19 +48,7 @@ def _resolve(audio: str, base: Path) -> str:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ManifestError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise ManifestError(f"{path}:{lineno}: expected a JSON object per line")
-            rows.append(row)
-    return rows
+    return [row for _, row in read_jsonl(path, ManifestError)]
 
 
 def _read_csv(path: Path) -> list[dict]:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emostore.manifests.adapters import crema_d
+from emostore.jsonl import meta_path
 
 FORMAT = "emostore-partition/1"
 RULES = ("emo-superb", "emobox", "official")
@@ -130,13 +131,6 @@ class Partition:
 
     def __len__(self) -> int:
         return len(self.folds)
-
-
-def meta_path(path: str | Path) -> Path:
-    """``x.json`` -> ``x.meta.json``; any other name gets ``.meta.json`` appended."""
-    path = Path(path)
-    stem = path.name[: -len(".json")] if path.name.endswith(".json") else path.name
-    return path.with_name(stem + ".meta.json")
 
 
 def write_partition(partition: Partition, out: str | Path) -> Path:

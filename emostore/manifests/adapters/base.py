@@ -9,7 +9,6 @@ Each adapter module registers a builder and the corpus's class map::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 from emostore.manifests.records import Utterance

@@ -1,0 +1,237 @@
+"""Aggregation rules (MR / PR / AR): votes over a class set C -> train and test targets.
+
+Every rule starts from :func:`emostore.labels.votes.count_votes`: per utterance, the in-class vote
+counts ``n_c`` over C and the number of ratings outside C ("other": other-labels, unknown labels,
+mapped classes not in C). ``N = sum(n_c) + other`` is the utterance's number of ratings.
+
+Rules (Chou et al., "Minority Views Matter", IEEE TAC 2024, Sec. 3; EMO-SUPERB, Wu et al. 2024):
+
+* **MR** (majority): the class c with ``n_c > N / 2``. The denominator is *all* of the utterance's
+  ratings, "other" included: the majority rule asks for a class chosen by more than half of the
+  annotators, and an annotator who answered "other" is still an annotator (this follows the
+  all-inclusive-rule paper's wording "more than half of the annotators"; we could not check its code,
+  so the choice is recorded here and in every label set's metadata as ``mr_denominator``). A class
+  with exactly half of the ratings is not a majority -> excluded ("no majority").
+* **PR** (plurality): the class of C with the most votes; "other" ratings do not compete (they name
+  no class of C). A tie for the most -> excluded ("tie for the most votes").
+* **AR** (all-inclusive): every rating counts; the train target is the vote distribution over C
+  (``n_c / sum(n_c)``). Edge: an utterance with no in-class vote at all (only "other" ratings, or no
+  rating) has no distribution over C and is excluded by every rule, AR included ("no rating in the
+  class set" / "no ratings"). Otherwise AR never excludes.
+
+Train targets: one-hot of the kept class (MR / PR), the vote distribution (AR); ``soft=True`` gives
+MR / PR the vote distribution of the utterances that rule keeps (the soft-label variant). Label
+smoothing ``x`` maps a target t to ``t * (1 - x) + x / C`` (EMO-SUPERB uses 0.05); it applies to
+train targets only.
+
+Test targets are 0/1 vectors over C. AR: class c is positive when its share ``n_c / sum(n_c)``
+strictly exceeds ``1 / C`` (the all-inclusive paper's multi-label ground truth and EMO-SUPERB's
+threshold; a share of exactly 1/C is negative). MR / PR: the one-hot of the kept class by default
+(``test="onehot"``, the papers' single-label formulation: a rule that keeps one consensus class
+evaluates on that class); ``test="share"`` applies the AR threshold to the votes of the kept
+utterances instead (the multi-label formulation on the MR / PR-selected test set). For MR the
+kept class always passes the threshold too (its share of in-class votes is > 1/2 >= 1/C).
+
+A label set is one :class:`LabelRecord` per manifest utterance, excluded ones included, written as
+JSONL (``id``, ``train``, ``test``, ``excluded``; ``train``/``test`` are null for an excluded row) with
+the class order, rule and options in a sibling ``PATH.meta.json`` (see :func:`meta_path`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from emostore.labels.votes import ClassSet, Votes, class_set, count_votes
+from emostore.jsonl import meta_path, read_jsonl
+
+RULES = ("mr", "pr", "ar")
+TEST_MODES = ("onehot", "share")
+FORMAT = "emostore-labelset/1"
+
+NO_RATINGS = "no ratings"
+NO_IN_CLASS = "no rating in the class set"
+NO_MAJORITY = "no majority"
+TIE = "tie for the most votes"
+
+
+class LabelSetError(ValueError):
+    """A label-set file is malformed, or aggregation was asked for something impossible."""
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    """One utterance's targets under one rule; ``train``/``test`` are None when excluded."""
+
+    id: str
+    train: list[float] | None
+    test: list[int] | None
+    excluded: str | None = None
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "train": self.train, "test": self.test, "excluded": self.excluded}
+
+    @classmethod
+    def from_json(cls, obj: dict, where: str = "label set") -> "LabelRecord":
+        if not isinstance(obj, dict) or set(obj) != {"id", "train", "test", "excluded"}:
+            raise LabelSetError(f"{where}: a row must have exactly the keys id, train, test, excluded")
+        excluded = obj["excluded"]
+        train, test = obj["train"], obj["test"]
+        if excluded is None and (train is None or test is None):
+            raise LabelSetError(f"{where}: row {obj['id']!r} is not excluded but has no train/test target")
+        return cls(
+            str(obj["id"]),
+            None if train is None else [float(v) for v in train],
+            None if test is None else [int(v) for v in test],
+            None if excluded is None else str(excluded),
+        )
+
+
+def smooth(target: np.ndarray, x: float) -> np.ndarray:
+    """Label smoothing: ``target * (1 - x) + x / C``."""
+    if not 0.0 <= x < 1.0:
+        raise LabelSetError(f"smoothing must be in [0, 1), got {x}")
+    return target * (1.0 - x) + x / len(target)
+
+
+def share_positive(shares: np.ndarray) -> np.ndarray:
+    """0/1 vector: classes whose share strictly exceeds 1/C (also turns predictions into labels)."""
+    shares = np.asarray(shares, dtype=np.float64)
+    # share * C > 1 (with a rounding margin) rather than share > 1/C: 1/C is inexact in floats
+    return (shares * shares.shape[-1] > 1.0 + 1e-9).astype(np.int64)
+
+
+def _test_from_counts(counts: np.ndarray) -> np.ndarray:
+    """The > 1/C rule evaluated exactly on integer counts: ``n_c * C > sum(n)``."""
+    return (counts * len(counts) > counts.sum()).astype(np.int64)
+
+
+def decide(votes: Votes, rule: str) -> tuple[int | None, str | None]:
+    """(kept class index or None, exclusion reason or None) of one utterance under ``rule``.
+
+    For AR the index is None when kept (there is no single class).
+    """
+    if rule not in RULES:
+        raise LabelSetError(f"unknown rule {rule!r}; known: {', '.join(RULES)}")
+    if votes.total == 0:
+        return None, NO_RATINGS
+    in_class = int(votes.counts.sum())
+    if in_class == 0:
+        return None, NO_IN_CLASS
+    if rule == "ar":
+        return None, None
+    top = int(votes.counts.max())
+    winners = np.flatnonzero(votes.counts == top)
+    if rule == "mr":
+        # more than half of ALL ratings ("other" included); exactly half is no majority
+        return (int(winners[0]), None) if 2 * top > votes.total else (None, NO_MAJORITY)
+    return (int(winners[0]), None) if len(winners) == 1 else (None, TIE)
+
+
+def aggregate_votes(
+    votes: Votes, rule: str, *, soft: bool = False, smoothing: float = 0.0, test: str = "onehot"
+) -> LabelRecord:
+    """One utterance's :class:`LabelRecord` under ``rule`` (see the module docstring)."""
+    if test not in TEST_MODES:
+        raise LabelSetError(f"unknown test-target mode {test!r}; known: {', '.join(TEST_MODES)}")
+    kept, reason = decide(votes, rule)
+    if reason is not None:
+        return LabelRecord(votes.id, None, None, reason)
+    c = len(votes.counts)
+    shares = votes.counts / votes.counts.sum()
+    if rule == "ar" or soft:
+        train = shares.astype(np.float64)
+    else:
+        train = np.zeros(c)
+        train[kept] = 1.0
+    if smoothing:
+        train = smooth(train, smoothing)
+    if rule == "ar" or test == "share":
+        target = _test_from_counts(votes.counts)
+    else:
+        target = np.zeros(c, dtype=np.int64)
+        target[kept] = 1
+    return LabelRecord(votes.id, [float(v) for v in train], [int(v) for v in target], None)
+
+
+def aggregate_rows(
+    rows: Iterable[dict], cs: ClassSet, rule: str, *, soft: bool = False, smoothing: float = 0.0,
+    test: str = "onehot",
+) -> list[LabelRecord]:
+    """One record per row, in row order (rows need only ``id`` and ``ratings``/``emotion``)."""
+    if smoothing:
+        smooth(np.zeros(1), smoothing)  # validate once, even when every row is excluded
+    return [aggregate_votes(count_votes(r, cs), rule, soft=soft, smoothing=smoothing, test=test) for r in rows]
+
+
+def aggregate_manifest(
+    path: str | Path, rule: str, classes: list[str] | None = None, *, soft: bool = False,
+    smoothing: float = 0.0, test: str = "onehot",
+) -> tuple[list[LabelRecord], dict]:
+    """Aggregate a manifest (or a rating table without audio): (records, metadata for the file)."""
+    from emostore.manifests import load_manifest
+
+    if rule not in RULES:
+        raise LabelSetError(f"unknown rule {rule!r}; known: {', '.join(RULES)}")
+    if smoothing:
+        smooth(np.zeros(1), smoothing)  # fail before reading the manifest
+    m = load_manifest(path, require_audio=False)
+    cs = class_set(m.rows, classes)
+    records = aggregate_rows(m.rows, cs, rule, soft=soft, smoothing=smoothing, test=test)
+    return records, label_set_meta(cs, rule, soft=soft, smoothing=smoothing, test=test,
+                                   manifest=str(path), manifest_sha256=m.sha256, records=records)
+
+
+def label_set_meta(cs: ClassSet, rule: str, *, soft: bool, smoothing: float, test: str,
+                   manifest: str | None = None, manifest_sha256: str | None = None,
+                   records: list[LabelRecord] | None = None) -> dict:
+    meta = {
+        "rule": rule,
+        "classes": list(cs.classes),
+        "soft": bool(soft),
+        "smoothing": float(smoothing),
+        "test_targets": "share>1/C" if rule == "ar" or test == "share" else "onehot",
+        "mr_denominator": "all ratings (other included)",
+        "class_map": None if cs.class_map is None else {"corpus": cs.class_map.corpus,
+                                                         "version": cs.class_map.version},
+    }
+    if manifest is not None:
+        meta["manifest"] = manifest
+    if manifest_sha256 is not None:
+        meta["manifest_sha256"] = manifest_sha256
+    if records is not None:
+        meta["utterances"] = len(records)
+        meta["excluded"] = sum(1 for r in records if r.excluded is not None)
+    return meta
+
+
+def write_label_set(path: str | Path, records: Iterable[LabelRecord], meta: dict) -> Path:
+    """JSONL rows (``id``, ``train``, ``test``, ``excluded``) to ``path``; ``meta`` to ``PATH.meta.json``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in records)
+    for p, text in ((path, body), (meta_path(path), json.dumps({"format": FORMAT, **meta}, indent=1) + "\n")):
+        tmp = p.with_name(p.name + ".partial")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(p)
+    return path
+
+
+def read_label_set(path: str | Path) -> tuple[list[LabelRecord], dict]:
+    """(records, metadata) of a label set; metadata is {} without the ``.meta.json`` sibling."""
+    path = Path(path)
+    if not path.exists():
+        raise LabelSetError(f"{path}: no such label set")
+    records = [LabelRecord.from_json(obj, where) for where, obj in read_jsonl(path, LabelSetError)]
+    mp = meta_path(path)
+    meta = json.loads(mp.read_text(encoding="utf-8")) if mp.exists() else {}
+    if "classes" in meta:
+        c = len(meta["classes"])
+        for r in records:
+            if r.train is not None and (len(r.train) != c or len(r.test) != c):
+                raise LabelSetError(f"{path}: row {r.id!r} has targets of length {len(r.train)}, not {c}")
+    return records, meta
