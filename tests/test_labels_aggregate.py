@@ -112,9 +112,9 @@ def test_share_positive_threshold_is_strict():
 def test_class_map_raw_labels_and_explicit_classes():
     rows = [{"id": "1", "corpus": "crema-d", "ratings": ["a", "a", "n", "N"]}]
     cs = class_set(rows)
-    assert cs.classes == ("anger", "disgust", "fear", "happy", "neutral", "sad")
+    assert cs.classes == ("angry", "disgust", "fear", "happy", "neutral", "sad")
     assert aggregate_rows(rows, cs, "pr")[0].excluded == TIE
-    cs2 = class_set(rows, ["anger", "sad"])  # neutral now falls outside C -> "other"
+    cs2 = class_set(rows, ["angry", "sad"])  # neutral now falls outside C -> "other"
     r = aggregate_rows(rows, cs2, "mr")[0]
     assert r.excluded == NO_MAJORITY  # 2 of 4 ratings
     assert aggregate_rows(rows, cs2, "ar")[0].train == [1.0, 0.0]
@@ -235,7 +235,7 @@ def test_cli_stats_and_aggregate_on_crema_d(crema_manifest, tmp_path):
     res = runner.invoke(main, ["labels", "stats", str(crema_manifest), "--json"])
     assert res.exit_code == 0, res.output
     stats = json.loads(res.output)
-    assert stats["classes"] == ["anger", "disgust", "fear", "happy", "neutral", "sad"]
+    assert stats["classes"] == ["angry", "disgust", "fear", "happy", "neutral", "sad"]
     mr, pr, ar = (stats["rules"][k] for k in ("mr", "pr", "ar"))
     assert mr["utterances"] == 7442 and mr["ratings"] == ar["ratings"] > 60000
     assert mr["data_loss"] > pr["data_loss"] > ar["data_loss"] == 0.0
@@ -259,10 +259,10 @@ def test_cli_stats_and_aggregate_on_crema_d(crema_manifest, tmp_path):
     assert counts["mr"] <= counts["pr"] <= counts["ar"]
 
     res = runner.invoke(main, ["labels", "aggregate", str(crema_manifest), "--rule", "pr", "--soft",
-                               "--classes", "anger,sad", "--out", str(tmp_path / "soft.jsonl")])
+                               "--classes", "angry,sad", "--out", str(tmp_path / "soft.jsonl")])
     assert res.exit_code == 0, res.output
     records, meta = read_label_set(tmp_path / "soft.jsonl")
-    assert meta["classes"] == ["anger", "sad"] and meta["soft"] is True
+    assert meta["classes"] == ["angry", "sad"] and meta["soft"] is True
     assert any(r.excluded == NO_IN_CLASS for r in records)
 
 

@@ -196,7 +196,7 @@ def test_check_reports_unknown_labels_and_empty_classes(tmp_path, good_row):
     rows = [good_row, {"id": "y", "audio": "ok.wav", "ratings": ["q"], "raters": ["r1"]}]
     rep = check_manifest(write_manifest(tmp_path / "m.jsonl", rows), corpus="crema-d")
     assert rep.ok and rep.unknown_labels == {"q": 1}
-    assert rep.class_counts["anger"] == 1 and rep.class_counts["sad"] == 0
+    assert rep.class_counts["angry"] == 1 and rep.class_counts["sad"] == 0
     assert any("classes with no utterance" in w for w in rep.warnings)
     assert rep.stats["total duration"] == "0.2 s"  # probed from the headers
 

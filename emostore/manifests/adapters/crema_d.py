@@ -26,10 +26,10 @@ VOTE_COLUMNS = ("A", "D", "F", "H", "N", "S")
 CLASS_MAP = ClassMap(
     corpus="crema-d",
     version="1",
-    classes=("anger", "disgust", "fear", "happy", "neutral", "sad"),
+    classes=("angry", "disgust", "fear", "happy", "neutral", "sad"),
     mapping={
-        "a": "anger", "d": "disgust", "f": "fear", "h": "happy", "n": "neutral", "s": "sad",
-        "ang": "anger", "dis": "disgust", "fea": "fear", "hap": "happy", "neu": "neutral",
+        "a": "angry", "d": "disgust", "f": "fear", "h": "happy", "n": "neutral", "s": "sad",
+        "anger": "angry", "ang": "angry", "dis": "disgust", "fea": "fear", "hap": "happy", "neu": "neutral",
     },
     source="Cao et al. (2014) CREMA-D, IEEE Trans. Affective Computing: the six acted/rated emotions "
     "(tabulatedVotes.csv columns A/D/F/H/N/S, clip-name codes ANG/DIS/FEA/HAP/NEU/SAD); "
