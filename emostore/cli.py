@@ -456,6 +456,30 @@ def relabel_compare_cmd(a, b, as_json):
     click.echo(json.dumps(report) if as_json else format_report(report))
 
 
+@main.command("evaluate")
+@click.argument("pred", type=click.Path(exists=True, dir_okay=False))
+@click.option("--labels", "labels_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Label set from `emostore labels aggregate` (its OUT.meta.json gives the class order).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+@click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(0),
+              help="Bootstrap replicates (utterance resampling) for the 95% CIs; 0 = no CIs.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap draws.")
+@friendly
+def evaluate_cmd(pred, labels_path, as_json, n_boot, seed):
+    """Score predictions PRED on a label set: macro-F1, UA, WA, KL and JS divergence with 95% CIs.
+
+    PRED is JSONL, one {"id", "probs": [...]} per utterance, probs in the label set's class order
+    (any model's output works). Multi-label macro-F1 binarises probs with share > 1/C against the
+    test targets; UA / WA / single-label macro-F1 compare argmaxes; KL / JSD compare probs with the
+    train targets. Excluded utterances are skipped and counted; labelled ids missing from PRED are
+    an error.
+    """
+    from emostore.evaluate import evaluate_files, format_table
+
+    ev = evaluate_files(pred, labels_path, n_boot=n_boot, seed=seed)
+    click.echo(json.dumps(ev.to_json()) if as_json else format_table(ev))
+
+
 @main.command()
 def encoders():
     """List the encoder backends `--encoder` accepts."""
@@ -489,6 +513,42 @@ def partition(corpus, manifest, rule, out, seed):
     sizes = ", ".join(f"{name} {s['train']}/{s['dev']}/{s['test']}" for name, s in p.meta["sizes"].items())
     kind = "speaker-independent" if p.speaker_independent else "speaker-dependent"
     click.echo(f"{out}: {len(p)} folds ({kind}; train/dev/test {sizes}); metadata in {meta_path(out)}")
+
+
+@main.command()
+@click.option("--store", "store_path", required=True, type=click.Path(exists=True), help="Feature store (.zarr).")
+@click.option("--labels", required=True, type=click.Path(exists=True, dir_okay=False), help="Label set (JSONL).")
+@click.option("--partition", "partition_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Partition JSON ({fold: {train, dev, test}}).")
+@click.option("--fold", required=True, help="Fold name in the partition.")
+@click.option("--head", required=True, type=click.Choice(["weighted-sum", "emobox", "ar-mlp", "probe"]))
+@click.option("--layer", type=int, default=None, help="Encoder layer for emobox / ar-mlp / probe (default: last stored).")
+@click.option("--hidden", type=int, default=None, help="Hidden size (default: 256, ar-mlp 1024).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--epochs", default=20, show_default=True)
+@click.option("--lr", default=1e-4, show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--beta", default=0.99, show_default=True, help="Class-balanced weighting (Cui et al.); 0 disables.")
+@click.option("--smoothing", default=0.0, show_default=True, help="Label smoothing of the train loss.")
+@click.option("--features", type=click.Choice(["auto", "pooled", "frames"]), default="auto", show_default=True,
+              help="auto: pooled/mean where the head is exact on it, else frames.")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
+@friendly
+def train(store_path, labels, partition_path, fold, head, layer, hidden, seed, epochs, lr, batch_size, beta,
+          smoothing, features, out):
+    """Train one head on one fold from the store; keep the epoch with the lowest dev loss.
+
+    Writes OUT/run.json (config, versions, store/label/partition hashes, learning curves, selected
+    epoch), OUT/model.pt, OUT/predictions.jsonl (test rows {"id", "probs"}) and, for weighted-sum,
+    OUT/layer_weights.json.
+    """
+    from emostore.heads.train import TrainConfig, run
+
+    cfg = TrainConfig(head=head, fold=fold, layer=layer, hidden=hidden, seed=seed, epochs=epochs, lr=lr,
+                      batch_size=batch_size, beta=beta, smoothing=smoothing, features=features)
+    res = run(store_path, labels, partition_path, cfg, out, log=click.echo)
+    click.echo(f"{out}: {head} on {res.features} features, selected epoch {res.selected_epoch} "
+               f"(dev loss {res.dev_losses[res.selected_epoch - 1]:.4f}), {len(res.test_ids)} test predictions")
 
 
 if __name__ == "__main__":
