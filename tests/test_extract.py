@@ -312,3 +312,54 @@ def test_compressed_store_holds_the_same_arrays(small_manifest, tmp_path):
     assert g["frames"].compressors and not zarr.open_group(tmp_path / "raw.zarr", mode="r")["frames"].compressors
     with pytest.raises(StoreError, match="compress"):
         extract(m, str(tmp_path / "z.zarr"), FBANK)
+
+
+def test_interrupt_mid_run_keeps_every_finished_block(small_manifest, tmp_path, monkeypatch):
+    """Ctrl-C during block 2: block 1 (already encoded and queued) is committed before raising."""
+    m = load_manifest(small_manifest)
+    real = runner.load_encoder
+    calls = []
+
+    def interrupting(*a, **kw):
+        enc = real(*a, **kw)
+        orig = enc.encode
+
+        def encode(waves):
+            calls.append(1)
+            if len(calls) == 3:
+                raise KeyboardInterrupt
+            return orig(waves)
+
+        enc.encode = encode
+        return enc
+
+    monkeypatch.setattr(runner, "load_encoder", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        extract(m, str(tmp_path / "s.zarr"), _opts(FBANK, block_rows=2, max_batch=1))
+    done = np.asarray(zarr.open_group(tmp_path / "s.zarr", mode="r")["done"][:])
+    assert done[:2].all() and not done[2:].any()
+    monkeypatch.setattr(runner, "load_encoder", real)
+    s = extract(m, str(tmp_path / "s.zarr"), _opts(FBANK, block_rows=2, max_batch=1))
+    assert (s.skipped, s.extracted) == (2, 6)
+    assert emostore.store.verify(emostore.store.open(tmp_path / "s.zarr")) == []
+
+
+def test_second_writer_on_the_same_store_is_refused(small_manifest, tmp_path):
+    from emostore.store.writer import StoreWriter
+
+    m = load_manifest(small_manifest)
+    extract(m, str(tmp_path / "s.zarr"), FBANK)
+    g = zarr.open_group(tmp_path / "s.zarr", mode="r")
+    kw = dict(ids=m.ids, attrs={}, fingerprint=dict(g.attrs["fingerprint"]), num_layers=1, dim=80,
+              frames_dtype="float16")
+    first = StoreWriter.create_or_resume(tmp_path / "s.zarr", **kw)
+    with pytest.raises(StoreError, match="another extraction is writing this store"):
+        StoreWriter.create_or_resume(tmp_path / "s.zarr", **kw)
+    first.close()
+    StoreWriter.create_or_resume(tmp_path / "s.zarr", **kw).close()
+
+
+def test_reversed_layer_range_is_an_error():
+    with pytest.raises(ValueError, match="runs backwards"):
+        runner.parse_layers("12-8")
+    assert runner.parse_layers("0,4,8-10") == [0, 4, 8, 9, 10]

@@ -192,6 +192,10 @@ def load_whisper(model_dir: str | Path, dtype=None):
     spec_name, variables = read_model_bin(model_dir / "model.bin")
     if spec_name != "WhisperSpec":
         raise CT2FormatError(f"{model_dir / 'model.bin'}: spec {spec_name!r} is not WhisperSpec")
+    quantized = sorted(k for k in variables if k.endswith("_scale"))
+    if quantized:
+        raise CT2FormatError(f"{model_dir / 'model.bin'}: quantized weights ({quantized[0]}, ...) are not supported; "
+                             "convert with --quantization float16 or float32")
     extra = {}
     cfg_path = model_dir / "config.json"
     if cfg_path.exists():

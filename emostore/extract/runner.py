@@ -102,6 +102,8 @@ def parse_layers(text: str | None) -> list[int] | None:
         lo, sep, hi = part.partition("-")
         if not lo.isdigit() or (sep and not hi.isdigit()):
             raise ValueError(f"--layers: {part!r} is not a layer number or range like 8-12")
+        if sep and int(hi) < int(lo):
+            raise ValueError(f"--layers: range {part!r} runs backwards (write {hi}-{lo})")
         out.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
     return out
 
@@ -323,11 +325,14 @@ def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = 
         dim=encoder.dim, frames_dtype=opts.frames_dtype if opts.frames else None, block_rows=opts.block_rows,
         compress=opts.compress,
     )
-    skipped = int(writer.done.sum())
-    plan = make_plan(manifest, encoder, opts, writer.done)
-    writer.set_attrs(batching={"batch_seconds": opts.batch_seconds, "max_batch": opts.max_batch,
-                               "device": opts.device})
-    summary = _run(manifest, encoder, layers, policy, writer, plan, opts)
+    try:
+        skipped = int(writer.done.sum())
+        plan = make_plan(manifest, encoder, opts, writer.done)
+        writer.set_attrs(batching={"batch_seconds": opts.batch_seconds, "max_batch": opts.max_batch,
+                                   "device": opts.device})
+        summary = _run(manifest, encoder, layers, policy, writer, plan, opts)
+    finally:
+        writer.close()
     summary.skipped = skipped
     summary.elapsed = time.perf_counter() - t0
     summary.errors = sorted(writer.errors.values(), key=lambda e: e["index"])
@@ -398,6 +403,13 @@ def _run(manifest, encoder, layers, policy, writer, plan, opts) -> Summary:
             sink.submit(lambda rows=rows, pooled=pooled, nframes=nframes, offsets=offsets, failed=failed:
                         writer.commit_block(rows, pooled, nframes, offsets, failed))
         sink.close()
+    except BaseException:
+        # Ctrl-C or an error mid-run: blocks already queued are whole, so finish committing
+        # them before giving up (nothing finished is lost, nothing is written afterwards).
+        if sink.is_alive():
+            sink.q.put(None)
+            sink.join()
+        raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
         bar.close()

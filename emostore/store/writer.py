@@ -32,8 +32,9 @@ def _fingerprint_mismatch(old: dict, new: dict) -> list[str]:
 class StoreWriter:
     """Owns one store during extraction; not for concurrent writers."""
 
-    def __init__(self, group: zarr.Group):
+    def __init__(self, group: zarr.Group, lock=None):
         self.group = group
+        self._lock = lock
         self.ids = np.asarray(group[layout.IDS][:].tolist(), dtype=str)
         self.done = np.asarray(group[layout.DONE][:], dtype=bool)
         self.num_frames = np.asarray(group[layout.NUM_FRAMES][:], dtype=np.int64)
@@ -66,6 +67,7 @@ class StoreWriter:
         """Open ``path`` for extraction; a store made with other inputs is refused, not mixed."""
         path = Path(path)
         if (path / "zarr.json").exists():
+            lock = _lock_store(path)
             group = zarr.open_group(path, mode="r+")
             old = group.attrs.get("fingerprint")
             if old is None:
@@ -76,14 +78,15 @@ class StoreWriter:
                     f"{path}: was made with different {', '.join(diff)}; "
                     "extract into a new --out or delete this store"
                 )
-            return cls(group)
+            return cls(group, lock)
         if path.exists() and not path.is_dir():
             raise StoreError(f"{path}: is a file; --out must be a new or existing store folder")
         if path.exists() and any(path.iterdir()):
             raise StoreError(f"{path}: exists, is not empty and is not a feature store")
         group = init_group(path, ids, num_layers, dim, frames_dtype, block_rows, compress)
+        lock = _lock_store(path)
         group.attrs.update({**attrs, "fingerprint": fingerprint})
-        return cls(group)
+        return cls(group, lock)
 
     def _committed_frames_end(self) -> int:
         if not self.done.any():
@@ -149,6 +152,25 @@ class StoreWriter:
 
     def set_attrs(self, **values) -> None:
         self.group.attrs.update(values)
+
+    def close(self) -> None:
+        """Release the store's lock (also released when the process dies)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def _lock_store(path: Path):
+    """One writer per store: a second one would truncate frames the first has not committed."""
+    import fcntl
+
+    fh = open(path / ".lock", "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise StoreError(f"{path}: another extraction is writing this store (lock {path / '.lock'})") from None
+    return fh
 
 
 def init_group(path, ids: list[str], num_layers: int, dim: int, frames_dtype: str | None,

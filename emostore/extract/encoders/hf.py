@@ -57,7 +57,8 @@ class HFMaskedEncoder(Encoder):
         from transformers import AutoModel
 
         self.path, self.model_config, self.device = path, config, device
-        self.model = AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
+        # float32 whatever the checkpoint's dtype: inputs are float32 (transformers 5 loads dtype="auto").
+        self.model = AutoModel.from_pretrained(path, local_files_only=True, dtype=torch.float32).to(device).eval()
         self.name = f"hf:{path.name}"
         self.num_layers = config.num_hidden_layers + 1
         self.dim = config.hidden_size

@@ -62,7 +62,7 @@ class WhisperWindowEncoder(Encoder):
 def _load_hf_whisper_encoder(path: Path):
     from transformers import WhisperFeatureExtractor, WhisperModel
 
-    model = WhisperModel.from_pretrained(path, local_files_only=True)
+    model = WhisperModel.from_pretrained(path, local_files_only=True, dtype=torch.float32)
     fe = None
     if (path / "preprocessor_config.json").exists():
         fe = WhisperFeatureExtractor.from_pretrained(path, local_files_only=True)
