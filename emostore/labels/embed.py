@@ -38,10 +38,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from emostore.labels.votes import ClassSet, class_set, count_votes
+from emostore.labels.votes import EMO_SUPERB_CLASSES, ClassSet, class_set, count_votes
 
-# EMO-SUPERB's class order; the default class set, as for the LLM relabeler.
-EMO_SUPERB_CLASSES = ("angry", "sad", "disgust", "contempt", "fear", "neutral", "surprise", "happy")
 DEFAULT_WEIGHT = 0.25
 DEFAULT_TEMPERATURE = 0.05
 DEFAULT_BATCH = 64

@@ -15,6 +15,10 @@ import numpy as np
 from emostore.manifests.adapters.base import ClassMap, get_adapter
 
 
+# EMO-SUPERB's eight classes: the default class order of both relabelers.
+EMO_SUPERB_CLASSES = ("angry", "sad", "disgust", "contempt", "fear", "neutral", "surprise", "happy")
+
+
 @dataclass(frozen=True)
 class ClassSet:
     """The ordered classes C and how raw labels reach them."""

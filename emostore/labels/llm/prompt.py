@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-DEFAULT_CLASSES = ("angry", "sad", "disgust", "contempt", "fear", "neutral", "surprise", "happy")
+from emostore.labels.votes import EMO_SUPERB_CLASSES as DEFAULT_CLASSES
 
 ITEM_SEP = "|"
 FIELD_SEP = "#"
