@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -515,40 +516,143 @@ def partition(corpus, manifest, rule, out, seed):
     click.echo(f"{out}: {len(p)} folds ({kind}; train/dev/test {sizes}); metadata in {meta_path(out)}")
 
 
+_TRAIN_OPTIONS = [  # (flag, click.option keywords); None defaults: the preset's or TrainConfig's applies
+    ("--preset", dict(type=click.Choice(["emobox"]),
+                      help="A published recipe's defaults (emobox: emobox head, 100 epochs, 10 warm-up, "
+                           "20% of train as dev when the fold has none); other options override it.")),
+    ("--layer", dict(type=int, help="Encoder layer for emobox / ar-mlp / probe [default: last stored].")),
+    ("--hidden", dict(type=int, help="Hidden size [default: 256, ar-mlp 1024].")),
+    ("--seed", dict(type=int, help="[default: 0]")),
+    ("--epochs", dict(type=int, help="[default: 20]")),
+    ("--lr", dict(type=float, help="AdamW learning rate [default: 1e-4].")),
+    ("--batch-size", dict(type=int, help="[default: 32]")),
+    ("--beta", dict(type=float, help="Class-balanced weighting (Cui et al.); 0 disables [default: 0.99].")),
+    ("--smoothing", dict(type=float, help="Label smoothing of the train loss [default: 0].")),
+    ("--warmup-epochs", dict(type=int, help="Linear lr warm-up epochs [default: 0].")),
+    ("--patience", dict(type=int, help="Early stopping: stop after this many epochs without a lower dev loss "
+                                       "[default: off].")),
+    ("--valid-fraction", dict(type=float, help="Share of train held out as dev when the fold has no dev part "
+                                               "[default: 0].")),
+    ("--features", dict(type=click.Choice(["auto", "pooled", "frames"]),
+                        help="auto: pooled/mean where the head is exact on it, else frames [default: auto].")),
+    ("--shuffle", dict(type=click.Choice(["auto", "full", "blocks"]),
+                       help="Batch order: full permutation, or blocks of store rows (bounded, sequential frame "
+                            "reads) [default: auto = full for pooled, blocks for frames].")),
+    ("--memory-mb", dict(type=int, help="Frames cache bound in MiB [default: 1024].")),
+    ("--device", dict(help="torch device, e.g. cuda or cuda:1 [default: cpu].")),
+]
+
+
+def train_options(multiple: bool = False):
+    """The training settings of `train`, and of `sweep` where each may be repeated (a grid axis)."""
+    def decorate(fn):
+        for flag, kw in reversed(_TRAIN_OPTIONS):
+            if multiple and flag == "--layer":  # sweeps also take `all`
+                kw = dict(kw, type=str, help=kw["help"] + " `all`: every stored layer.")
+            fn = click.option(flag, multiple=multiple, default=() if multiple else None, **kw)(fn)
+        return fn
+
+    return decorate
+
+
+TRAIN_SETTINGS = ("preset", "layer", "hidden", "seed", "epochs", "lr", "batch_size", "beta", "smoothing",
+                  "warmup_epochs", "patience", "valid_fraction", "features", "shuffle", "memory_mb", "device")
+
+
 @main.command()
 @click.option("--store", "store_path", required=True, type=click.Path(exists=True), help="Feature store (.zarr).")
 @click.option("--labels", required=True, type=click.Path(exists=True, dir_okay=False), help="Label set (JSONL).")
 @click.option("--partition", "partition_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Partition JSON ({fold: {train, dev, test}}).")
 @click.option("--fold", required=True, help="Fold name in the partition.")
-@click.option("--head", required=True, type=click.Choice(["weighted-sum", "emobox", "ar-mlp", "probe"]))
-@click.option("--layer", type=int, default=None, help="Encoder layer for emobox / ar-mlp / probe (default: last stored).")
-@click.option("--hidden", type=int, default=None, help="Hidden size (default: 256, ar-mlp 1024).")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--epochs", default=20, show_default=True)
-@click.option("--lr", default=1e-4, show_default=True)
-@click.option("--batch-size", default=32, show_default=True)
-@click.option("--beta", default=0.99, show_default=True, help="Class-balanced weighting (Cui et al.); 0 disables.")
-@click.option("--smoothing", default=0.0, show_default=True, help="Label smoothing of the train loss.")
-@click.option("--features", type=click.Choice(["auto", "pooled", "frames"]), default="auto", show_default=True,
-              help="auto: pooled/mean where the head is exact on it, else frames.")
+@click.option("--head", type=click.Choice(["weighted-sum", "emobox", "ar-mlp", "probe"]), default=None,
+              help="Head to train (required unless --preset names one).")
+@train_options()
+@click.option("--progress/--no-progress", default=None, help="Epoch progress bar [default: on a terminal].")
+@click.option("--tensorboard/--no-tensorboard", default=True, show_default=True,
+              help="Write TensorBoard scalars (loss/train, loss/dev, lr, layer weights) to OUT/tb.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
 @friendly
-def train(store_path, labels, partition_path, fold, head, layer, hidden, seed, epochs, lr, batch_size, beta,
-          smoothing, features, out):
+def train(store_path, labels, partition_path, fold, head, progress, tensorboard, out, **settings):
     """Train one head on one fold from the store; keep the epoch with the lowest dev loss.
 
     Writes OUT/run.json (config, versions, store/label/partition hashes, learning curves, selected
-    epoch), OUT/model.pt, OUT/predictions.jsonl (test rows {"id", "probs"}) and, for weighted-sum,
-    OUT/layer_weights.json.
+    epoch, test metrics), OUT/model.pt, OUT/predictions.jsonl (every test utterance of the fold:
+    {"id", "probs"}), OUT/tb (TensorBoard) and, for weighted-sum, OUT/layer_weights.json.
     """
-    from emostore.heads.train import TrainConfig, run
+    from emostore.heads.train import config_from, run
 
-    cfg = TrainConfig(head=head, fold=fold, layer=layer, hidden=hidden, seed=seed, epochs=epochs, lr=lr,
-                      batch_size=batch_size, beta=beta, smoothing=smoothing, features=features)
-    res = run(store_path, labels, partition_path, cfg, out, log=click.echo)
-    click.echo(f"{out}: {head} on {res.features} features, selected epoch {res.selected_epoch} "
-               f"(dev loss {res.dev_losses[res.selected_epoch - 1]:.4f}), {len(res.test_ids)} test predictions")
+    cfg = config_from(head=head, fold=fold, **settings)
+    show = sys.stderr.isatty() if progress is None else progress
+    res = run(store_path, labels, partition_path, cfg, out, log=None if show else click.echo, progress=show,
+              tensorboard=tensorboard)
+    click.echo(f"{out}: {cfg.head} on {res.features} features, selected epoch {res.selected_epoch} of "
+               f"{len(res.dev_losses)} (dev loss {res.dev_losses[res.selected_epoch - 1]:.4f}), "
+               f"{len(res.test_ids)} test predictions")
+
+
+@main.command()
+@click.argument("spec_file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--store", "stores", multiple=True, help="Feature store(s) (a grid axis when repeated).")
+@click.option("--labels", "label_sets", multiple=True, help="Label set(s).")
+@click.option("--partition", "partitions", multiple=True, help="Partition file(s).")
+@click.option("--fold", "folds", multiple=True, help="Fold name(s).")
+@click.option("--head", "heads", multiple=True, type=click.Choice(["weighted-sum", "emobox", "ar-mlp", "probe"]),
+              help="Head(s).")
+@train_options(multiple=True)
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
+              help="Sweep folder: runs/<run id>/ per run, results.sqlite, sweep.json.")
+@click.option("--jobs", "-j", default=1, show_default=True, help="Runs in parallel in local processes.")
+@click.option("--scheduler", default=None, help="Dask distributed scheduler address (tcp://host:8786) to run on "
+              "instead of local processes; every worker must see the store and label files.")
+@click.option("--dry-run", is_flag=True, help="List the runs and whether each is done; run nothing.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal].")
+@friendly
+def sweep(spec_file, stores, label_sets, partitions, folds, heads, out, jobs, scheduler, dry_run, progress,
+          **settings):
+    """Train many configs from the store(s) and gather one results table.
+
+    SPEC_FILE (TOML, YAML or JSON) holds settings; a list is a grid axis, [[runs]] tables are
+    sub-grids (see docs/sweeps.md). Options override the file's value of the same setting; a
+    repeated option is a grid axis. Finished runs are skipped on re-run; a failing run is recorded
+    with its error and the sweep goes on. Read the table with
+    `emostore.sweep.load_results(OUT)` (pandas) or any SQLite client.
+    """
+    from emostore.sweep.config import expand, read_spec
+    from emostore.sweep.runner import RUNS_DIR, run_sweep
+    from emostore.sweep.results import RUN_FILE
+
+    spec = read_spec(spec_file) if spec_file else {}
+    given = {"store": stores, "labels": label_sets, "partition": partitions, "fold": folds, "head": heads,
+             **settings}
+    for key, values in given.items():
+        if values:
+            values = [_grid_value(key, v) for v in values]
+            spec[key] = values if len(values) > 1 else values[0]
+    runs = expand(spec)
+    if dry_run:
+        for r in runs:
+            done = (Path(out) / RUNS_DIR / r.run_id / RUN_FILE).exists()
+            click.echo(f"{'done' if done else 'todo'}  {r.run_id}")
+        click.echo(f"{len(runs)} runs")
+        return
+    show = sys.stderr.isatty() if progress is None else progress
+    summary = run_sweep(runs, out, jobs=jobs, scheduler=scheduler, progress=show,
+                        log=lambda m: click.echo(m, err=True))
+    click.echo(f"{out}: {summary.total} runs: {summary.done} trained, {summary.skipped} already done, "
+               f"{summary.failed} failed in {summary.seconds:.1f} s; table {summary.results}")
+    if summary.failed:
+        sys.exit(1)
+
+
+def _grid_value(key: str, value):
+    """`--layer all` stays a word; other --layer values are integers."""
+    if key == "layer" and value != "all":
+        try:
+            return int(value)
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a layer number or `all`", param_hint="--layer") from None
+    return value
 
 
 if __name__ == "__main__":

@@ -61,3 +61,45 @@ def spoken_sentence(tmp_path_factory) -> tuple[Path, str]:
 def write_wav(path: Path, wave: np.ndarray, rate: int, subtype: str = "PCM_16") -> Path:
     sf.write(path, wave, rate, subtype=subtype)
     return path
+
+
+FOLD_EMOTIONS = {"W": "anger", "N": "neutral", "T": "sadness"}
+FOLD_SPEAKERS = {"train": ("03", "08", "09"), "dev": ("11",), "test": ("12",)}
+
+
+def emodb_fold_rows(per_train: int = 2) -> tuple[list[dict], dict[str, list[str]]]:
+    """Manifest rows of real EmoDB clips (3 emotions) and a speaker-disjoint fold over them.
+
+    ``per_train`` clips per (train speaker, emotion), one per (dev/test speaker, emotion).
+    """
+    clips = []
+    for spk in sum(FOLD_SPEAKERS.values(), ()):
+        mine = sorted(p for p in EMODB.glob(f"{spk}*.wav") if p.stem[5] in FOLD_EMOTIONS)
+        per = per_train if spk in FOLD_SPEAKERS["train"] else 1
+        clips += [q for e in FOLD_EMOTIONS for q in [q for q in mine if q.stem[5] == e][:per]]
+    rows = [{"id": p.stem, "audio": str(p), "speaker": p.stem[:2], "emotion": FOLD_EMOTIONS[p.stem[5]]}
+            for p in clips]
+    fold = {p: [r["id"] for r in rows if r["speaker"] in FOLD_SPEAKERS[p]] for p in ("train", "dev", "test")}
+    return rows, fold
+
+
+@pytest.fixture(scope="session")
+def fbank_fold(tmp_path_factory) -> dict:
+    """A real fbank store (float32 frames, blocks of 8 rows: several blocks) over 33 EmoDB clips,
+    an MR label set and a speaker-disjoint fold f1 (27 train, 3 dev, 3 test)."""
+    from emostore.extract.runner import ExtractOptions, extract
+    from emostore.labels.aggregate import aggregate_manifest, write_label_set
+    from emostore.manifests import load_manifest
+
+    tmp = tmp_path_factory.mktemp("fbank_fold")
+    rows, fold = emodb_fold_rows(per_train=3)
+    mpath = write_manifest(tmp / "m.jsonl", rows)
+    extract(load_manifest(mpath), str(tmp / "s.zarr"),
+            ExtractOptions(encoder="fbank", frames_dtype="float32", block_rows=8, progress=False))
+    labels = {}
+    for rule in ("mr", "pr", "ar"):
+        records, meta = aggregate_manifest(mpath, rule)
+        labels[rule] = str(write_label_set(tmp / f"{rule}.jsonl", records, meta))
+    (tmp / "part.json").write_text(json.dumps({"f1": fold}))
+    return {"tmp": tmp, "store": str(tmp / "s.zarr"), "labels": labels["mr"], "label_sets": labels,
+            "part": str(tmp / "part.json"), "fold": fold, "rows": rows, "manifest": str(mpath)}

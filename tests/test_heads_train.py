@@ -16,10 +16,7 @@ from emostore.heads.train import TrainConfig, TrainError, class_balanced_weights
 from emostore.labels.aggregate import aggregate_manifest, write_label_set
 from emostore.manifests import load_manifest
 
-from conftest import EMODB, write_manifest
-
-EMOTIONS = {"W": "anger", "N": "neutral", "T": "sadness"}
-SPEAKERS = {"train": ("03", "08", "09"), "dev": ("11",), "test": ("12",)}
+from conftest import FOLD_EMOTIONS as EMOTIONS, emodb_fold_rows, write_manifest
 
 
 # -- heads -------------------------------------------------------------------------------------
@@ -87,12 +84,7 @@ def test_class_balanced_weights_by_hand():
 def real(tmp_path_factory):
     """fbank store (float32 frames) over 24 real EmoDB clips, an MR label set, a speaker-disjoint fold."""
     tmp = tmp_path_factory.mktemp("heads")
-    clips = []
-    for spk in sum(SPEAKERS.values(), ()):
-        mine = sorted(p for p in EMODB.glob(f"{spk}*.wav") if p.stem[5] in EMOTIONS)
-        per = 2 if spk in SPEAKERS["train"] else 1  # clips per emotion: 18 train, 3 dev, 3 test
-        clips += [q for e in EMOTIONS for q in [q for q in mine if q.stem[5] == e][:per]]
-    rows = [{"id": p.stem, "audio": str(p), "speaker": p.stem[:2], "emotion": EMOTIONS[p.stem[5]]} for p in clips]
+    rows, fold = emodb_fold_rows()  # 18 train, 3 dev, 3 test clips
     mpath = write_manifest(tmp / "m.jsonl", rows)
     extract(load_manifest(mpath), str(tmp / "s.zarr"), ExtractOptions(encoder="fbank", frames_dtype="float32",
                                                                        progress=False))
@@ -103,7 +95,6 @@ def real(tmp_path_factory):
     extract(load_manifest(mpath), str(tmp / "w.zarr"), ExtractOptions(encoder="ct2-whisper", frames_dtype="float32",
                                                                        progress=False), log=lambda *a: None)
     write_label_set(tmp / "labels.jsonl", records, meta)
-    fold = {p: [r["id"] for r in rows if r["speaker"] in SPEAKERS[p]] for p in ("train", "dev", "test")}
     (tmp / "part.json").write_text(json.dumps({"f1": fold}))
     return {"tmp": tmp, "store": str(tmp / "s.zarr"), "whisper": str(tmp / "w.zarr"), "nf": str(tmp / "nf.zarr"), "labels": str(tmp / "labels.jsonl"),
             "part": str(tmp / "part.json"), "fold": fold, "rows": rows}
@@ -158,7 +149,7 @@ def test_same_seed_same_predictions(real, tmp_path):
 @pytest.mark.parametrize("store", ["store", "whisper"])
 def test_pooled_path_matches_frames_path(real, store, tmp_path):
     """DESIGN.md: a head exact on pooled features trains to the same model from pooled/mean as from frames."""
-    kw = dict(head="weighted-sum", seed=5, epochs=4)
+    kw = dict(head="weighted-sum", seed=5, epochs=4, shuffle="blocks")
     p = run(real[store], real["labels"], real["part"], _cfg(**kw), tmp_path / "p")
     f = run(real[store], real["labels"], real["part"], _cfg(features="frames", **kw), tmp_path / "f")
     assert (p.features, f.features) == ("pooled", "frames")
@@ -201,3 +192,19 @@ def test_missing_ids_are_named_and_excluded_rows_skipped(real, tmp_path):
     lp.write_text("".join(json.dumps(r) + "\n" for r in labels))
     res = run(real["store"], str(lp), str(bad), _cfg(epochs=1), tmp_path / "o")
     assert "99z99Zz" not in res.test_ids and res.record["skipped_excluded"]["test"] == 1
+
+
+def test_one_layer_heads_read_only_their_layer(real):
+    """A frames source reading just the head's layer gives the logits of reading all five."""
+    from emostore.heads.sources import FramesSource
+    from emostore.store import open as open_store
+
+    fs = open_store(real["whisper"])
+    rows = np.arange(6)
+    for name in ("emobox", "probe", "ar-mlp"):
+        torch.manual_seed(0)
+        head = build_head(name, fs.num_layers, fs.dim, 3, layer=2).eval()
+        one, every = FramesSource(fs, [2]), FramesSource(fs, None)
+        assert one.batch(rows)[0].shape[2] == 1 and every.batch(rows)[0].shape[2] == 5
+        with torch.no_grad():
+            torch.testing.assert_close(one.logits(head, rows), every.logits(head, rows))

@@ -8,7 +8,8 @@ with a mean (see DESIGN.md, "Why pooled features matter"). A head with a non-lin
 pooling (EmoBox: layer norm, linear, ReLU, then pool) needs frames.
 
 Heads that read one layer take ``layer`` = the *position* of that layer in the store's layer axis
-(:func:`layer_position` turns an encoder layer number into it).
+(:func:`layer_position` turns an encoder layer number into it). Their ``forward_frames`` also
+accepts frames holding only that layer (``L = 1``): a frames source then reads 1/L of the bytes.
 """
 
 from __future__ import annotations
@@ -75,7 +76,17 @@ class WeightedSumHead(Head):
         return self.out(self.proj(h))
 
 
-class EmoBoxHead(Head):
+class OneLayerHead(Head):
+    """A head reading the one layer at position ``self.layer``."""
+
+    layer: int = -1
+
+    def pick(self, x: torch.Tensor) -> torch.Tensor:
+        """Layer ``self.layer`` of ``x [B, T, L, D]``, or the only layer when the caller passed L = 1."""
+        return x[:, :, 0] if x.shape[2] == 1 else x[:, :, self.layer]
+
+
+class EmoBoxHead(OneLayerHead):
     """EmoBox: one layer -> LayerNorm -> Linear(D, hidden) -> ReLU -> masked mean -> Linear. Needs frames."""
 
     name = "emobox"
@@ -89,11 +100,11 @@ class EmoBoxHead(Head):
         self.out = nn.Linear(hidden, num_classes)
 
     def forward_frames(self, x, mask):
-        h = torch.relu(self.hidden(self.norm(x[:, :, self.layer])))
+        h = torch.relu(self.hidden(self.norm(self.pick(x))))
         return self.out(masked_mean(h, mask))
 
 
-class ARMLPHead(Head):
+class ARMLPHead(OneLayerHead):
     """All-inclusive-rule study: mean pool one layer -> 1024 ReLU dropout 0.5 -> 1024 ReLU dropout 0.5 -> Linear."""
 
     name = "ar-mlp"
@@ -110,13 +121,13 @@ class ARMLPHead(Head):
         )
 
     def forward_frames(self, x, mask):
-        return self.mlp(masked_mean(x[:, :, self.layer], mask))
+        return self.mlp(masked_mean(self.pick(x), mask))
 
     def forward_pooled(self, p):
         return self.mlp(p[:, self.layer])
 
 
-class ProbeHead(Head):
+class ProbeHead(OneLayerHead):
     """Linear probe on one layer's pooled features (layer-wise analysis)."""
 
     name = "probe"
@@ -128,7 +139,7 @@ class ProbeHead(Head):
         self.out = nn.Linear(dim, num_classes)
 
     def forward_frames(self, x, mask):
-        return self.out(masked_mean(x[:, :, self.layer], mask))
+        return self.out(masked_mean(self.pick(x), mask))
 
     def forward_pooled(self, p):
         return self.out(p[:, self.layer])

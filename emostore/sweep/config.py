@@ -1,0 +1,176 @@
+"""Sweep specifications: a TOML/YAML file and/or CLI values expanded into a list of runs.
+
+A specification is a mapping of settings: ``store``, ``labels``, ``partition`` (inputs) and every
+:class:`~emostore.heads.train.TrainConfig` field (``head``, ``layer``, ``lr``, ``hidden``, ``beta``,
+``fold``, ``seed``, ``epochs``, ``preset``...). A **list value is a grid axis**: the runs are the
+Cartesian product of all axes. ``[[runs]]`` (TOML) / ``runs:`` (YAML) entries are sub-specifications,
+each merged over the top-level settings and expanded the same way (a list form, or several grids
+in one file)::
+
+    store = "emodb.zarr"
+    labels = ["labels/mr.jsonl", "labels/pr.jsonl", "labels/ar.jsonl"]
+    partition = "partition.json"
+    fold = ["fold1", "fold2"]
+    epochs = 20
+
+    [[runs]]
+    head = "probe"
+    layer = "all"          # every stored layer of the store: a probe curve
+    lr = [1e-3, 1e-4]
+
+    [[runs]]
+    head = ["weighted-sum", "ar-mlp"]
+
+Settings that do not apply to a head are dropped rather than multiplying runs (``layer`` for
+weighted-sum, ``hidden`` for probe), and duplicate runs are merged. Each run gets a stable id:
+readable parts plus a hash of its inputs' absolute paths and its full training config, so
+re-running a sweep finds the runs already done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from emostore.heads.heads import LAYERED
+from emostore.heads.train import TrainConfig, TrainError, config_from
+
+INPUTS = ("store", "labels", "partition")
+
+
+class SweepError(ValueError):
+    """A sweep specification is wrong (unknown setting, missing input, unreadable file)."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: its inputs, its training config and its id."""
+
+    store: str
+    labels: str
+    partition: str
+    config: TrainConfig
+
+    @property
+    def run_id(self) -> str:
+        c = self.config
+        parts = [c.head] + ([f"L{c.layer}"] if c.layer is not None else []) + [c.fold, f"s{c.seed}"]
+        key = json.dumps({"inputs": [str(Path(p).resolve()) for p in (self.store, self.labels, self.partition)],
+                          "config": _identity(c)}, sort_keys=True)
+        return "-".join(str(p) for p in parts) + "-" + hashlib.sha256(key.encode()).hexdigest()[:10]
+
+    def to_json(self) -> dict:
+        return {"run_id": self.run_id, "store": self.store, "labels": self.labels, "partition": self.partition,
+                "config": asdict(self.config)}
+
+
+def _identity(cfg: TrainConfig) -> dict:
+    """The config fields that change a run's result (the device does not)."""
+    d = asdict(cfg)
+    d.pop("device")
+    return d
+
+
+def read_spec(path: str | Path) -> dict:
+    """A specification file (.toml, .yaml/.yml or .json) as a mapping."""
+    path = Path(path)
+    if not path.exists():
+        raise SweepError(f"{path}: no such sweep file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            spec = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            spec = yaml.safe_load(text)
+        elif path.suffix == ".json":
+            spec = json.loads(text)
+        else:
+            raise SweepError(f"{path}: a sweep file is .toml, .yaml, .yml or .json")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise SweepError(f"{path}: not valid {path.suffix[1:].upper()} ({exc})") from None
+    except ImportError:
+        raise SweepError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or use TOML") from None
+    except Exception as exc:  # yaml.YAMLError without importing yaml up front
+        if type(exc).__module__.startswith("yaml"):
+            raise SweepError(f"{path}: not valid YAML ({exc})") from None
+        raise
+    if not isinstance(spec, dict):
+        raise SweepError(f"{path}: a sweep file holds a mapping of settings")
+    _resolve_inputs(spec, path.parent)
+    return spec
+
+
+def _resolve_inputs(spec: dict, base: Path) -> None:
+    """Input paths in a file are relative to that file."""
+    for sub in [spec] + list(spec.get("runs") or []):
+        for key in INPUTS:
+            if key in sub:
+                vals = sub[key] if isinstance(sub[key], list) else [sub[key]]
+                resolved = [str(base / v) if not Path(str(v)).is_absolute() else str(v) for v in vals]
+                sub[key] = resolved if isinstance(sub[key], list) else resolved[0]
+
+
+def expand(spec: dict, stored_layers=None) -> list[RunSpec]:
+    """All runs of ``spec`` (see the module docstring), in a stable order, duplicates merged.
+
+    ``stored_layers(store) -> list[int]`` answers ``layer = "all"`` (default: read the store).
+    """
+    spec = dict(spec)
+    subs = spec.pop("runs", None) or [{}]
+    if not isinstance(subs, list) or not all(isinstance(s, dict) for s in subs):
+        raise SweepError("`runs` must be a list of tables of settings")
+    stored_layers = stored_layers or _stored_layers
+    out: dict[str, RunSpec] = {}
+    for sub in subs:
+        merged = {**spec, **sub}
+        axes = {k: (v if isinstance(v, list) else [v]) for k, v in merged.items()}
+        for k, v in axes.items():
+            if not v:
+                raise SweepError(f"setting {k!r} is an empty list")
+        keys = list(axes)
+        for values in itertools.product(*(axes[k] for k in keys)):
+            run = _make_run(dict(zip(keys, values)), stored_layers)
+            for r in run:
+                out.setdefault(r.run_id, r)
+    return list(out.values())
+
+
+def _make_run(settings: dict, stored_layers) -> list[RunSpec]:
+    missing = [k for k in INPUTS if not settings.get(k)]
+    if missing:
+        raise SweepError(f"the sweep needs {', '.join(missing)} (in the file or as options)")
+    inputs = {k: str(settings.pop(k)) for k in INPUTS}
+    for k, v in inputs.items():
+        if not Path(v).exists():
+            raise SweepError(f"{k} {v}: no such file or store")
+    head = settings.get("head")
+    if head is None and settings.get("preset") is None:
+        raise SweepError("every run needs a head (or a preset naming one)")
+    layers = [settings.get("layer")]
+    if settings.get("layer") == "all":
+        layers = list(stored_layers(inputs["store"]))
+    runs = []
+    for layer in layers:
+        s = dict(settings, layer=layer)
+        try:
+            cfg = config_from(**s)
+        except (TrainError, TypeError) as exc:
+            raise SweepError(str(exc)) from None
+        if cfg.head not in LAYERED:
+            cfg = replace(cfg, layer=None)
+        if cfg.head == "probe":
+            cfg = replace(cfg, hidden=None)
+        runs.append(RunSpec(**inputs, config=cfg))
+    return runs
+
+
+def _stored_layers(store: str) -> list[int]:
+    from emostore.store.reader import open as open_store
+
+    return open_store(store).layers

@@ -1,0 +1,129 @@
+"""The sweep results table: one SQLite row per run, gathered from the runs' own files.
+
+A run directory (what ``emostore train --out DIR`` writes) holds ``run.json`` when it finished or
+``error.json`` when it failed; the table is rebuilt from those files, so it can never disagree with
+them and a sweep killed half-way loses no finished run. SQLite is in the standard library and
+pandas reads it (``pandas.read_sql``); :func:`load_results` does that for you.
+
+Columns of table ``runs`` (``COLUMNS``; NULL where a value does not apply or the run failed):
+
+* identity: ``run_id`` (the run directory's name), ``status`` (``done`` | ``failed``), ``error``
+* config: ``head``, ``layer`` (encoder layer number; NULL = last stored, or every layer for
+  weighted-sum), ``hidden``, ``lr``, ``beta``, ``smoothing``, ``epochs``, ``warmup_epochs``,
+  ``patience``, ``batch_size``, ``seed``, ``fold``, ``preset``, ``features`` (what was read: pooled | frames)
+* inputs: ``store``, ``encoder``, ``corpus``, ``labels``, ``rule`` (the label set's rule: mr | pr | ar | ...),
+  ``partition``
+* outcome: ``dev_loss`` (the selected epoch's), ``selected_epoch``, ``epochs_run``, test metrics on the
+  training label set's test targets (``macro_f1``, ``ua``, ``wa``, ``macro_f1_single``, ``kld``, ``jsd``),
+  ``n_test``, ``seconds``
+* files: ``out_dir``, ``predictions`` (path), ``layer_weights`` (path, weighted-sum only), ``config`` (JSON)
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+METRIC_COLUMNS = ("macro_f1", "ua", "wa", "macro_f1_single", "kld", "jsd")
+CONFIG_COLUMNS = ("head", "layer", "hidden", "lr", "beta", "smoothing", "epochs", "warmup_epochs", "patience",
+                  "batch_size", "seed", "fold", "preset", "features")
+COLUMNS = (("run_id", "status", "error") + CONFIG_COLUMNS
+           + ("store", "encoder", "corpus", "labels", "rule", "partition",
+              "dev_loss", "selected_epoch", "epochs_run") + METRIC_COLUMNS
+           + ("n_test", "seconds", "out_dir", "predictions", "layer_weights", "config"))
+TABLE = "runs"
+RESULTS_FILE = "results.sqlite"
+RUN_FILE = "run.json"
+ERROR_FILE = "error.json"
+
+
+class ResultsError(ValueError):
+    """A results table or run directory is unreadable."""
+
+
+def row_from_run_dir(run_dir: str | Path) -> dict | None:
+    """The table row of one run directory (None if it holds neither run.json nor error.json)."""
+    run_dir = Path(run_dir)
+    row = dict.fromkeys(COLUMNS)
+    row.update(run_id=run_dir.name, out_dir=str(run_dir))
+    if (run_dir / RUN_FILE).exists():
+        rec = _read_json(run_dir / RUN_FILE)
+        cfg = rec.get("config", {})
+        row.update({k: cfg.get(k) for k in CONFIG_COLUMNS})
+        row.update(status="done", features=rec.get("features"), config=json.dumps(cfg, sort_keys=True))
+        store, labels = rec.get("store", {}), rec.get("labels", {})
+        row.update(store=store.get("path"), encoder=store.get("encoder"), corpus=store.get("corpus"),
+                   labels=labels.get("path"), rule=labels.get("rule"),
+                   partition=rec.get("partition", {}).get("path"))
+        dev = rec.get("dev_losses") or []
+        sel = rec.get("selected_epoch")
+        row.update(selected_epoch=sel, epochs_run=len(dev), seconds=rec.get("seconds"),
+                   dev_loss=dev[sel - 1] if sel and len(dev) >= sel else None)
+        metrics = rec.get("test_metrics") or {}
+        row.update({k: metrics.get(k) for k in METRIC_COLUMNS}, n_test=metrics.get("n"))
+        if (run_dir / "predictions.jsonl").exists():
+            row["predictions"] = str(run_dir / "predictions.jsonl")
+        if (run_dir / "layer_weights.json").exists():
+            row["layer_weights"] = str(run_dir / "layer_weights.json")
+        return row
+    if (run_dir / ERROR_FILE).exists():
+        err = _read_json(run_dir / ERROR_FILE)
+        cfg = err.get("config", {})
+        row.update({k: cfg.get(k) for k in CONFIG_COLUMNS})
+        row.update(status="failed", error=err.get("error"), config=json.dumps(cfg, sort_keys=True),
+                   store=err.get("store"), labels=err.get("labels"), partition=err.get("partition"))
+        return row
+    return None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ResultsError(f"{path}: unreadable ({exc})") from None
+
+
+def write_results(rows: list[dict], path: str | Path) -> Path:
+    """(Re)write the SQLite table ``runs`` at ``path`` from ``rows`` (atomically: temp file, rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    con = sqlite3.connect(tmp)
+    try:
+        cols = ", ".join(f'"{c}"' for c in COLUMNS)
+        con.execute(f"CREATE TABLE {TABLE} ({cols})")
+        con.executemany(f"INSERT INTO {TABLE} VALUES ({', '.join('?' * len(COLUMNS))})",
+                        [tuple(r.get(c) for c in COLUMNS) for r in rows])
+        con.commit()
+    finally:
+        con.close()
+    tmp.replace(path)
+    return path
+
+
+def gather(runs_dir: str | Path) -> list[dict]:
+    """Rows of every run directory under ``runs_dir`` (sorted by run id)."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    rows = [row_from_run_dir(d) for d in sorted(runs_dir.iterdir()) if d.is_dir()]
+    return [r for r in rows if r is not None]
+
+
+def load_results(path: str | Path):
+    """The results table as a pandas DataFrame; ``path`` is the .sqlite file or the sweep directory."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    if not path.exists():
+        raise ResultsError(f"{path}: no results table (run `emostore sweep` first)")
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return pd.read_sql(f"SELECT * FROM {TABLE}", con)
+    except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+        raise ResultsError(f"{path}: not an emostore results table ({exc})") from None
+    finally:
+        con.close()

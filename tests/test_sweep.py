@@ -1,0 +1,117 @@
+"""`emostore sweep`: grid expansion, parallel runs, skipping finished runs, recorded failures, the table."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from emostore.cli import main
+from emostore.sweep import load_results
+from emostore.sweep.config import SweepError, expand, read_spec
+from emostore.sweep.runner import run_sweep
+
+
+def _base(fb, **kw):
+    return {"store": fb["store"], "labels": fb["labels"], "partition": fb["part"], "fold": "f1",
+            "epochs": 2, "lr": 0.01, "batch_size": 8, **kw}
+
+
+def test_grid_expands_to_the_product_and_drops_settings_a_head_ignores(fbank_fold):
+    runs = expand(_base(fbank_fold, head=["probe", "weighted-sum"], seed=[0, 1], lr=[0.01, 0.001], hidden=[16, 32]))
+    # probe ignores hidden, weighted-sum uses it: 2 seeds x 2 lrs x (1 + 2)
+    assert len(runs) == 12
+    assert {r.config.hidden for r in runs if r.config.head == "probe"} == {None}
+    assert len({r.run_id for r in runs}) == 12
+    # layer "all" expands to the store's layers; weighted-sum drops the layer axis
+    runs = expand({**_base(fbank_fold), "runs": [{"head": "probe", "layer": "all"}, {"head": "weighted-sum", "layer": [0]}]},
+                  stored_layers=lambda s: [0, 1, 2])
+    assert sorted((r.config.head, r.config.layer) for r in runs) == [("probe", 0), ("probe", 1), ("probe", 2),
+                                                                     ("weighted-sum", None)]
+
+
+def test_toml_yaml_and_json_files_give_the_same_runs(fbank_fold, tmp_path):
+    import yaml
+
+    spec = _base(fbank_fold, head=["probe", "ar-mlp"], seed=[0, 1])
+    toml_text = "\n".join(f"{k} = {json.dumps(v)}" for k, v in spec.items())
+    (tmp_path / "s.toml").write_text(toml_text)
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    (tmp_path / "s.json").write_text(json.dumps(spec))
+    ids = [[r.run_id for r in expand(read_spec(tmp_path / f"s.{ext}"))] for ext in ("toml", "yaml", "json")]
+    assert ids[0] == ids[1] == ids[2] and len(ids[0]) == 4
+
+
+def test_relative_paths_in_a_file_are_relative_to_it(fbank_fold, tmp_path):
+    import shutil
+
+    d = tmp_path / "exp"
+    d.mkdir()
+    shutil.copy(fbank_fold["part"], d / "part.json")
+    (d / "s.toml").write_text(f'store = "{fbank_fold["store"]}"\nlabels = "{fbank_fold["labels"]}"\n'
+                              'partition = "part.json"\nhead = "probe"\nfold = "f1"\n')
+    (run,) = expand(read_spec(d / "s.toml"))
+    assert run.partition == str(d / "part.json")
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"head": "probe", "colour": "red"}, "unknown training setting.*colour"),
+    ({"head": "probe", "store": "nowhere.zarr"}, "store nowhere.zarr: no such"),
+    ({"head": "probe", "seed": []}, "'seed' is an empty list"),
+    ({}, "needs a head"),
+])
+def test_bad_specs_are_refused_before_any_run(fbank_fold, bad, match):
+    with pytest.raises(SweepError, match=match):
+        expand({**_base(fbank_fold), **bad})
+
+
+def test_cli_sweep_trains_every_head_records_failures_and_skips_done_runs(fbank_fold, tmp_path):
+    out = tmp_path / "sweep"
+    args = ["sweep", "--store", fbank_fold["store"], "--labels", fbank_fold["labels"], "--partition",
+            fbank_fold["part"], "--fold", "f1", "--head", "weighted-sum", "--head", "emobox", "--head", "ar-mlp",
+            "--head", "probe", "--layer", "0", "--layer", "7", "--epochs", "2", "--lr", "0.01", "--batch-size", "8",
+            "--hidden", "32", "--out", str(out), "--jobs", "2", "--no-progress"]
+    r = CliRunner().invoke(main, args)
+    # weighted-sum (layer dropped) + 3 one-layer heads x 2 layers = 7 runs; layer 7 is not in the
+    # one-layer fbank store: those 3 fail, are recorded, and the sweep exits 1 after finishing the rest
+    assert r.exit_code == 1, r.output
+    df = load_results(out)
+    assert len(df) == 7
+    done, failed = df[df.status == "done"], df[df.status == "failed"]
+    assert sorted(done["head"]) == ["ar-mlp", "emobox", "probe", "weighted-sum"]
+    assert len(failed) == 3 and failed["error"].str.contains("layer 7 is not in the store").all()
+    for _, row in done.iterrows():
+        rec = json.loads((out / "runs" / row.run_id / "run.json").read_text())
+        assert row.dev_loss == pytest.approx(min(rec["dev_losses"]))
+        assert row.selected_epoch == rec["selected_epoch"] and row.epochs_run == 2
+        assert row.macro_f1 == pytest.approx(rec["test_metrics"]["macro_f1"])
+        assert row.features == ("frames" if row["head"] == "emobox" else "pooled")
+        assert pd.notna(row.layer_weights) == (row["head"] == "weighted-sum")
+        assert row.rule == "mr" and row.corpus and row.encoder == "fbank"
+    # re-run: the 4 finished runs are skipped, the 3 failed ones retried (and fail again)
+    args[args.index("--jobs") + 1] = "1"  # in this process: the same run ids
+    r = CliRunner().invoke(main, args)
+    assert "0 trained, 4 already done, 3 failed" in r.output
+    r = CliRunner().invoke(main, args + ["--dry-run"])
+    assert r.exit_code == 0 and r.output.count("done ") == 4 and r.output.count("todo ") == 3
+
+
+def test_dask_cluster_gives_the_same_runs_as_local_processes(fbank_fold, tmp_path):
+    """Determinism across executors: a Dask worker trains the same model as this process."""
+    distributed = pytest.importorskip("distributed")
+    runs = expand(_base(fbank_fold, head=["probe", "ar-mlp"], seed=[3]))
+    local = run_sweep(runs, tmp_path / "local", jobs=1)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        remote = run_sweep(runs, tmp_path / "dask", scheduler=cluster.scheduler_address)
+    assert (local.done, remote.done, remote.failed) == (2, 2, 0)
+    a, b = load_results(tmp_path / "local"), load_results(tmp_path / "dask")
+    assert list(a.run_id) == list(b.run_id)
+    np.testing.assert_allclose(a.dev_loss, b.dev_loss, rtol=0, atol=1e-7)
+    for rid in a.run_id:
+        pa = (tmp_path / "local" / "runs" / rid / "predictions.jsonl").read_text()
+        pb = (tmp_path / "dask" / "runs" / rid / "predictions.jsonl").read_text()
+        assert pa == pb
