@@ -24,8 +24,7 @@ def _cfg(**kw):
 
 def _train(fb, labels=None, part=None, **kw):
     records, meta = read_label_set(labels or fb["labels"])
-    return train(open_store(fb["store"]), records, meta["classes"], read_partition(part or fb["part"]),
-                 _cfg(**kw), **{k: v for k, v in kw.items() if k in ()})
+    return train(open_store(fb["store"]), records, meta["classes"], read_partition(part or fb["part"]), _cfg(**kw))
 
 
 def test_block_order_is_a_permutation_with_whole_blocks_per_window():
@@ -174,3 +173,11 @@ def test_excluded_test_utterances_are_predicted_but_not_scored(fbank_fold, tmp_p
     # the same predictions score on the full label set, where the utterance is kept
     full = evaluate_files(tmp_path / "r" / "predictions.jsonl", fbank_fold["labels"], n_boot=0, ids=test_ids)
     assert full.n == 3
+
+
+@pytest.mark.parametrize("device, match", [("gpu0", "unknown device 'gpu0'"),
+                                           pytest.param("cuda", "no CUDA GPU", marks=pytest.mark.skipif(
+                                               torch.cuda.is_available(), reason="a GPU is here"))])
+def test_bad_device_is_one_clear_error(fbank_fold, device, match):
+    with pytest.raises(TrainError, match=match):
+        _train(fbank_fold, device=device)

@@ -97,10 +97,16 @@ class FramesSource:
         self.reads = 0
 
     def _read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start:stop`` of the chosen layers, [T, L', D] in the stored dtype.
+
+        One layer at a time by integer index: zarr's list (orthogonal) selection over the layer axis
+        decodes ~35x the result's bytes transiently (measured: 443 MiB for a 12.6 MiB read), basic
+        indexing ~3x.
+        """
         self.reads += 1
         if self.layers is None:
             return self.arr[start:stop]
-        return self.arr.get_orthogonal_selection((slice(start, stop), self.layers, slice(None)))
+        return np.stack([self.arr[start:stop, k] for k in self.layers], axis=1)
 
     def _block_span(self, b: int) -> tuple[int, int]:
         lo, hi = b * self.block, min((b + 1) * self.block, self.n_rows)

@@ -305,6 +305,12 @@ def _check(cfg: TrainConfig) -> None:
         raise TrainError("memory_mb must be >= 1")
     if cfg.head == "weighted-sum" and cfg.layer is not None:
         raise TrainError("the weighted-sum head uses every layer; --layer does not apply")
+    try:
+        device = torch.device(cfg.device)
+    except RuntimeError:
+        raise TrainError(f"unknown device {cfg.device!r} (cpu, cuda, cuda:1, mps ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainError(f"device {cfg.device!r} asked for, but torch sees no CUDA GPU here")
 
 
 def _warmup(opt, steps: int):
