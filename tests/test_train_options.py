@@ -181,3 +181,22 @@ def test_excluded_test_utterances_are_predicted_but_not_scored(fbank_fold, tmp_p
 def test_bad_device_is_one_clear_error(fbank_fold, device, match):
     with pytest.raises(TrainError, match=match):
         _train(fbank_fold, device=device)
+
+
+def test_cli_evaluate_scores_a_runs_fold(fbank_fold, tmp_path):
+    from click.testing import CliRunner
+
+    from emostore.cli import main
+
+    run(fbank_fold["store"], fbank_fold["labels"], fbank_fold["part"], _cfg(), tmp_path / "r")
+    pred = str(tmp_path / "r" / "predictions.jsonl")
+    base = ["evaluate", pred, "--labels", fbank_fold["labels"], "--bootstrap", "0"]
+    r = CliRunner().invoke(main, base)  # the label set covers the corpus, the run its fold
+    assert r.exit_code == 1 and "have no prediction" in r.output
+    r = CliRunner().invoke(main, base + ["--partition", fbank_fold["part"], "--fold", "f1", "--json"])
+    assert r.exit_code == 0, r.output
+    ev = evaluate_files(pred, fbank_fold["labels"], n_boot=0, ids=fbank_fold["fold"]["test"])
+    got = json.loads(r.output)
+    assert got["n"] == 3 and got["macro_f1"]["value"] == pytest.approx(ev.metrics["macro_f1"].value)
+    r = CliRunner().invoke(main, base + ["--fold", "f1"])
+    assert r.exit_code == 2 and "both --partition and --fold" in r.output

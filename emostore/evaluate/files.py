@@ -8,12 +8,15 @@ Alignment: excluded label rows are skipped (counted in ``excluded``; a predictio
 ignored); every kept label id must have a prediction (otherwise one error names the first missing
 ids and their count); predictions for ids the label set does not have are ignored and counted
 (``unlabelled``); an id predicted twice is an error.
+``ids`` restricts the label set to some utterances first (a run's fold: its predictions cover only
+that fold's test part, a label set the whole corpus).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -92,10 +95,28 @@ def align(pred: dict[str, np.ndarray], records) -> tuple[list[str], np.ndarray, 
     return ids, probs, train, test, excluded, unlabelled
 
 
+def restrict(records, ids: Iterable[str], where: str | Path = "label set") -> list:
+    """The records of ``ids``, in the label set's order; an id the label set lacks is an error."""
+    wanted = set(ids)
+    have = {r.id for r in records}
+    unknown = sorted(wanted - have)
+    if unknown:
+        shown = ", ".join(unknown[:SHOW_MISSING])
+        more = f" and {len(unknown) - SHOW_MISSING} more" if len(unknown) > SHOW_MISSING else ""
+        raise EvaluationError(f"{where}: {len(unknown)} requested id(s) are not in the label set: {shown}{more}")
+    return [r for r in records if r.id in wanted]
+
+
 def evaluate_files(pred_path: str | Path, labels_path: str | Path, n_boot: int = DEFAULT_BOOT, seed: int = 0,
-                   zero_division: float = 0.0) -> Evaluation:
-    """Score predictions JSONL ``pred_path`` on label set ``labels_path`` with bootstrap CIs."""
+                   zero_division: float = 0.0, ids: Iterable[str] | None = None) -> Evaluation:
+    """Score predictions JSONL ``pred_path`` on label set ``labels_path`` with bootstrap CIs.
+
+    ``ids`` restricts the label set to those utterances (e.g. one fold's test part: a run predicts
+    only its fold, while a label set covers the whole corpus); each must be in the label set.
+    """
     records, meta = read_label_set(labels_path)
+    if ids is not None:
+        records = restrict(records, ids, labels_path)
     classes = meta.get("classes")
     if classes is None:
         width = next((len(r.train) for r in records if r.train is not None), None)

@@ -1,0 +1,197 @@
+"""Figures of the analysis tables, written as PNG (for pages) and SVG (for papers).
+
+Each function draws one DataFrame that another module of :mod:`emostore.analysis` returns, so a
+figure always shows exactly the numbers of its table. Figures are drawn on matplotlib's Agg canvas
+directly (``Figure`` + ``FigureCanvasAgg``, no pyplot), so importing this module changes no global
+backend and works without a display. Every figure has a fixed size (``SIZES``, inches, at ``DPI``),
+so a PNG is always ``SIZES[kind] * DPI`` pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from emostore.analysis.layers import group_labels
+from emostore.analysis.runs import NoData
+from emostore.evaluate.files import LABELS
+from emostore.evaluate.metrics import HIGHER_IS_BETTER
+
+DPI = 100
+SIZES = {  # (width, height) in inches
+    "radar": (6.4, 5.6),
+    "confusion": (5.2, 4.4),
+    "layer_weights": (8.0, 4.0),
+    "layer_heatmap": (8.0, 4.0),
+    "probe_curves": (8.0, 4.0),
+    "learning_curves": (6.4, 4.0),
+}
+FORMATS = ("png", "svg")
+
+
+def _figure(kind: str) -> Figure:
+    fig = Figure(figsize=SIZES[kind], dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save(fig: Figure, stem: str | Path) -> list[Path]:
+    """Write ``stem.png`` and ``stem.svg`` (parents created); the paths written."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for fmt in FORMATS:
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        fig.savefig(path, format=fmt, dpi=DPI)
+        out.append(path)
+    return out
+
+
+def _legend_below(ax, entries: int, columns: int = 3) -> None:
+    """The legend under the axes, so it never hides data."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=max(1, min(columns, entries)), fontsize=8,
+              frameon=False)
+
+
+def _metric_name(metric: str) -> str:
+    return LABELS.get(metric, metric)
+
+
+def radar_chart(board: pd.DataFrame, stem: str | Path) -> list[Path]:
+    """Encoders over conditions (the :func:`~emostore.analysis.leaderboard.leaderboard` table): one
+    polygon per encoder, one spoke per condition. Needs at least 3 conditions."""
+    conditions, metric = board.attrs["conditions"], board.attrs["metric"]
+    if len(conditions) < 3:
+        raise NoData(f"a radar chart needs at least 3 conditions (corpora or corpus/rule); "
+                            f"this leaderboard has {len(conditions)}")
+    fig = _figure("radar")
+    ax = fig.add_subplot(projection="polar")
+    angles = np.linspace(0, 2 * np.pi, len(conditions), endpoint=False)
+    closed = np.append(angles, angles[0])
+    for enc, r in board.iterrows():
+        v = r[conditions].to_numpy(dtype=float)
+        ax.plot(closed, np.append(v, v[0]), marker="o", label=str(enc))
+        ax.fill(closed, np.append(v, v[0]), alpha=0.1)
+    ax.set_xticks(angles, conditions)
+    ax.tick_params(axis="x", pad=10)
+    top = np.nanmax(board[conditions].to_numpy(dtype=float))
+    ax.set_ylim(0, top * 1.15 if np.isfinite(top) and top > 0 else None)  # keep points off the rim labels
+    ax.set_rlabel_position(float(np.degrees(np.pi / len(conditions))))  # between the first two spokes
+    ax.tick_params(axis="y", labelsize=8, labelcolor="grey")
+    ax.set_title(_metric_name(metric), fontsize=10, pad=22)
+    _legend_below(ax, len(board))
+    return save(fig, stem)
+
+
+def confusion_plot(matrix: pd.DataFrame, stem: str | Path, title: str | None = None) -> list[Path]:
+    """A confusion matrix (:func:`~emostore.analysis.scoring.confusion_matrix`): colour = share of the
+    true class (row-normalised recall), text = counts."""
+    counts = matrix.to_numpy()
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig = _figure("confusion")
+    ax = fig.add_subplot()
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(counts.shape[0]):
+        for j in range(counts.shape[1]):
+            ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=8,
+                    color="white" if share[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(matrix.columns)), matrix.columns, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(matrix.index)), matrix.index, fontsize=8)
+    ax.set_xlabel("predicted (argmax)")
+    ax.set_ylabel("true (argmax of target)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="share of true class")
+    return save(fig, stem)
+
+
+def layer_weights_plot(weights: pd.DataFrame, stem: str | Path) -> list[Path]:
+    """Learned layer weights (:func:`~emostore.analysis.layers.layer_weights`), EMO-SUPERB Fig. 4
+    style: one bar per layer, grouped by model, error bars = std over runs."""
+    w = weights.assign(group=group_labels(weights))
+    groups = list(dict.fromkeys(w["group"]))
+    fig = _figure("layer_weights")
+    ax = fig.add_subplot()
+    width = 0.8 / len(groups)
+    for k, g in enumerate(groups):
+        sub = w[w["group"] == g]
+        x = sub["layer"].to_numpy() - 0.4 + width * (k + 0.5)
+        ax.bar(x, sub["weight"], width, yerr=sub["std"].fillna(0), capsize=2, label=g)
+    sizes = w.groupby("group")["layer"].count()
+    if sizes.nunique() == 1:
+        ax.axhline(1.0 / sizes.iloc[0], color="grey", linestyle=":", linewidth=1, label="uniform (start)")
+    layers = sorted(w["layer"].unique())
+    ax.set_xticks(layers, [str(x) for x in layers])
+    ax.set_xlabel("layer (0 = embeddings)")
+    ax.set_ylabel("weight (softmax)")
+    _legend_below(ax, len(groups) + (sizes.nunique() == 1))
+    return save(fig, stem)
+
+
+def layer_heatmap(matrix: pd.DataFrame, stem: str | Path) -> list[Path]:
+    """Layer weights as a heat map (:func:`~emostore.analysis.layers.layer_weight_matrix`): rows =
+    models, columns = layers; blank where a model has no such layer."""
+    values = np.ma.masked_invalid(matrix.to_numpy(dtype=float))
+    fig = _figure("layer_heatmap")
+    ax = fig.add_subplot()
+    im = ax.imshow(values, aspect="auto", cmap="viridis")
+    if values.size <= 200:
+        for i in range(values.shape[0]):
+            for j in range(values.shape[1]):
+                if not values.mask[i, j]:
+                    dark = im.norm(values[i, j]) < 0.6  # viridis is dark at the low end
+                    ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=8,
+                            color="white" if dark else "black")
+    ax.set_xticks(range(matrix.shape[1]), [str(c) for c in matrix.columns])
+    ax.set_yticks(range(matrix.shape[0]), [str(i) for i in matrix.index], fontsize=8)
+    ax.set_xlabel("layer (0 = embeddings)")
+    fig.colorbar(im, ax=ax, label="weight")
+    return save(fig, stem)
+
+
+def probe_curves_plot(curves: pd.DataFrame, stem: str | Path) -> list[Path]:
+    """Metric vs layer (:func:`~emostore.analysis.layers.probe_curves`): one line per model, the 95%
+    bootstrap CI as a band."""
+    metric = curves.attrs.get("metric", "macro_f1")
+    c = curves.assign(group=group_labels(curves))
+    fig = _figure("probe_curves")
+    ax = fig.add_subplot()
+    for g, sub in c.groupby("group", sort=False):
+        sub = sub.sort_values("layer")
+        line, = ax.plot(sub["layer"], sub["value"], marker="o", label=g)
+        if sub["ci_low"].notna().any():
+            ax.fill_between(sub["layer"], sub["ci_low"], sub["ci_high"], color=line.get_color(), alpha=0.2)
+    layers = sorted(c["layer"].unique())
+    ax.set_xticks(layers, [str(x) for x in layers])
+    ax.set_xlabel("layer (0 = embeddings)")
+    arrow = "↑" if HIGHER_IS_BETTER.get(metric, True) else "↓"
+    ax.set_ylabel(f"{metric} {arrow}")
+    ax.set_title(f"linear probe per layer: {_metric_name(metric)}, 95% CI", fontsize=9)
+    _legend_below(ax, c["group"].nunique())
+    return save(fig, stem)
+
+
+def learning_curves_plot(curves: pd.DataFrame, stem: str | Path, title: str | None = None) -> list[Path]:
+    """Train (dashed) and dev (solid) loss per epoch (:func:`~emostore.analysis.runs.learning_curves`),
+    one colour per run, the selected epoch (lowest dev loss) marked with a star."""
+    fig = _figure("learning_curves")
+    ax = fig.add_subplot()
+    for run_id, sub in curves.groupby("run_id", sort=True):
+        line, = ax.plot(sub["epoch"], sub["dev_loss"], label=f"{run_id} dev")
+        ax.plot(sub["epoch"], sub["train_loss"], linestyle="--", color=line.get_color(), label=f"{run_id} train")
+        sel = sub[sub["selected"]]
+        ax.plot(sel["epoch"], sel["dev_loss"], marker="*", markersize=12, linestyle="none",
+                color=line.get_color())
+    ax.plot([], [], marker="*", markersize=10, linestyle="none", color="black", label="selected epoch")
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("loss (class-weighted CE)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    _legend_below(ax, 2 * curves["run_id"].nunique() + 1, columns=2)
+    return save(fig, stem)

@@ -1,0 +1,253 @@
+"""One static HTML report of a sweep: leaderboard, cross-rule matrix, layer analysis, figures, failures.
+
+Why one page: a sweep's results are read, shared and archived as a folder that opens anywhere. The
+page is plain HTML with inline CSS and relative image paths, no JavaScript library and no network
+URL; its only script (a few lines) writes how many images loaded into ``<body
+data-images-loaded>``, so a headless browser can check the page. Next to it: the tables as files
+(``leaderboard.md/.csv``, ``leaderboard_cells.csv``, ``crossrule.csv``, ``layers.csv``,
+``layer_matrix.csv``, ``probes.csv``), every figure as PNG and SVG under ``plots/``, and
+``summary.json``. A section whose runs are absent (no probe runs, a single rule...) is replaced by
+a one-line note; any other problem (a missing label set, unreadable predictions) stops the report
+with its error.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from emostore.analysis import plots
+from emostore.analysis.crossrule import crossrule, format_crossrule
+from emostore.analysis.layers import group_labels, layer_weight_matrix, layer_weights, probe_curves
+from emostore.analysis.formatting import html_table, number, with_ci
+from emostore.analysis.leaderboard import board_from_cells, format_leaderboard, leaderboard_cells
+from emostore.analysis.runs import NoData, done_runs, failed_runs, learning_curves, load_runs, plain, rule_order
+from emostore.analysis.scoring import check_metric, confusion_matrix
+from emostore.evaluate.files import LABELS
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
+       padding: 1rem 1.5rem 3rem; color: #1d1d1f; line-height: 1.45; }
+h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.25rem; margin-top: 2.2rem;
+  border-bottom: 1px solid #ddd; padding-bottom: .2rem; } h3 { font-size: 1.05rem; }
+p.meta, p.note { color: #555; } p.note { font-style: italic; }
+table { border-collapse: collapse; margin: .6rem 0 1rem; font-size: .88rem; }
+caption { caption-side: top; text-align: left; color: #555; font-size: .85rem; padding-bottom: .3rem; }
+th, td { border: 1px solid #ccc; padding: .25rem .55rem; text-align: right; white-space: nowrap; }
+thead th { background: #f2f4f7; text-align: center; } tbody th { text-align: left; background: #fafbfc; }
+td.text, th.text { text-align: left; white-space: normal; }
+table.wide td { white-space: normal; text-align: left; }
+.scroll { overflow-x: auto; }
+.figs { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 1rem; }
+figure { margin: 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: .8rem; color: #555; }
+code { font-size: .85em; background: #f4f4f4; padding: 0 .2em; }
+"""
+
+SCRIPT = """<script>
+/* Lets a headless browser check the page: how many images decoded, written on load. */
+window.addEventListener("load", function () {
+  var n = 0;
+  for (var i = 0; i < document.images.length; i++) {
+    if (document.images[i].complete && document.images[i].naturalWidth > 0) { n++; }
+  }
+  document.body.setAttribute("data-images-loaded", String(n));
+});
+</script>"""
+
+
+def _text(v) -> str:
+    v = plain(v)
+    return "–" if v is None else str(v)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "x"
+
+
+class _Page:
+    """Collects sections, figures and written files for one report folder."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.parts: list[str] = []
+        self.files: list[Path] = []
+        self.images = 0
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.out / name
+        path.write_text(text, encoding="utf-8")
+        self.files.append(path)
+        return path
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+
+    def note(self, text: str) -> None:
+        self.parts.append(f'<p class="note">{html.escape(text)}</p>')
+
+    def figure(self, paths: list[Path], kind: str, caption: str) -> str:
+        self.files += paths
+        png, svg = (p.relative_to(self.out).as_posix() for p in paths)
+        w, h = (round(x * plots.DPI) for x in plots.SIZES[kind])
+        self.images += 1
+        return (f'<figure><a href="{html.escape(svg)}"><img src="{html.escape(png)}" width="{w}" height="{h}" '
+                f'alt="{html.escape(caption)}"></a><figcaption>{html.escape(caption)} '
+                f'(<a href="{html.escape(svg)}">SVG</a>)</figcaption></figure>')
+
+
+def _leaderboard_section(page: _Page, runs: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    cells = leaderboard_cells(runs, metric)
+    board = board_from_cells(cells)
+    page.write("leaderboard.md", format_leaderboard(board, "md"))
+    page.write("leaderboard.csv", format_leaderboard(board, "csv"))
+    page.write("leaderboard_cells.csv", cells.to_csv(index=False))
+    page.add('<h2 id="leaderboard">Leaderboard</h2>')
+    page.add('<div class="scroll">' + format_leaderboard(board, "html") + "</div>")
+    header = ["encoder", "condition", "selected setting", "mean dev loss", "settings compared", "folds", "runs"]
+    rows = [[r.encoder, r.condition, r.setting, number(r.mean_dev_loss, 4), str(r.settings_compared),
+             str(r.folds), str(r.n)] for r in cells.itertuples()]
+    page.add('<div class="scroll">' + html_table(header, rows, "Settings chosen by dev loss (never by test score)",
+                                                 cls="wide") + "</div>")
+    try:
+        radar = page.figure(plots.radar_chart(board, page.out / "plots" / "radar"), "radar",
+                            "Encoders over conditions (radar)")
+        page.add(f'<div class="figs">{radar}</div>')
+    except NoData as exc:
+        page.note(str(exc))
+    return board, cells
+
+
+def _cells_section(page: _Page, runs: pd.DataFrame, cells: pd.DataFrame) -> None:
+    page.add('<h2 id="cells">Per model: confusion matrices and learning curves</h2>')
+    page.add('<p class="meta">Confusion counts are summed over the cell\'s runs (folds × seeds); '
+             "rows are argmax targets, columns argmax predictions. Stars mark the epoch kept (lowest dev loss).</p>")
+    figs = []
+    for r in cells.itertuples():
+        sub = runs[runs["run_id"].isin(r.run_ids.split())]
+        name = _slug(f"{r.encoder}-{r.condition}")
+        title = f"{r.encoder} · {r.condition}"
+        cm = plots.confusion_plot(confusion_matrix(sub), page.out / "plots" / f"confusion-{name}", title)
+        lc = plots.learning_curves_plot(learning_curves(sub), page.out / "plots" / f"learning-{name}", title)
+        figs.append(page.figure(cm, "confusion", f"Confusion matrix, {title}"))
+        figs.append(page.figure(lc, "learning_curves", f"Learning curves, {title}"))
+    page.add(f'<div class="figs">{"".join(figs)}</div>')
+
+
+def _crossrule_section(page: _Page, runs: pd.DataFrame, metric: str, n_boot: int, seed: int) -> pd.DataFrame | None:
+    page.add('<h2 id="crossrule">Cross-rule matrix</h2>')
+    try:
+        cross = crossrule(runs, metric, n_boot=n_boot, seed=seed)
+    except NoData as exc:
+        page.note(str(exc))
+        return None
+    page.write("crossrule.csv", format_crossrule(cross, "csv"))
+    page.add('<p class="meta">Rows: the rule the model was trained on; columns: the rule of the test label set. '
+             f"Mean over folds with a 95% bootstrap CI ({n_boot} replicates, seed {seed}).</p>")
+    page.add('<div class="scroll">' + format_crossrule(cross, "html") + "</div>")
+    return cross
+
+
+def _layers_section(page: _Page, runs: pd.DataFrame, metric: str, n_boot: int, seed: int) -> dict:
+    page.add('<h2 id="layers">Layer analysis</h2>')
+    found = {}
+    try:
+        weights = layer_weights(runs)
+    except NoData as exc:
+        page.note(str(exc))
+    else:
+        matrix = layer_weight_matrix(weights)
+        page.write("layers.csv", weights.to_csv(index=False))
+        page.write("layer_matrix.csv", matrix.to_csv())
+        page.add("<h3>Learned layer weights (weighted-sum heads)</h3>")
+        header = ["model \\ layer", *[str(c) for c in matrix.columns]]
+        rows = [[i, *[number(v, 3) for v in r]] for i, r in zip(matrix.index, matrix.to_numpy())]
+        caption = "Mean softmax weight over folds and seeds"
+        page.add('<div class="scroll">' + html_table(header, rows, caption) + "</div>")
+        figs = [page.figure(plots.layer_weights_plot(weights, page.out / "plots" / "layer-weights"), "layer_weights",
+                            "Layer weights per layer (EMO-SUPERB Fig. 4 style), error bars = std over runs"),
+                page.figure(plots.layer_heatmap(matrix, page.out / "plots" / "layer-heatmap"), "layer_heatmap",
+                            "Layer weights heat map")]
+        page.add(f'<div class="figs">{"".join(figs)}</div>')
+        found["layer_weights"] = len(matrix)
+    try:
+        curves = probe_curves(runs, metric, n_boot=n_boot, seed=seed)
+    except NoData as exc:
+        page.note(str(exc))
+    else:
+        page.write("probes.csv", curves.to_csv(index=False))
+        page.add("<h3>Per-layer linear probes</h3>")
+        labels = group_labels(curves)
+        header = ["model", "layer", f"{metric} [95% CI]", "folds", "runs", "utterances"]
+        rows = [[g, str(r.layer), with_ci(r.value, r.ci_low, r.ci_high), str(r.folds), str(r.runs), str(r.n)]
+                for g, r in zip(labels, curves.itertuples())]
+        page.add('<div class="scroll">' + html_table(header, rows, LABELS[metric]) + "</div>")
+        fig = plots.probe_curves_plot(curves, page.out / "plots" / "probe-curves")
+        fig = page.figure(fig, "probe_curves", "Probe metric per layer, 95% CI band")
+        page.add(f'<div class="figs">{fig}</div>')
+        found["probe_curves"] = int(labels.nunique())
+    return found
+
+
+def _failed_section(page: _Page, failed: pd.DataFrame) -> None:
+    page.add(f'<h2 id="failed">Failed runs ({len(failed)})</h2>')
+    if failed.empty:
+        page.note("No run failed.")
+        return
+    header = ["run", "head", "fold", "seed", "error"]
+    rows = [[r.run_id, _text(r.head), _text(r.fold), _text(r.seed), _text(r.error)] for r in failed.itertuples()]
+    page.add('<div class="scroll">' + html_table(header, rows, cls="wide") + "</div>")
+
+
+def write_report(results, out_dir: str | Path, metric: str = "macro_f1", n_boot: int = 1000, seed: int = 0,
+                 title: str = "emostore sweep report") -> pd.DataFrame:
+    """Write ``index.html`` and its tables, figures and ``summary.json`` to ``out_dir`` (module doc).
+
+    ``results``: a sweep directory, its results.sqlite or the table as a DataFrame. Returns the
+    files written (``path``, ``bytes``), ``index.html`` last.
+    """
+    check_metric(metric)
+    out = Path(out_dir)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    all_runs = load_runs(results)
+    runs = done_runs(all_runs)
+    failed = failed_runs(all_runs)
+    page = _Page(out)
+    board, cells = _leaderboard_section(page, runs, metric)
+    cross = _crossrule_section(page, runs, metric, n_boot, seed)
+    found = _layers_section(page, runs, metric, n_boot, seed)
+    _cells_section(page, runs, cells)
+    _failed_section(page, failed)
+
+    summary = {
+        "metric": metric, "n_boot": n_boot, "seed": seed,
+        "runs": {"done": len(runs), "failed": len(failed)},
+        "encoders": sorted(runs["encoder"].unique()), "corpora": sorted(runs["corpus"].unique()),
+        "rules": rule_order(runs["rule"].dropna()),
+        "leaderboard": [{"encoder": enc, "average": None if pd.isna(r["Average"]) else float(r["Average"]),
+                         "rank": None if pd.isna(r["Rank"]) else int(r["Rank"])} for enc, r in board.iterrows()],
+        "crossrule_matrices": 0 if cross is None else int(cross.groupby(["encoder", "corpus", "setting"]).ngroups),
+        **found,
+    }
+    page.write("summary.json", json.dumps(summary, indent=1) + "\n")
+
+    sections = [("leaderboard", "Leaderboard"), ("crossrule", "Cross-rule"), ("layers", "Layers"),
+                ("cells", "Per model"), ("failed", "Failed runs")]
+    nav = " · ".join(f'<a href="#{a}">{t}</a>' for a, t in sections)
+    files = " · ".join(f'<a href="{html.escape(p.name)}">{html.escape(p.name)}</a>'
+                       for p in page.files if p.parent == out)
+    head = (f"<h1>{html.escape(title)}</h1>"
+            f'<p class="meta">{len(runs)} finished and {len(failed)} failed runs; encoders: '
+            f"{html.escape(', '.join(summary['encoders']))}; corpora: {html.escape(', '.join(summary['corpora']))}; "
+            f"rules: {html.escape(', '.join(summary['rules']))}. Metric: {html.escape(LABELS[metric])}.</p>"
+            f'<p class="meta">{nav}</p><p class="meta">Files: {files}</p>')
+    doc = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+           f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n"
+           f'<body data-images-total="{page.images}">\n{head}\n' + "\n".join(page.parts)
+           + f"\n{SCRIPT}\n</body></html>\n")
+    page.write("index.html", doc)
+    return pd.DataFrame({"path": [str(p) for p in page.files], "bytes": [p.stat().st_size for p in page.files]})

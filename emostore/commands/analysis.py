@@ -1,0 +1,220 @@
+"""``emostore leaderboard | crossrule | layers | report | compare``: thin commands over :mod:`emostore.analysis`.
+
+The commands are defined here and attached to the ``emostore`` group by :func:`register`, which
+``emostore/cli.py`` calls with its error wrapper (so this module never imports cli.py). Library
+imports happen inside the commands: ``emostore --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+RESULTS = click.argument("results", type=click.Path(exists=True))
+METRIC_HELP = "Metric: macro_f1 | ua | wa | macro_f1_single | kld | jsd (kld, jsd: lower is better)."
+FORMATS = ["md", "csv", "html"]
+
+
+def _metric(f):
+    return click.option("--metric", "-m", default="macro_f1", show_default=True, metavar="NAME", help=METRIC_HELP)(f)
+
+
+def _boot_options(minimum: int, help_text: str):
+    def decorate(f):
+        f = click.option("--seed", default=0, show_default=True, type=int, help="Bootstrap seed.")(f)
+        return click.option("--n-boot", default=1000, show_default=True, type=click.IntRange(minimum),
+                            help=help_text)(f)
+
+    return decorate
+
+
+_bootstrap = _boot_options(0, "Bootstrap replicates for the 95% CIs (0: no CI).")
+_paired_bootstrap = _boot_options(1, "Paired bootstrap replicates.")
+
+
+def _emit(text: str, out: str | None) -> None:
+    if out is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text, encoding="utf-8")
+    click.echo(f"wrote {out}", err=True)
+
+
+def _fmt_from(fmt: str | None, out: str | None) -> str:
+    """--format, else the --out file's suffix (.md/.csv/.html), else Markdown."""
+    if fmt:
+        return fmt
+    suffix = Path(out).suffix.lstrip(".").lower() if out else ""
+    return {"htm": "html", "markdown": "md"}.get(suffix, suffix) if suffix in (*FORMATS, "htm", "markdown") else "md"
+
+
+@click.command("leaderboard")
+@RESULTS
+@_metric
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Output format (default: from --out's suffix, else md).")
+@click.option("--by", default=None, metavar="COLS",
+              help="Columns that make a condition, comma-separated, from corpus, rule, head, features, preset "
+                   "(default: corpus, plus rule when the runs use several rules).")
+@click.option("--head", default=None, help="Only runs of this head (e.g. weighted-sum).")
+@click.option("--rule", default=None, help="Only runs trained on this label-set rule (e.g. mr).")
+@click.option("--out", "-o", default=None, type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+def leaderboard_cmd(results, metric, fmt, by, head, rule, out):
+    """Encoders × corpora table of RESULTS (EMO-SUPERB Table 2 layout).
+
+    RESULTS is a sweep directory or its results.sqlite. Per cell: the setting with the lowest mean
+    dev loss (selection never looks at test scores), its test metric averaged over seeds, then
+    folds, ± the std across folds, and n = runs; then the Average over conditions and its Rank.
+    """
+    from emostore.analysis import format_leaderboard, leaderboard
+
+    cols = [c.strip() for c in by.split(",") if c.strip()] if by else None
+    board = leaderboard(results, metric, by=cols, head=head, rule=rule)
+    _emit(format_leaderboard(board, _fmt_from(fmt, out)), out)
+
+
+@click.command("crossrule")
+@RESULTS
+@_metric
+@_bootstrap
+@click.option("--select", type=click.Choice(["dev", "all"]), default="dev", show_default=True,
+              help="dev: the settings that won dev-loss selection for some training rule; all: every setting "
+                   "trained on two or more rules.")
+@click.option("--labels", "overrides", multiple=True, metavar="RULE=PATH",
+              help="Label set to test RULE on (default: the one the table's runs trained on). Repeatable.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="md/html: one matrix per model; csv: the long table (default: from --out's suffix, else md).")
+@click.option("--out", "-o", default=None, type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+def crossrule_cmd(results, metric, n_boot, seed, select, overrides, fmt, out):
+    """Train-rule × test-rule matrix of RESULTS (all-inclusive-rule paper, Tables 4–6).
+
+    For runs that differ only by their label-set rule (MR, PR, AR...), each run's predictions are
+    scored on every rule's label set over its fold's test utterances; cells are averaged over folds
+    and seeds, with 95% bootstrap CIs.
+    """
+    from emostore.analysis import AnalysisError, crossrule, format_crossrule
+
+    sets = {}
+    for item in overrides:
+        rule, sep, path = item.partition("=")
+        if not sep or not rule or not path:
+            raise AnalysisError(f"--labels takes RULE=PATH, got {item!r}")
+        sets[rule] = path
+    cross = crossrule(results, metric, n_boot=n_boot, seed=seed, select=select, label_sets_by_rule=sets)
+    _emit(format_crossrule(cross, _fmt_from(fmt, out)), out)
+
+
+@click.command("layers")
+@RESULTS
+@_metric
+@_bootstrap
+@click.option("--out", "-o", default=None, type=click.Path(file_okay=False),
+              help="Folder for layers.csv, layer_matrix.csv, probes.csv and the figures (PNG + SVG); "
+                   "without it the tables are printed.")
+def layers_cmd(results, metric, n_boot, seed, out):
+    """Layer-wise analysis of RESULTS: learned layer weights and per-layer probe curves.
+
+    Layer weights: the weighted-sum heads' softmax weights per layer (dev-selected setting, mean ±
+    std over folds and seeds). Probe curves: the metric of a linear probe on each layer, with 95%
+    bootstrap CIs. Either part may be absent; at least one must be there.
+    """
+    from emostore.analysis import NoData, layer_weight_matrix, layer_weights, probe_curves
+    from emostore.analysis import plots
+
+    parts, missing = {}, []
+    try:
+        w = layer_weights(results)
+        parts["layers.csv"] = w
+        parts["layer_matrix.csv"] = layer_weight_matrix(w)
+    except NoData as exc:
+        missing.append(str(exc))
+    try:
+        parts["probes.csv"] = probe_curves(results, metric, n_boot=n_boot, seed=seed)
+    except NoData as exc:
+        missing.append(str(exc))
+    if not parts:
+        raise NoData("; ".join(missing))
+    for note in missing:
+        click.echo(f"note: {note}", err=True)
+    if out is None:
+        for name, df in parts.items():
+            click.echo(f"# {name[:-4]}\n{df.to_string()}\n")
+        return
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, df in parts.items():
+        (folder / name).write_text(df.to_csv(index=name == "layer_matrix.csv"), encoding="utf-8")
+        written.append(folder / name)
+    if "layers.csv" in parts:
+        written += plots.layer_weights_plot(parts["layers.csv"], folder / "layer-weights")
+        written += plots.layer_heatmap(parts["layer_matrix.csv"], folder / "layer-heatmap")
+    if "probes.csv" in parts:
+        written += plots.probe_curves_plot(parts["probes.csv"], folder / "probe-curves")
+    click.echo("\n".join(str(p) for p in written))
+
+
+@click.command("report")
+@RESULTS
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder to write the report to.")
+@_metric
+@_bootstrap
+@click.option("--title", default="emostore sweep report", show_default=True, help="Page title.")
+def report_cmd(results, out, metric, n_boot, seed, title):
+    """One static HTML report of RESULTS: OUT/index.html plus its tables and figures.
+
+    Leaderboard (Markdown, CSV, HTML), cross-rule matrix (when the runs use two or more rules),
+    layer weights and probe curves, per-model confusion matrices and learning curves, failed runs
+    with their errors, and summary.json. Plain HTML, relative links: the folder opens anywhere.
+    """
+    from emostore.analysis import write_report
+
+    files = write_report(results, out, metric=metric, n_boot=n_boot, seed=seed, title=title)
+    click.echo(f"{Path(out) / 'index.html'}: {len(files)} files, {files['bytes'].sum() / 1024:.0f} KiB")
+
+
+@click.command("compare")
+@click.argument("pred_a", type=click.Path(exists=True, dir_okay=False))
+@click.argument("pred_b", type=click.Path(exists=True, dir_okay=False))
+@click.option("--labels", "-l", "labels_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Label set both are scored on.")
+@_metric
+@_paired_bootstrap
+@click.option("--partition", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="With --fold: score only that fold's test utterances (what a run predicts).")
+@click.option("--fold", default=None, help="Fold of --partition.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def compare_cmd(pred_a, pred_b, labels_path, metric, n_boot, seed, partition, fold, as_json):
+    """Paired bootstrap test: are predictions PRED_A better than PRED_B?
+
+    Both are scored on the same utterances of the label set; each bootstrap replicate resamples
+    them once for both. delta > 0 means A is better (for kld and jsd: lower); p is the one-sided
+    p-value of "A is better than B" (p < 1/n-boot reads as "A better in every replicate").
+    """
+    from emostore.analysis import compare_predictions
+
+    r = compare_predictions(pred_a, pred_b, labels_path, metric, n_boot=n_boot, seed=seed,
+                            partition=partition, fold=fold).iloc[0].to_dict()
+    if as_json:
+        click.echo(json.dumps({k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}))
+        return
+    click.echo(f"{metric}: A {r['a']:.4f}, B {r['b']:.4f}; delta {r['delta']:+.4f} "
+               f"(95% CI [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]; > 0: A better)")
+    click.echo(f"p = {r['p_value']:.4f} (one-sided, H1: A better than B; {r['n_boot']} paired replicates, "
+               f"seed {r['seed']}, {r['n']} utterances)")
+
+
+COMMANDS = (leaderboard_cmd, crossrule_cmd, layers_cmd, report_cmd, compare_cmd)
+
+
+def register(group: click.Group, friendly) -> None:
+    """Add the analysis commands to ``group``, their callbacks wrapped by ``friendly`` (library
+    errors -> one line and exit 1)."""
+    for cmd in COMMANDS:
+        if not getattr(cmd.callback, "_emostore_friendly", False):
+            cmd.callback = friendly(cmd.callback)
+            cmd.callback._emostore_friendly = True
+        group.add_command(cmd)

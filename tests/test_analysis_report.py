@@ -1,0 +1,470 @@
+"""Analysis of a sweep: leaderboard, cross-rule matrix, layer analysis, plots, the HTML report in a browser.
+
+A real tiny sweep is trained once per module: fbank and Whisper tiny.en stores over 15 real EmoDB clips,
+MR / PR / AR label sets, two speaker-disjoint folds, probe heads (one per Whisper layer) and
+weighted-sum heads, plus one genuinely failed run; ``gather`` + ``write_results`` make the table.
+Every number the analysis shows is checked against an independent computation
+(``evaluate_files``, scikit-learn, the run files, hand-worked values).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from io import StringIO
+import shutil
+import struct
+import subprocess
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from sklearn.metrics import confusion_matrix as sk_confusion
+
+from emostore import analysis
+from emostore.analysis import plots
+from emostore.analysis.runs import AnalysisError, NoData
+from emostore.cli import main
+from emostore.evaluate import EvaluationError, evaluate_files, paired_bootstrap, read_predictions
+from emostore.extract.runner import ExtractOptions, extract
+from emostore.heads.train import TrainConfig
+from emostore.labels.aggregate import aggregate_manifest, read_label_set, write_label_set
+from emostore.manifests import load_manifest
+from emostore.manifests.build import build_manifest
+from emostore.manifests.records import write_manifest as write_utterances
+from emostore.sweep.results import gather, load_results, write_results
+from emostore.sweep.runner import run_one
+
+from conftest import REPO, emodb_fold_rows, write_manifest
+
+CREMA = REPO.parent / "shared" / "data" / "crema-d"
+RULES = ("mr", "pr", "ar")
+N_BOOT = 200
+
+
+# -- a real tiny sweep -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """Runs over 15 real EmoDB clips (3 emotions, 5 speakers), folds f1 / f2 (dev and test speakers swapped)."""
+    tmp = tmp_path_factory.mktemp("analysis")
+    rows, f1 = emodb_fold_rows(per_train=1)
+    mpath = write_manifest(tmp / "emodb.jsonl", rows)
+    stores = {}
+    for enc, name in (("fbank", "fbank"), ("whisper", "ct2-whisper")):
+        stores[enc] = str(tmp / enc / "emodb.zarr")
+        extract(load_manifest(mpath), stores[enc], ExtractOptions(encoder=name, frames=False, progress=False,
+                                                                  corpus="emodb"), log=lambda *a: None)
+    labels = {}
+    for rule in RULES:
+        records, meta = aggregate_manifest(mpath, rule)
+        labels[rule] = str(write_label_set(tmp / f"emodb.{rule}.jsonl", records, meta))
+    f2 = {"train": f1["train"], "dev": f1["test"], "test": f1["dev"]}
+    part = tmp / "folds.json"
+    part.write_text(json.dumps({"f1": f1, "f2": f2}))
+    runs = tmp / "sweep" / "runs"
+
+    def train(name, store, rule, **kw):  # the sweep's own runner: run.json, or error.json on failure
+        cfg = TrainConfig(**{"head": "probe", "epochs": 3, "lr": 1e-2, "batch_size": 8, **kw})
+        spec = {"run_id": name, "store": stores[store], "labels": labels[rule], "partition": str(part),
+                "config": asdict(cfg)}
+        return run_one(spec, str(runs / name))
+
+    for fold in ("f1", "f2"):
+        for rule in RULES:
+            train(f"fbank-probe-{rule}-{fold}", "fbank", rule, fold=fold)
+            train(f"whisper-ws-{rule}-{fold}", "whisper", rule, fold=fold, head="weighted-sum")
+        train(f"fbank-probe-slow-mr-{fold}", "fbank", "mr", fold=fold, lr=1e-3)
+        for layer in range(5):
+            train(f"whisper-probe-L{layer}-{fold}", "whisper", "mr", fold=fold, layer=layer)
+    failed = train("fbank-probe-L7", "fbank", "mr", fold="f1", layer=7)  # a real failure: fbank has 1 layer
+    write_results(gather(runs), tmp / "sweep" / "results.sqlite")
+    return {"tmp": tmp, "dir": tmp / "sweep", "labels": labels, "part": str(part),
+            "folds": {"f1": f1, "f2": f2}, "error": failed["error"]}
+
+
+def _own_score(run_row, labels, folds, metric="macro_f1", n_boot=0):
+    """evaluate_files of one run on ``labels`` over its fold's test ids (the independent reference)."""
+    return evaluate_files(run_row["predictions"], labels, n_boot=n_boot, seed=0, ids=folds[run_row["fold"]]["test"])
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", head[16:24])
+
+
+def test_fixture_table_is_real(sweep):
+    df = load_results(sweep["dir"])
+    assert (df["status"] == "done").sum() == 24 and (df["status"] == "failed").sum() == 1
+    assert set(df.loc[df["status"] == "done", "encoder"]) == {"fbank", "whisper-tiny.en"}
+    assert set(df["rule"].dropna()) == set(RULES)
+    assert "layer 7" in sweep["error"] and (sweep["dir"] / "runs" / "fbank-probe-L7" / "error.json").exists()
+
+
+# -- leaderboard: hand-worked ------------------------------------------------------------------
+
+
+def _hand_table() -> pd.DataFrame:
+    """A results table by hand: encoders A, B, C on corpora x, y; two settings for A on x."""
+    rows = []
+
+    def add(enc, corpus, fold, seed, lr, dev, f1, kld):
+        rows.append({"run_id": f"{enc}-{corpus}-{fold}-{seed}-{lr}", "status": "done", "encoder": enc,
+                     "store": f"/s/{corpus}-{enc}.zarr", "corpus": corpus, "labels": f"/l/{corpus}.mr.jsonl",
+                     "rule": "mr", "head": "weighted-sum", "lr": lr, "fold": fold, "seed": seed,
+                     "dev_loss": dev, "macro_f1": f1, "kld": kld})
+
+    # A on x: setting lr=0.1 has the better test score but the worse dev loss -> lr=0.01 is chosen
+    add("A", "x", "f1", 0, 0.1, 0.9, 0.99, 0.1)
+    add("A", "x", "f2", 0, 0.1, 0.9, 0.99, 0.1)
+    add("A", "x", "f1", 0, 0.01, 0.5, 0.50, 0.8)
+    add("A", "x", "f1", 1, 0.01, 0.7, 0.60, 0.6)  # two seeds on f1: fold mean 0.55
+    add("A", "x", "f2", 0, 0.01, 0.6, 0.45, 0.7)
+    add("A", "y", "f1", 0, 0.01, 1.0, 0.30, 1.0)
+    add("A", "y", "f2", 0, 0.01, 1.0, 0.40, 1.2)
+    add("B", "x", "f1", 0, 0.01, 0.4, 0.70, 0.4)
+    add("B", "x", "f2", 0, 0.01, 0.4, 0.50, 0.5)
+    add("B", "y", "f1", 0, 0.01, 0.4, 0.35, 0.9)
+    add("B", "y", "f2", 0, 0.01, 0.4, 0.35, 0.9)
+    add("C", "x", "f1", 0, 0.01, 0.4, 0.80, 0.2)  # C has no run on y
+    rows.append({"run_id": "broken", "status": "failed", "encoder": None, "store": "/s/x-C.zarr",
+                 "labels": "/l/x.mr.jsonl", "error": "CUDA out of memory"})
+    return pd.DataFrame(rows)
+
+
+def test_leaderboard_averages_and_ranks_by_hand():
+    board = analysis.leaderboard(_hand_table(), "macro_f1")
+    assert board.attrs["conditions"] == ["x", "y"]
+    a, b, c = ({k: board.at[e, k] for k in board.columns} for e in "ABC")
+    # A/x: dev-selected lr=0.01 (mean dev 0.6 < 0.9), fold means 0.55 and 0.45
+    assert a["x"] == pytest.approx(0.50) and a["x std"] == pytest.approx(np.std([0.55, 0.45], ddof=1))
+    assert a["x n"] == 3
+    assert a["y"] == pytest.approx(0.35) and a["Average"] == pytest.approx((0.50 + 0.35) / 2)
+    assert b["x"] == pytest.approx(0.60) and b["y"] == pytest.approx(0.35) and b["y std"] == 0.0
+    assert b["Average"] == pytest.approx(0.475)
+    assert c["x"] == pytest.approx(0.80) and np.isnan(c["x std"]) and c["x n"] == 1  # one fold: no spread
+    assert np.isnan(c["y"]) and np.isnan(c["Average"]) and pd.isna(c["Rank"])  # incomplete row: not ranked
+    assert (b["Rank"], a["Rank"]) == (1, 2) and list(board.index) == ["B", "A", "C"]
+    cells = analysis.leaderboard_cells(_hand_table())
+    chosen = cells.set_index(["encoder", "condition"]).loc[("A", "x")]
+    assert "lr=0.01" in chosen["setting"] and chosen["settings_compared"] == 2
+    assert chosen["mean_dev_loss"] == pytest.approx(0.6)
+
+
+def test_lower_is_better_metric_ranks_ascending_and_formats():
+    board = analysis.leaderboard(_hand_table(), "kld")
+    # A: x = mean(0.7, 0.7) = 0.7, y = 1.1 -> 0.9; B: x 0.45, y 0.9 -> 0.675: B ranks first
+    assert board.loc["A", "Average"] == pytest.approx(0.9) and board.loc["B", "Average"] == pytest.approx(0.675)
+    assert board.loc["B", "Rank"] == 1 and board.loc["A", "Rank"] == 2
+    md = analysis.format_leaderboard(board, "md")
+    assert "lower is better" in md
+    assert "| B | 0.450 ± 0.071 (n=2) | **0.900 ± 0.000 (n=2)** | **0.675** | 1 |" in md
+    assert "| C | **0.200 (n=1)** | – | – | – |" in md  # C's x is the lowest KLD: bold
+    back = pd.read_csv(StringIO(analysis.format_leaderboard(board, "csv")), index_col="encoder")
+    pd.testing.assert_frame_equal(back[["x", "y", "Average"]], board[["x", "y", "Average"]].astype(float),
+                                  check_names=False)
+    html = analysis.format_leaderboard(board, "html")
+    assert html.count("<tr>") == 4 and "<th>B</th>" in html
+
+
+def test_leaderboard_errors_name_the_problem():
+    t = _hand_table()
+    with pytest.raises(NoData, match="no finished run.*1 failed, e.g. broken: CUDA out of memory"):
+        analysis.leaderboard(t[t["status"] == "failed"])
+    two_rules = t.copy()
+    two_rules.loc[0:3, "rule"] = "ar"
+    with pytest.raises(AnalysisError, match=r"several label-set rules \(mr, ar\).*add rule"):
+        analysis.leaderboard(two_rules, by=["corpus"])
+    assert analysis.leaderboard(two_rules).attrs["conditions"] == ["x/mr", "x/ar", "y/mr"]
+    with pytest.raises(AnalysisError, match="unknown metric 'f2'"):
+        analysis.leaderboard(t, "f2")
+    no_dev = t.assign(dev_loss=np.nan)
+    with pytest.raises(AnalysisError, match="no run has a dev loss"):
+        analysis.leaderboard(no_dev)
+    assert issubclass(AnalysisError, ValueError)
+
+
+# -- on the real sweep -------------------------------------------------------------------------
+
+
+def test_leaderboard_on_real_runs_reads_test_metrics_of_dev_selected_settings(sweep):
+    cells = analysis.leaderboard_cells(sweep["dir"]).set_index(["encoder", "condition"])
+    table = analysis.done_runs(sweep["dir"])
+    fb = cells.loc[("fbank", "emodb/mr")]
+    assert fb["settings_compared"] == 2  # lr 1e-2 vs 1e-3, picked by dev loss
+    dev = table[(table["encoder"] == "fbank") & (table["rule"] == "mr")].groupby("setting")["dev_loss"].mean()
+    assert fb["setting"] == dev.idxmin()
+    chosen = table[table["run_id"].isin(fb["run_ids"].split())]
+    own = [_own_score(r, sweep["labels"]["mr"], sweep["folds"]).metrics["macro_f1"].value
+           for r in chosen.to_dict("records")]
+    assert fb["mean"] == pytest.approx(np.mean(own), abs=1e-12)  # run.json's test_metrics == evaluate_files
+
+
+def test_crossrule_diagonal_is_each_runs_own_evaluate_files_score(sweep):
+    cross = analysis.crossrule(sweep["dir"], n_boot=N_BOOT)
+    table = analysis.done_runs(sweep["dir"])
+    assert set(cross["encoder"]) == {"fbank", "whisper-tiny.en"}
+    for r in cross.itertuples():
+        runs = table[(table["encoder"] == r.encoder) & (table["setting"] == r.setting)
+                     & (table["rule"] == r.train_rule)]
+        assert len(runs) == 2  # one per fold
+        ref = [_own_score(x, sweep["labels"][r.test_rule], sweep["folds"]).metrics["macro_f1"].value
+               for x in runs.to_dict("records")]
+        assert r.value == pytest.approx(np.mean(ref), abs=1e-12) and r.folds == 2 and r.n == 6
+        assert r.ci_low <= r.value + 1e-12 and r.value - 1e-12 <= r.ci_high
+        if r.train_rule == r.test_rule:  # the diagonal is the table's own test metric
+            assert r.value == pytest.approx(runs["macro_f1"].mean(), abs=1e-12)
+    # one fold: the cell's CI is evaluate_files' own bootstrap CI, replicate for replicate
+    one = analysis.crossrule(table[table["fold"] == "f1"], n_boot=N_BOOT)
+    for r in one[one["train_rule"] == one["test_rule"]].itertuples():
+        x = table[(table["setting"] == r.setting) & (table["rule"] == r.train_rule) & (table["fold"] == "f1")]
+        ev = _own_score(x.iloc[0].to_dict(), sweep["labels"][r.test_rule], sweep["folds"], n_boot=N_BOOT)
+        m = ev.metrics["macro_f1"]
+        assert (r.value, r.ci_low, r.ci_high) == pytest.approx((m.value, m.ci_low, m.ci_high), abs=1e-12)
+    ((ident, m),) = [x for x in analysis.matrices(cross) if x[0]["encoder"] == "fbank"]
+    assert list(m.index) == list(m.columns) == ["mr", "pr", "ar"]
+
+
+def test_crossrule_errors(sweep, tmp_path):
+    table = analysis.done_runs(sweep["dir"])
+    with pytest.raises(NoData, match="at least 2 label-set rules; the table has only mr"):
+        analysis.crossrule(table[table["rule"] == "mr"])
+    moved = table.copy()
+    moved.loc[moved["rule"] == "ar", "labels"] = str(tmp_path / "gone.ar.jsonl")
+    with pytest.raises(AnalysisError, match=r"rule ar: label set .*gone\.ar\.jsonl does not exist"):
+        analysis.crossrule(moved, n_boot=0)
+    # the override names the label set to use instead
+    fixed = analysis.crossrule(moved, n_boot=0, label_sets_by_rule={"ar": sweep["labels"]["ar"]})
+    assert set(fixed["test_rule"]) == set(RULES)
+
+
+@pytest.fixture(scope="module")
+def crema(tmp_path_factory):
+    """Real CREMA-D ratings: voice-only MR/PR/AR label sets, and per rule a predictor from the *face-only*
+    raters of the same clips (their label set under that rule, smoothed; uniform where that rule
+    excluded the clip): three predictors that differ only by the rule, on real disagreement."""
+    if not CREMA.is_dir():
+        pytest.fail(f"real test data missing: {CREMA}")
+    tmp = tmp_path_factory.mktemp("crema")
+    voice, face = tmp / "voice.jsonl", tmp / "face.jsonl"
+    for path, modality in ((voice, "voice"), (face, "face")):  # actors 1001 and 1002 only: fast
+        rows = build_manifest("crema-d", CREMA, tmp / "all.jsonl", modality=modality)
+        write_utterances([u for u in rows if u.speaker in ("1001", "1002")], path)
+    test_ids = [r["id"] for r in load_manifest(voice, require_audio=False).rows]
+    part = tmp / "part.json"
+    part.write_text(json.dumps({"f1": {"train": [], "dev": [], "test": test_ids}}))
+    rows, labels = [], {}
+    for rule in RULES:
+        records, meta = aggregate_manifest(voice, rule)
+        labels[rule] = str(write_label_set(tmp / f"voice.{rule}.jsonl", records, meta))
+        fr, _ = aggregate_manifest(face, rule, smoothing=0.1)
+        by_id = {r.id: r for r in fr}
+        pred = tmp / f"face-{rule}.jsonl"
+        pred.write_text("".join(json.dumps({"id": u, "probs": by_id[u].train if by_id[u].excluded is None
+                                            else [1 / 6] * 6}) + "\n" for u in test_ids))
+        rows.append({"run_id": f"face-{rule}", "status": "done", "encoder": "face raters", "corpus": "crema-d",
+                     "store": None, "labels": labels[rule], "rule": rule, "head": "ratings", "fold": "f1",
+                     "seed": 0, "dev_loss": 1.0, "partition": str(part), "predictions": str(pred)})
+    return {"table": pd.DataFrame(rows), "labels": labels, "test": test_ids}
+
+
+def test_crossrule_scores_each_row_on_every_rules_test_set_real_crema_d(crema):
+    cross = analysis.crossrule(crema["table"], "macro_f1", n_boot=N_BOOT)
+    assert len(cross) == 9
+    for r in cross.itertuples():
+        ev = evaluate_files(crema["table"].set_index("rule").loc[r.train_rule, "predictions"],
+                            crema["labels"][r.test_rule], n_boot=N_BOOT, seed=0, ids=crema["test"])
+        m = ev.metrics["macro_f1"]
+        assert (r.value, r.ci_low, r.ci_high, r.n) == pytest.approx((m.value, m.ci_low, m.ci_high, ev.n), abs=1e-12)
+    n = cross.drop_duplicates("test_rule").set_index("test_rule")["n"]
+    assert n["mr"] < n["pr"] < n["ar"] == len(crema["test"])  # AR's test set holds what MR excluded
+    ((_, m),) = analysis.matrices(cross)
+    assert m.to_numpy().std(axis=0).min() > 0 and m.to_numpy().std(axis=1).min() > 0  # rows and columns differ
+    md = analysis.format_crossrule(cross)
+    assert "| train \\ test | MR | PR | AR |" in md and md.count("[") == 9
+
+
+def test_layer_weights_table_equals_the_json_files(sweep):
+    w = analysis.layer_weights(sweep["dir"])
+    table = analysis.done_runs(sweep["dir"])
+    assert set(w["rule"]) == set(RULES) and set(w["encoder"]) == {"whisper-tiny.en"}
+    for (rule,), g in w.groupby(["rule"]):
+        files = table[(table["head"] == "weighted-sum") & (table["rule"] == rule)]["layer_weights"]
+        read = [json.loads(Path(p).read_text()) for p in files]
+        assert len(read) == 2 and all(x["layers"] == [0, 1, 2, 3, 4] for x in read)
+        assert g["layer"].tolist() == read[0]["layers"]
+        np.testing.assert_allclose(g["weight"], np.mean([x["weights"] for x in read], axis=0), rtol=0, atol=1e-15)
+        np.testing.assert_allclose(g["std"], np.std([x["weights"] for x in read], axis=0, ddof=1), atol=1e-15)
+        assert g["weight"].sum() == pytest.approx(1.0)
+    m = analysis.layer_weight_matrix(w)
+    assert list(m.columns) == [0, 1, 2, 3, 4] and list(m.index) == ["mr", "pr", "ar"]  # only the rule varies
+    np.testing.assert_allclose(m.loc["pr"], w[w["rule"] == "pr"]["weight"])
+
+
+def test_probe_curve_values_equal_evaluate_files_per_layer(sweep):
+    curves = analysis.probe_curves(sweep["dir"], n_boot=N_BOOT)
+    wc = curves[curves["encoder"] == "whisper-tiny.en"]
+    assert wc["layer"].tolist() == [0, 1, 2, 3, 4]
+    table = analysis.done_runs(sweep["dir"])
+    for r in wc.itertuples():
+        runs = table[table["run_id"].isin([f"whisper-probe-L{r.layer}-f1", f"whisper-probe-L{r.layer}-f2"])]
+        ref = [_own_score(x, sweep["labels"]["mr"], sweep["folds"]).metrics["macro_f1"].value
+               for x in runs.to_dict("records")]
+        assert r.value == pytest.approx(np.mean(ref), abs=1e-12) and r.runs == 2 and r.folds == 2
+    one = analysis.probe_curves(table[table["fold"] == "f2"], "ua", n_boot=N_BOOT)
+    for r in one[one["encoder"] == "whisper-tiny.en"].itertuples():
+        x = table[table["run_id"] == f"whisper-probe-L{r.layer}-f2"].iloc[0].to_dict()
+        m = _own_score(x, sweep["labels"]["mr"], sweep["folds"], n_boot=N_BOOT).metrics["ua"]
+        assert (r.value, r.ci_low, r.ci_high) == pytest.approx((m.value, m.ci_low, m.ci_high), abs=1e-12)
+    fb = curves[curves["encoder"] == "fbank"]
+    assert set(fb["layer"]) == {0}  # a probe without --layer read the store's last (only) layer
+
+
+def test_confusion_matrix_matches_sklearn(sweep):
+    table = analysis.done_runs(sweep["dir"])
+    runs = table[table["run_id"].str.startswith("whisper-probe-L4-")]
+    cm = analysis.confusion_matrix(runs)
+    records, meta = read_label_set(sweep["labels"]["mr"])
+    by_id = {r.id: r for r in records}
+    true, pred = [], []
+    for r in runs.to_dict("records"):
+        probs = read_predictions(r["predictions"])
+        for u in sweep["folds"][r["fold"]]["test"]:
+            true.append(int(np.argmax(by_id[u].train)))
+            pred.append(int(np.argmax(probs[u])))
+    expected = sk_confusion(true, pred, labels=range(len(meta["classes"])))
+    np.testing.assert_array_equal(cm.to_numpy(), expected)
+    assert list(cm.index) == list(cm.columns) == meta["classes"] and cm.to_numpy().sum() == 6
+
+
+def test_learning_curves_come_from_run_json(sweep):
+    table = analysis.done_runs(sweep["dir"])
+    one = table[table["run_id"] == "whisper-ws-ar-f2"]
+    lc = analysis.learning_curves(one)
+    rec = json.loads((Path(one["out_dir"].iloc[0]) / "run.json").read_text())
+    assert lc["dev_loss"].tolist() == rec["dev_losses"] and lc["train_loss"].tolist() == rec["train_losses"]
+    assert lc.loc[lc["selected"], "epoch"].tolist() == [rec["selected_epoch"]]
+
+
+def test_evaluate_files_restricted_to_ids(sweep):
+    pred = analysis.done_runs(sweep["dir"]).iloc[0]["predictions"]
+    with pytest.raises(EvaluationError, match="have no prediction"):
+        evaluate_files(pred, sweep["labels"]["mr"], n_boot=0)  # the corpus-wide label set
+    with pytest.raises(EvaluationError, match="1 requested id"):
+        evaluate_files(pred, sweep["labels"]["mr"], n_boot=0, ids=["nope"])
+
+
+# -- plots -------------------------------------------------------------------------------------
+
+
+def test_plots_write_png_and_svg_of_the_stated_size(sweep, tmp_path):
+    board = analysis.leaderboard(sweep["dir"])
+    w = analysis.layer_weights(sweep["dir"])
+    curves = analysis.probe_curves(sweep["dir"], n_boot=50)
+    table = analysis.done_runs(sweep["dir"])
+    runs = table[table["run_id"].str.startswith("whisper-probe-L2-")]
+    drawn = {
+        "radar": plots.radar_chart(board, tmp_path / "radar"),
+        "confusion": plots.confusion_plot(analysis.confusion_matrix(runs), tmp_path / "cm", "L2"),
+        "layer_weights": plots.layer_weights_plot(w, tmp_path / "lw"),
+        "layer_heatmap": plots.layer_heatmap(analysis.layer_weight_matrix(w), tmp_path / "hm"),
+        "probe_curves": plots.probe_curves_plot(curves, tmp_path / "pc"),
+        "learning_curves": plots.learning_curves_plot(analysis.learning_curves(runs), tmp_path / "lc"),
+    }
+    for kind, (png, svg) in drawn.items():
+        width, height = plots.SIZES[kind]
+        assert _png_size(png) == (round(width * plots.DPI), round(height * plots.DPI)), kind
+        assert png.stat().st_size > 5000  # drawn, not blank
+        assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()
+    with pytest.raises(NoData, match="at least 3 conditions"):
+        plots.radar_chart(analysis.leaderboard(sweep["dir"], rule="mr"), tmp_path / "r1")
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def test_cli_leaderboard_crossrule_layers_compare(sweep, tmp_path):
+    cli = CliRunner()
+    res = cli.invoke(main, ["leaderboard", str(sweep["dir"]), "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    board = analysis.leaderboard(sweep["dir"])
+    back = pd.read_csv(StringIO(res.output), index_col="encoder")
+    np.testing.assert_allclose(back["Average"], board["Average"], rtol=1e-12)
+    out = tmp_path / "lb.html"
+    assert cli.invoke(main, ["leaderboard", str(sweep["dir"] / "results.sqlite"), "-o", str(out)]).exit_code == 0
+    assert out.read_text().startswith('<table class="leaderboard">')
+
+    res = cli.invoke(main, ["crossrule", str(sweep["dir"]), "--n-boot", "50", "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(StringIO(res.output))) == 18  # 2 models × 3 × 3
+    res = cli.invoke(main, ["crossrule", str(sweep["dir"]), "--labels", "ar"])
+    assert res.exit_code == 1 and "Error: --labels takes RULE=PATH, got 'ar'" in res.output
+
+    res = cli.invoke(main, ["layers", str(sweep["dir"]), "--n-boot", "50", "--out", str(tmp_path / "layers")])
+    assert res.exit_code == 0, res.output
+    for name in ("layers.csv", "layer_matrix.csv", "probes.csv", "layer-weights.png", "probe-curves.svg"):
+        assert (tmp_path / "layers" / name).stat().st_size > 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "layers" / "layers.csv"),
+                                  analysis.layer_weights(sweep["dir"]), check_dtype=False)
+
+    table = analysis.done_runs(sweep["dir"])
+    a, b = (table.set_index("run_id").loc[f"whisper-probe-L{k}-f1", "predictions"] for k in (4, 0))
+    args = ["compare", a, b, "--labels", sweep["labels"]["mr"], "--n-boot", "300", "--seed", "5"]
+    res = cli.invoke(main, args)
+    assert res.exit_code == 1 and "add the partition and fold" in res.output  # label set covers the corpus
+    res = cli.invoke(main, [*args, "--partition", sweep["part"], "--fold", "f1", "--json"])
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.output)
+    ids = sweep["folds"]["f1"]["test"]
+    ref = paired_bootstrap(evaluate_files(a, sweep["labels"]["mr"], 0, ids=ids).scores,
+                           evaluate_files(b, sweep["labels"]["mr"], 0, ids=ids).scores, "macro_f1", 300, 5)
+    assert got["p_value"] == ref.p_value and got["delta"] == pytest.approx(ref.delta) and got["n"] == 3
+    res = cli.invoke(main, [*args[:-4], "--metric", "nope", "--partition", sweep["part"], "--fold", "f1"])
+    assert res.exit_code == 1 and "unknown metric 'nope'" in res.output
+
+
+def _chromium() -> str | None:
+    return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+
+
+def test_report_cli_end_to_end_in_headless_chromium(sweep, tmp_path):
+    out = tmp_path / "report"
+    res = CliRunner().invoke(main, ["report", str(sweep["dir"]), "--out", str(out), "--n-boot", "100"])
+    assert res.exit_code == 0, res.output
+    for name in ("index.html", "leaderboard.md", "leaderboard.csv", "crossrule.csv", "layers.csv", "probes.csv",
+                 "summary.json"):
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["runs"] == {"done": 24, "failed": 1} and summary["rules"] == list(RULES)
+    assert summary["crossrule_matrices"] == 2 and summary["layer_weights"] == 3
+    assert [r["encoder"] for r in summary["leaderboard"]] == list(analysis.leaderboard(sweep["dir"]).index)
+    page = (out / "index.html").read_text()
+    assert not re.search(r"(https?:)?//[a-z]", page.replace("file://", ""))  # no network URL
+    assert "<script src" not in page
+    srcs = re.findall(r'<img src="([^"]+)"', page)
+    assert len(srcs) >= 6 and all(not s.startswith("/") and (out / s).is_file() for s in srcs)
+    assert html.escape(sweep["error"]) in page  # the failed run with its error
+
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("no chromium binary (apt-get install -y chromium): the page was checked as text only")
+    common = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=10000"]
+    dom = subprocess.run([*common, "--dump-dom", (out / "index.html").as_uri()], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    body = re.search(r"<body ([^>]*)>", dom).group(1)
+    total = int(re.search(r'data-images-total="(\d+)"', body).group(1))
+    loaded = int(re.search(r'data-images-loaded="(\d+)"', body).group(1))
+    assert total == len(srcs) and loaded == total  # every figure decoded in the browser
+    board = re.search(r'<table class="leaderboard">.*?</table>', dom, re.S).group(0)
+    for enc in ("fbank", "whisper-tiny.en"):
+        assert re.search(rf"<tr><th>{re.escape(enc)}</th>(<td>.*?</td>){{5}}</tr>", board), enc
+    shot = tmp_path / "report.png"
+    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1280,2000", (out / "index.html").as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    assert _png_size(shot) == (1280, 2000)
