@@ -620,8 +620,8 @@ def sweep(spec_file, stores, label_sets, partitions, folds, heads, out, jobs, sc
     """Train many configs from the store(s) and gather one results table.
 
     SPEC_FILE (TOML, YAML or JSON) holds settings; a list is a grid axis, [[runs]] tables are
-    sub-grids (see docs/sweeps.md). Options override the file's value of the same setting; a
-    repeated option is a grid axis. Finished runs are skipped on re-run; a failing run is recorded
+    sub-grids (see docs/sweeps.md). An option replaces the file's value of that setting everywhere,
+    [[runs]] tables included; a repeated option is a grid axis. Finished runs are skipped on re-run; a failing run is recorded
     with its error and the sweep goes on. Read the table with
     `emostore.sweep.load_results(OUT)` (pandas) or any SQLite client.
     """
@@ -632,11 +632,12 @@ def sweep(spec_file, stores, label_sets, partitions, folds, heads, out, jobs, sc
     spec = read_spec(spec_file) if spec_file else {}
     given = {"store": stores, "labels": label_sets, "partition": partitions, "fold": folds, "head": heads,
              **settings}
+    overrides = {}
     for key, values in given.items():
         if values:
             values = [_grid_value(key, v) for v in values]
-            spec[key] = values if len(values) > 1 else values[0]
-    runs = expand(spec)
+            overrides[key] = values if len(values) > 1 else values[0]
+    runs = expand(spec, overrides=overrides)
     if dry_run:
         for r in runs:
             done = (Path(out) / RUNS_DIR / r.run_id / RUN_FILE).exists()

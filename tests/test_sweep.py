@@ -59,8 +59,10 @@ def test_relative_paths_in_a_file_are_relative_to_it(fbank_fold, tmp_path):
 
 @pytest.mark.parametrize("bad, match", [
     ({"head": "probe", "colour": "red"}, "unknown training setting.*colour"),
-    ({"head": "probe", "store": "nowhere.zarr"}, "store nowhere.zarr: no such"),
+    ({"head": "probe", "store": "nowhere.zarr"}, "store /.*nowhere.zarr: no such"),
     ({"head": "probe", "seed": []}, "'seed' is an empty list"),
+    ({"head": "probe", "lr": "fast"}, "setting lr: expected float"),
+    ({"head": "mlp"}, "unknown head 'mlp'"),
     ({}, "needs a head"),
 ])
 def test_bad_specs_are_refused_before_any_run(fbank_fold, bad, match):
@@ -68,21 +70,33 @@ def test_bad_specs_are_refused_before_any_run(fbank_fold, bad, match):
         expand({**_base(fbank_fold), **bad})
 
 
+def _bad_label_set(fb, tmp_path) -> str:
+    """The MR label set with a class list one longer than its targets: training it fails."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(open(fb["labels"]).read())
+    meta = json.loads(open(fb["labels"].replace(".jsonl", ".meta.json")).read())
+    meta["classes"] = meta["classes"] + ["surprise"]
+    (tmp_path / "bad.meta.json").write_text(json.dumps(meta))
+    return str(bad)
+
+
 def test_cli_sweep_trains_every_head_records_failures_and_skips_done_runs(fbank_fold, tmp_path):
     out = tmp_path / "sweep"
-    args = ["sweep", "--store", fbank_fold["store"], "--labels", fbank_fold["labels"], "--partition",
-            fbank_fold["part"], "--fold", "f1", "--head", "weighted-sum", "--head", "emobox", "--head", "ar-mlp",
-            "--head", "probe", "--layer", "0", "--layer", "7", "--epochs", "2", "--lr", "0.01", "--batch-size", "8",
-            "--hidden", "32", "--out", str(out), "--jobs", "2", "--no-progress"]
+    args = ["sweep", "--store", fbank_fold["store"], "--labels", fbank_fold["labels"], "--labels",
+            _bad_label_set(fbank_fold, tmp_path), "--partition", fbank_fold["part"], "--fold", "f1",
+            "--head", "weighted-sum", "--head", "emobox", "--head", "ar-mlp", "--head", "probe",
+            "--epochs", "2", "--lr", "0.01", "--batch-size", "8", "--hidden", "32", "--out", str(out),
+            "--jobs", "2", "--no-progress"]
     r = CliRunner().invoke(main, args)
-    # weighted-sum (layer dropped) + 3 one-layer heads x 2 layers = 7 runs; layer 7 is not in the
-    # one-layer fbank store: those 3 fail, are recorded, and the sweep exits 1 after finishing the rest
+    # 4 heads x 2 label sets; the bad label set's 4 runs fail, are recorded, and the sweep exits 1
+    # after finishing the rest
     assert r.exit_code == 1, r.output
     df = load_results(out)
-    assert len(df) == 7
+    assert len(df) == 8
     done, failed = df[df.status == "done"], df[df.status == "failed"]
     assert sorted(done["head"]) == ["ar-mlp", "emobox", "probe", "weighted-sum"]
-    assert len(failed) == 3 and failed["error"].str.contains("layer 7 is not in the store").all()
+    assert len(failed) == 4 and failed["error"].str.contains("targets of length 3, not 4").all()
+    assert failed["labels"].str.endswith("bad.jsonl").all() and failed["head"].notna().all()
     for _, row in done.iterrows():
         rec = json.loads((out / "runs" / row.run_id / "run.json").read_text())
         assert row.dev_loss == pytest.approx(min(rec["dev_losses"]))
@@ -90,13 +104,58 @@ def test_cli_sweep_trains_every_head_records_failures_and_skips_done_runs(fbank_
         assert row.macro_f1 == pytest.approx(rec["test_metrics"]["macro_f1"])
         assert row.features == ("frames" if row["head"] == "emobox" else "pooled")
         assert pd.notna(row.layer_weights) == (row["head"] == "weighted-sum")
+        assert pd.isna(row.layer) == (row["head"] == "weighted-sum")  # the default layer is named: 0
         assert row.rule == "mr" and row.corpus and row.encoder == "fbank"
-    # re-run: the 4 finished runs are skipped, the 3 failed ones retried (and fail again)
+    # re-run: the 4 finished runs are skipped, the 4 failed ones retried (and fail again)
     args[args.index("--jobs") + 1] = "1"  # in this process: the same run ids
     r = CliRunner().invoke(main, args)
-    assert "0 trained, 4 already done, 3 failed" in r.output
+    assert "0 trained, 4 already done, 4 failed" in r.output
     r = CliRunner().invoke(main, args + ["--dry-run"])
-    assert r.exit_code == 0 and r.output.count("done ") == 4 and r.output.count("todo ") == 3
+    assert r.exit_code == 0 and r.output.count("done ") == 4 and r.output.count("todo ") == 4
+
+
+def test_a_damaged_run_json_is_rerun_and_never_loses_the_table(fbank_fold, tmp_path):
+    runs = expand(_base(fbank_fold, head="probe", seed=[0, 1]))
+    run_sweep(runs, tmp_path / "s")
+    victim = tmp_path / "s" / "runs" / runs[0].run_id / "run.json"
+    victim.write_text(victim.read_text()[:100])  # as if the disk filled up mid-write
+    from emostore.sweep import gather
+
+    rows = {r["run_id"]: r for r in gather(tmp_path / "s" / "runs")}
+    assert rows[runs[0].run_id]["status"] == "failed" and "unreadable" in rows[runs[0].run_id]["error"]
+    again = run_sweep(runs, tmp_path / "s")
+    assert (again.done, again.skipped) == (1, 1)
+    assert set(load_results(tmp_path / "s").status) == {"done"}
+
+
+def test_cli_options_override_the_files_runs_tables(fbank_fold, tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'store = "{fbank_fold["store"]}"\nlabels = "{fbank_fold["labels"]}"\n'
+                    f'partition = "{fbank_fold["part"]}"\nfold = "f1"\n[[runs]]\nhead = "probe"\nlr = 1e-3\n')
+    (run,) = expand(read_spec(spec), overrides={"lr": 0.5})
+    assert run.config.lr == 0.5
+
+
+def test_unknown_layer_is_refused_before_any_run_and_default_layer_is_named(fbank_fold):
+    with pytest.raises(SweepError, match=r"layer 7 is not in the store .*\(stored: \[0\]\)"):
+        expand(_base(fbank_fold, head="probe", layer=[0, 7]))
+    default, named = expand(_base(fbank_fold, head="probe")), expand(_base(fbank_fold, head="probe", layer=0))
+    assert default[0].run_id == named[0].run_id and default[0].config.layer == 0
+
+
+def test_a_label_set_regenerated_at_the_same_path_makes_new_runs(fbank_fold, tmp_path):
+    import shutil
+
+    labels = tmp_path / "l.jsonl"
+    shutil.copy(fbank_fold["labels"], labels)
+    shutil.copy(fbank_fold["labels"].replace(".jsonl", ".meta.json"), tmp_path / "l.meta.json")
+    from emostore.sweep.config import input_digest
+
+    before = expand(_base(fbank_fold, head="probe", labels=str(labels)))[0].run_id
+    labels.write_text(open(fbank_fold["label_sets"]["pr"]).read() + "\n")
+    input_digest.cache_clear()
+    after = expand(_base(fbank_fold, head="probe", labels=str(labels)))[0].run_id
+    assert before != after
 
 
 def test_dask_cluster_gives_the_same_runs_as_local_processes(fbank_fold, tmp_path):

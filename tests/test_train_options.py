@@ -29,21 +29,21 @@ def _train(fb, labels=None, part=None, **kw):
 
 def test_block_order_is_a_permutation_with_whole_blocks_per_window():
     rows = np.array([0, 1, 2, 5, 8, 9, 13, 17, 18, 19, 23, 30], dtype=np.int64)
-    frames = np.full(len(rows), 10)
+    cost = np.array([40, 30, 40, 10])  # frames each 8-row block holds
     gen = torch.Generator().manual_seed(0)
-    order = epoch_order(rows, gen, "blocks", block=8, frames_per_row=frames, window_frames=30)
+    order = epoch_order(rows, gen, "blocks", block=8, block_cost=cost, window_frames=30)
     assert sorted(order.tolist()) == list(range(len(rows)))
-    # every block holds >= 30 frames here, so each window is one block: its rows come out together
+    # no two blocks fit one window of 30 frames, so each window is one block: its rows come out together
     blocks = rows[order] // 8
     runs = 1 + int(np.sum(blocks[1:] != blocks[:-1]))
     assert runs == len(np.unique(blocks)) == 4
-    again = epoch_order(rows, torch.Generator().manual_seed(0), "blocks", 8, frames, 30)
+    again = epoch_order(rows, torch.Generator().manual_seed(0), "blocks", 8, cost, 30)
     np.testing.assert_array_equal(order, again)  # seeded
 
 
 def test_block_windows_are_contiguous_in_the_order():
     rows = np.arange(40, dtype=np.int64)
-    order = epoch_order(rows, torch.Generator().manual_seed(3), "blocks", 8, np.ones(40), 16)
+    order = epoch_order(rows, torch.Generator().manual_seed(3), "blocks", 8, np.full(5, 8), 16)
     # windows of two 8-row blocks: every 16 consecutive positions cover exactly two whole blocks
     for s in range(0, 32, 16):
         blocks = set((rows[order[s:s + 16]] // 8).tolist())
@@ -77,6 +77,7 @@ def test_frames_cache_stays_within_budget_and_serves_the_right_rows(fbank_fold):
         np.testing.assert_array_equal(x[0, :n].numpy(), fs.frames(int(r)))
         assert mask[0].sum() == n
         assert src.cached_bytes <= src.budget
+    assert 0 < src.peak_cached_bytes <= src.budget  # room is made before a block is read
     tiny = FramesSource(fs, None, budget_bytes=1)  # a block over budget: rows are read alone
     x, _ = tiny.batch(np.array([3, 4]))
     np.testing.assert_array_equal(x[1, : fs.num_frames[4]].numpy(), fs.frames(4))
@@ -175,9 +176,13 @@ def test_excluded_test_utterances_are_predicted_but_not_scored(fbank_fold, tmp_p
     assert full.n == 3
 
 
-@pytest.mark.parametrize("device, match", [("gpu0", "unknown device 'gpu0'"),
-                                           pytest.param("cuda", "no CUDA GPU", marks=pytest.mark.skipif(
-                                               torch.cuda.is_available(), reason="a GPU is here"))])
+@pytest.mark.parametrize("device, match", [
+    ("gpu0", "device 'gpu0' is not usable here.*Invalid device string"),
+    ("meta", "device 'meta' is not usable"),
+    ("xpu", "device 'xpu' is not usable"),
+    pytest.param("cuda", "device 'cuda' is not usable", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="a GPU is here")),
+])
 def test_bad_device_is_one_clear_error(fbank_fold, device, match):
     with pytest.raises(TrainError, match=match):
         _train(fbank_fold, device=device)
@@ -200,3 +205,36 @@ def test_cli_evaluate_scores_a_runs_fold(fbank_fold, tmp_path):
     assert got["n"] == 3 and got["macro_f1"]["value"] == pytest.approx(ev.metrics["macro_f1"].value)
     r = CliRunner().invoke(main, base + ["--fold", "f1"])
     assert r.exit_code == 2 and "both --partition and --fold" in r.output
+
+
+def test_sparse_train_rows_still_read_each_block_once_per_epoch(fbank_fold):
+    """Windows are sized by what a cached block holds (all its rows), not by the train rows in it."""
+    from emostore.heads.sources import block_frames
+
+    fs = open_store(fbank_fold["store"])
+    rows = np.arange(0, len(fs), 3)  # a third of every block
+    per_block = int(block_frames(fs, 8).max()) * fs.dim * 4
+    src = FramesSource(fs, None, budget_bytes=per_block * 2)
+    order = epoch_order(rows, torch.Generator().manual_seed(0), "blocks", 8, block_frames(fs, 8),
+                        per_block * 2 // 2 // (fs.dim * 4))
+    for s in range(0, len(order), 4):
+        src.batch(rows[order[s:s + 4]])
+    assert src.reads == len(np.unique(rows // 8))
+
+
+@pytest.mark.parametrize("settings, match", [
+    ({"lr": "fast"}, "setting lr: expected float, got 'fast'"),
+    ({"epochs": 2.5}, "setting epochs: expected int, got 2.5"),
+    ({"hidden": 0}, "hidden size must be >= 1"),
+    ({"head": "mlp"}, "unknown head 'mlp'"),
+    ({"beta": 1.0}, r"beta must be in \[0, 1\)"),
+])
+def test_bad_settings_are_named(settings, match):
+    with pytest.raises(ValueError, match=match):
+        config_from(**{"head": "ar-mlp", "fold": "f1", **settings})
+
+
+def test_settings_are_coerced_to_their_types():
+    cfg = config_from(head="probe", fold="f1", lr="1e-3", epochs=20.0, seed="3")  # YAML / TOML forms
+    assert (cfg.lr, cfg.epochs, cfg.seed) == (1e-3, 20, 3)
+    assert isinstance(cfg.epochs, int) and isinstance(cfg.lr, float)

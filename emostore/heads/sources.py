@@ -8,8 +8,9 @@ recomputes the encoder instead).
 * :class:`FramesSource`: frames read one *block* of store rows at a time. The extractor writes
   the frames of a block of manifest rows contiguously (docs/store-format.md), so a block is one
   range read of the frames array, restricted to the layers the head uses. Blocks are kept in an
-  LRU cache of at most ``budget_bytes`` (a block larger than the budget is read row by row), so
-  peak memory is bounded by the budget plus one batch, whatever the store's size.
+  LRU cache of at most ``budget_bytes`` (room is made before a block is read; a block larger than
+  the budget is read row by row), so the cache never holds more than the budget whatever the
+  store's size; on top of it come one batch and the transient decode buffers of one block read.
 
 Order: :func:`epoch_order` shuffles either all rows (``full``) or *blocks* then rows within a
 window of blocks that fits the cache (``blocks``, the default for frames): every batch then reads
@@ -41,9 +42,20 @@ def frame_bytes(fs, n_layers: int) -> int:
     return n_layers * fs.dim * itemsize
 
 
+def block_frames(fs, block: int) -> np.ndarray:
+    """Frames held by each block of ``block`` store rows (what caching that block costs, all rows)."""
+    n = fs.num_frames
+    edges = np.arange(0, len(n), block)
+    return np.add.reduceat(n, edges) if len(n) else np.zeros(0, dtype=np.int64)
+
+
 def epoch_order(rows: np.ndarray, gen: torch.Generator, shuffle: str, block: int = 0,
-                frames_per_row: np.ndarray | None = None, window_frames: int = 0) -> np.ndarray:
-    """Positions into ``rows`` in this epoch's order (see the module docstring)."""
+                block_cost: np.ndarray | None = None, window_frames: int = 0) -> np.ndarray:
+    """Positions into ``rows`` in this epoch's order (see the module docstring).
+
+    ``block_cost[b]``: frames a cached block ``b`` holds (:func:`block_frames`); a window gathers
+    blocks while their total stays within ``window_frames``.
+    """
     if shuffle == "full":
         return torch.randperm(len(rows), generator=gen).numpy()
     if shuffle != "blocks":
@@ -54,7 +66,7 @@ def epoch_order(rows: np.ndarray, gen: torch.Generator, shuffle: str, block: int
     members = {b: np.flatnonzero(blocks == b) for b in uniq}
     order, window, size = [], [], 0
     for b in perm:
-        need = int(frames_per_row[members[b]].sum()) if frames_per_row is not None else 0
+        need = int(block_cost[b]) if block_cost is not None else 0
         if window and size + need > window_frames:
             order.append(_shuffled(np.concatenate(window), gen))
             window, size = [], 0
@@ -119,6 +131,8 @@ class FramesSource:
 
     def _rows(self, rows: np.ndarray) -> list[np.ndarray]:
         """Each row's frames [T, L', D] (stored dtype), through the block cache."""
+        per_frame = self.arr.shape[2] * (len(self.layers) if self.layers is not None
+                                         else self.arr.shape[1]) * self.arr.dtype.itemsize
         out = []
         for r in rows:
             r = int(r)
@@ -126,16 +140,16 @@ class FramesSource:
             hit = self.cache.get(b)
             if hit is None:
                 start, stop = self._block_span(b)
-                per_frame = self.arr.shape[2] * (len(self.layers) if self.layers is not None
-                                                  else self.arr.shape[1]) * self.arr.dtype.itemsize
-                if (stop - start) * per_frame > self.budget:  # one block over budget: read the row alone
+                size = (stop - start) * per_frame
+                if size > self.budget:  # one block over budget: read the row alone
                     o = int(self.offsets[r])
                     out.append(self._read(o, o + int(self.num_frames[r])))
                     continue
+                self._make_room(size)
                 hit = (start, self._read(start, stop))
                 self.cache[b] = hit
                 self.cached_bytes += hit[1].nbytes
-                self._evict(keep=b)
+                self.peak_cached_bytes = max(self.peak_cached_bytes, self.cached_bytes)
             else:
                 self.cache.move_to_end(b)
             start, data = hit
@@ -143,15 +157,11 @@ class FramesSource:
             out.append(data[o:o + int(self.num_frames[r])])
         return out
 
-    def _evict(self, keep: int) -> None:
-        while self.cached_bytes > self.budget and len(self.cache) > 1:
-            b, (_, data) = next(iter(self.cache.items()))
-            if b == keep:
-                self.cache.move_to_end(b)
-                continue
-            del self.cache[b]
+    def _make_room(self, size: int) -> None:
+        """Evict least recently used blocks until ``size`` more bytes fit in the budget."""
+        while self.cache and self.cached_bytes + size > self.budget:
+            _, (_, data) = self.cache.popitem(last=False)
             self.cached_bytes -= data.nbytes
-        self.peak_cached_bytes = max(self.peak_cached_bytes, self.cached_bytes)
 
     def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded frames [B, T, L', D] float32 and the validity mask [B, T]."""

@@ -44,7 +44,9 @@ import torch
 import torch.nn.functional as F
 
 from emostore.heads.heads import HEADS, LAYERED, Head, HeadError, WeightedSumHead, build_head, layer_position
-from emostore.heads.sources import SHUFFLES, FramesSource, PooledSource, block_rows, epoch_order, frame_bytes
+from emostore.heads.sources import (
+    SHUFFLES, FramesSource, PooledSource, block_frames, block_rows, epoch_order, frame_bytes,
+)
 
 RUN_FORMAT = "emostore-run/1"
 FEATURES = ("auto", "pooled", "frames")
@@ -98,7 +100,34 @@ def config_from(preset: str | None = None, **settings) -> TrainConfig:
     missing = [k for k in ("head", "fold") if k not in values]
     if missing:
         raise TrainError(f"a training config needs {' and '.join(missing)}")
-    return TrainConfig(preset=preset, **values)
+    cfg = TrainConfig(preset=preset, **{k: _coerce(k, v) for k, v in values.items()})
+    _check_settings(cfg)
+    return cfg
+
+
+def _coerce(name: str, value):
+    """``value`` as the type of TrainConfig field ``name`` (YAML reads 1e-3 as a string, TOML 20.0 as
+    a float); anything else is an error naming the setting."""
+    kind = str(TrainConfig.__dataclass_fields__[name].type)
+    if value is None and "None" in kind:
+        return None
+    try:
+        if kind.startswith("int"):
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+            if not number.is_integer():
+                raise ValueError
+            return int(number)
+        if kind.startswith("float"):
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+    except (TypeError, ValueError):
+        raise TrainError(f"setting {name}: expected {kind.split(' ')[0]}, got {value!r}") from None
+    if not isinstance(value, str):
+        raise TrainError(f"setting {name}: expected a string, got {value!r}")
+    return value
 
 
 @dataclass
@@ -288,11 +317,24 @@ def _orderer(fs, head_name: str, features: str, cfg: TrainConfig, rows: np.ndarr
         raise TrainError(f"unknown shuffle {cfg.shuffle!r}; known: {', '.join(SHUFFLES)}")
     n_layers = 1 if head_name in LAYERED else fs.num_layers
     window = max(1, (cfg.memory_mb << 20) // 2 // frame_bytes(fs, n_layers))
-    per_row = fs.num_frames[rows]
-    return lambda gen: epoch_order(rows, gen, shuffle, block_rows(fs), per_row, window)
+    block = block_rows(fs)
+    cost = block_frames(fs, block)
+    return lambda gen: epoch_order(rows, gen, shuffle, block, cost, window)
 
 
 def _check(cfg: TrainConfig) -> None:
+    """Every setting, and that the device exists here."""
+    _check_settings(cfg)
+    try:
+        if torch.device(cfg.device).type == "meta":
+            raise ValueError("meta tensors hold no data")
+        torch.empty(0, device=torch.device(cfg.device))
+    except (RuntimeError, AssertionError, ValueError, NotImplementedError) as exc:
+        raise TrainError(f"device {cfg.device!r} is not usable here ({str(exc).splitlines()[0]})") from None
+
+
+def _check_settings(cfg: TrainConfig) -> None:
+    """The settings on their own (where they will run does not matter)."""
     if cfg.head not in HEADS:
         raise HeadError(f"unknown head {cfg.head!r}; known: {', '.join(HEADS)}")
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
@@ -305,12 +347,12 @@ def _check(cfg: TrainConfig) -> None:
         raise TrainError("memory_mb must be >= 1")
     if cfg.head == "weighted-sum" and cfg.layer is not None:
         raise TrainError("the weighted-sum head uses every layer; --layer does not apply")
-    try:
-        device = torch.device(cfg.device)
-    except RuntimeError:
-        raise TrainError(f"unknown device {cfg.device!r} (cpu, cuda, cuda:1, mps ...)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainError(f"device {cfg.device!r} asked for, but torch sees no CUDA GPU here")
+    if cfg.hidden is not None and cfg.hidden < 1:
+        raise TrainError(f"hidden size must be >= 1, got {cfg.hidden}")
+    if cfg.features not in FEATURES or cfg.shuffle not in SHUFFLES:
+        raise TrainError(f"features must be one of {', '.join(FEATURES)} and shuffle one of {', '.join(SHUFFLES)}")
+    if not 0.0 <= cfg.beta < 1.0:
+        raise TrainError(f"beta must be in [0, 1), got {cfg.beta}")
 
 
 def _warmup(opt, steps: int):
@@ -492,6 +534,8 @@ def run(store: str, labels: str, partition: str, cfg: TrainConfig, out: str | Pa
         "seconds": round(result.seconds, 3),
         **result.record,
     }
-    (out / "run.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    tmp = out / "run.json.tmp"  # atomic: a run.json that exists is whole
+    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(out / "run.json")
     result.record = record
     return result

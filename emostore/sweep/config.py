@@ -29,6 +29,7 @@ re-running a sweep finds the runs already done.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -36,7 +37,7 @@ import tomllib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from emostore.heads.heads import LAYERED
+from emostore.heads.heads import LAYERED, HeadError
 from emostore.heads.train import TrainConfig, TrainError, config_from
 
 INPUTS = ("store", "labels", "partition")
@@ -59,13 +60,31 @@ class RunSpec:
     def run_id(self) -> str:
         c = self.config
         parts = [c.head] + ([f"L{c.layer}"] if c.layer is not None else []) + [c.fold, f"s{c.seed}"]
-        key = json.dumps({"inputs": [str(Path(p).resolve()) for p in (self.store, self.labels, self.partition)],
+        key = json.dumps({"inputs": [[p, input_digest(p)] for p in (self.store, self.labels, self.partition)],
                           "config": _identity(c)}, sort_keys=True)
         return "-".join(str(p) for p in parts) + "-" + hashlib.sha256(key.encode()).hexdigest()[:10]
 
     def to_json(self) -> dict:
         return {"run_id": self.run_id, "store": self.store, "labels": self.labels, "partition": self.partition,
                 "config": asdict(self.config)}
+
+
+@functools.lru_cache(maxsize=None)
+def input_digest(path: str) -> str:
+    """What an input's content is: a file's SHA-256, a store's extraction fingerprint (hashed).
+
+    In the run id, so an input regenerated at the same path makes new runs instead of being
+    skipped as done.
+    """
+    p = Path(path)
+    if p.is_file():
+        return hashlib.sha256(p.read_bytes()).hexdigest()
+    meta = p / "zarr.json"
+    if not meta.is_file():
+        raise SweepError(f"{path}: neither a file nor a Zarr store")
+    attrs = json.loads(meta.read_text(encoding="utf-8")).get("attributes", {})
+    key = json.dumps([attrs.get("fingerprint"), attrs.get("manifest_sha256")], sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _identity(cfg: TrainConfig) -> dict:
@@ -116,10 +135,12 @@ def _resolve_inputs(spec: dict, base: Path) -> None:
                 sub[key] = resolved if isinstance(sub[key], list) else resolved[0]
 
 
-def expand(spec: dict, stored_layers=None) -> list[RunSpec]:
+def expand(spec: dict, stored_layers=None, overrides: dict | None = None) -> list[RunSpec]:
     """All runs of ``spec`` (see the module docstring), in a stable order, duplicates merged.
 
-    ``stored_layers(store) -> list[int]`` answers ``layer = "all"`` (default: read the store).
+    ``overrides`` (command-line values) replace the file's values everywhere, ``[[runs]]`` tables
+    included. ``stored_layers(store) -> list[int]`` answers ``layer = "all"`` and resolves the
+    default layer (default: read the store).
     """
     spec = dict(spec)
     subs = spec.pop("runs", None) or [{}]
@@ -128,7 +149,7 @@ def expand(spec: dict, stored_layers=None) -> list[RunSpec]:
     stored_layers = stored_layers or _stored_layers
     out: dict[str, RunSpec] = {}
     for sub in subs:
-        merged = {**spec, **sub}
+        merged = {**spec, **sub, **(overrides or {})}
         axes = {k: (v if isinstance(v, list) else [v]) for k, v in merged.items()}
         for k, v in axes.items():
             if not v:
@@ -145,25 +166,30 @@ def _make_run(settings: dict, stored_layers) -> list[RunSpec]:
     missing = [k for k in INPUTS if not settings.get(k)]
     if missing:
         raise SweepError(f"the sweep needs {', '.join(missing)} (in the file or as options)")
-    inputs = {k: str(settings.pop(k)) for k in INPUTS}
+    inputs = {k: str(Path(str(settings.pop(k))).resolve()) for k in INPUTS}  # workers may run elsewhere
     for k, v in inputs.items():
         if not Path(v).exists():
             raise SweepError(f"{k} {v}: no such file or store")
-    head = settings.get("head")
-    if head is None and settings.get("preset") is None:
+    if settings.get("head") is None and settings.get("preset") is None:
         raise SweepError("every run needs a head (or a preset naming one)")
+    try:
+        probe = config_from(**dict(settings, layer=None))  # the settings' types and ranges, once
+    except (TrainError, HeadError, TypeError) as exc:
+        raise SweepError(str(exc)) from None
     layers = [settings.get("layer")]
-    if settings.get("layer") == "all":
-        layers = list(stored_layers(inputs["store"]))
+    if probe.head in LAYERED:
+        stored = list(stored_layers(inputs["store"]))
+        if layers == ["all"]:
+            layers = stored
+        elif layers[0] is None or layers[0] == -1:  # the default, named: the same run as asking for it
+            layers = [stored[-1]]
+        elif layers[0] not in stored:
+            raise SweepError(f"layer {layers[0]!r} is not in the store {inputs['store']} (stored: {stored})")
+    else:
+        layers = [None]  # weighted-sum reads every layer
     runs = []
     for layer in layers:
-        s = dict(settings, layer=layer)
-        try:
-            cfg = config_from(**s)
-        except (TrainError, TypeError) as exc:
-            raise SweepError(str(exc)) from None
-        if cfg.head not in LAYERED:
-            cfg = replace(cfg, layer=None)
+        cfg = replace(probe, layer=layer)
         if cfg.head == "probe":
             cfg = replace(cfg, hidden=None)
         runs.append(RunSpec(**inputs, config=cfg))

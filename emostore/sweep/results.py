@@ -103,12 +103,22 @@ def write_results(rows: list[dict], path: str | Path) -> Path:
 
 
 def gather(runs_dir: str | Path) -> list[dict]:
-    """Rows of every run directory under ``runs_dir`` (sorted by run id)."""
+    """Rows of every run directory under ``runs_dir`` (sorted by run id; unreadable ones as failed)."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    rows = [row_from_run_dir(d) for d in sorted(runs_dir.iterdir()) if d.is_dir()]
-    return [r for r in rows if r is not None]
+    rows = []
+    for d in sorted(runs_dir.iterdir()):
+        if not d.is_dir():
+            continue
+        try:
+            row = row_from_run_dir(d)
+        except ResultsError as exc:  # a damaged run folder is a failed row, not a lost table
+            row = dict.fromkeys(COLUMNS)
+            row.update(run_id=d.name, out_dir=str(d), status="failed", error=str(exc))
+        if row is not None:
+            rows.append(row)
+    return rows
 
 
 def load_results(path: str | Path):

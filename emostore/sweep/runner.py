@@ -1,12 +1,13 @@
 """Run a sweep: every run in its own directory, in parallel, then one results table.
 
-Runs execute through a ``concurrent.futures`` executor: in this process (``jobs=1``), a local
-process pool (``jobs=N``, each worker limited to its share of the CPU threads) or a Dask cluster
-(``scheduler="tcp://host:8786"``, through ``distributed.Client.get_executor``): every worker
-opens the shared store itself. A run directory with ``run.json`` is finished and skipped on
-re-run; a run that raises writes ``error.json`` (error and traceback) and the sweep goes on.
-The table (:mod:`emostore.sweep.results`) is rebuilt from the run directories at the end, and
-``sweep.json`` records the expanded specification.
+Runs execute one after another in this process (``jobs=1``), in a local process pool
+(``jobs=N``, each worker limited to its share of the CPU threads) or on a Dask cluster
+(``scheduler="tcp://host:8786"``, through ``distributed.Client.get_executor``, one torch thread
+per run): every worker opens the shared store itself, by absolute path. A run directory whose
+``run.json`` parses is finished and skipped on re-run; a run that raises writes ``error.json``
+(error and traceback), a worker that dies is recorded the same way, and the sweep goes on. The
+table (:mod:`emostore.sweep.results`) is rebuilt from the run directories at the end, also after
+Ctrl-C, and ``sweep.json`` records the expanded specification.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import os
 import time
 import traceback
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,35 +61,22 @@ def run_one(spec: dict, run_dir: str, threads: int = 0) -> dict:
         return {"run_id": spec["run_id"], "status": "failed", "error": err["error"]}
 
 
-class _InProcess(Executor):
-    """Runs each submission at once, in this process (jobs=1: simplest to debug, no pickling)."""
-
-    def submit(self, fn, /, *args, **kwargs):
-        from concurrent.futures import Future
-
-        f = Future()
-        try:
-            f.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
-            f.set_exception(exc)
-        return f
-
-
 @contextmanager
-def executor(jobs: int = 1, scheduler: str | None = None):
-    """The executor for ``jobs`` local processes, or a Dask cluster at ``scheduler``."""
+def executor(jobs: int, scheduler: str | None = None):
+    """(executor, torch threads per run) for ``jobs`` local processes or a Dask cluster at ``scheduler``."""
     if scheduler:
         try:
             from distributed import Client
         except ImportError:
             raise ValueError("--scheduler needs Dask distributed: pip install 'emostore[cluster]'") from None
-        client = Client(scheduler)
         try:
-            yield client.get_executor(pure=False), 0
+            client = Client(scheduler, timeout=30)
+        except (OSError, TimeoutError) as exc:
+            raise ValueError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
+        try:  # one torch thread per run: a worker runs as many runs as it has threads
+            yield client.get_executor(pure=False), 1
         finally:
             client.close()
-    elif jobs <= 1:
-        yield _InProcess(), 0
     else:
         import multiprocessing as mp
 
@@ -97,25 +85,59 @@ def executor(jobs: int = 1, scheduler: str | None = None):
             yield pool, threads
 
 
+def _failure(spec: RunSpec, run_dir: Path, exc: BaseException) -> dict:
+    """Record a run whose worker died (killed, lost, broken pool) the way run_one records errors."""
+    err = {"run_id": spec.run_id, "error": f"worker lost: {type(exc).__name__}: {exc}",
+           "traceback": "".join(traceback.format_exception(exc)), **spec.to_json()}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / ERROR_FILE).write_text(json.dumps(err, indent=1) + "\n", encoding="utf-8")
+    return {"run_id": spec.run_id, "status": "failed", "error": err["error"]}
+
+
+def _outcomes(todo: list[RunSpec], runs_dir: Path, jobs: int, scheduler: str | None):
+    """Yield each run's result as it finishes; runs one at a time here when jobs == 1 (Ctrl-C stops)."""
+    if jobs <= 1 and not scheduler:
+        for r in todo:
+            yield run_one(r.to_json(), str(runs_dir / r.run_id))
+        return
+    with executor(jobs, scheduler) as (pool, threads):
+        futures = {pool.submit(run_one, r.to_json(), str(runs_dir / r.run_id), threads): r for r in todo}
+        for f in as_completed(futures):
+            try:
+                yield f.result()
+            except Exception as exc:  # the worker process died or was lost
+                yield _failure(futures[f], runs_dir / futures[f].run_id, exc)
+
+
+def is_finished(run_dir: Path) -> bool:
+    """A run is finished when its run.json is there and parses (it is written atomically, last)."""
+    try:
+        json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def run_sweep(runs: list[RunSpec], out: str | Path, jobs: int = 1, scheduler: str | None = None,
               progress: bool = False, log=None) -> SweepSummary:
-    """Run every run of ``runs`` not finished under ``out/runs``; write ``out/results.sqlite``."""
+    """Run every run of ``runs`` not finished under ``out/runs``; write ``out/results.sqlite``.
+
+    The table is written even when the sweep is interrupted (Ctrl-C) or a worker dies.
+    """
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
-    out = Path(out)
+    out = Path(out).resolve()
     runs_dir = out / RUNS_DIR
     runs_dir.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps([r.to_json() for r in runs], indent=1) + "\n", encoding="utf-8")
-    todo = [r for r in runs if not (runs_dir / r.run_id / RUN_FILE).exists()]
+    todo = [r for r in runs if not is_finished(runs_dir / r.run_id)]
     summary = SweepSummary(len(runs), len(runs) - len(todo), 0, 0, 0.0, out / RESULTS_FILE)
     if log and summary.skipped:
         log(f"{summary.skipped} of {len(runs)} runs already finished: skipped")
-    with executor(jobs, scheduler) as (pool, threads):
-        futures = [pool.submit(run_one, r.to_json(), str(runs_dir / r.run_id), threads) for r in todo]
-        bar = tqdm(total=len(futures), desc="sweep", unit="run", disable=not progress)
-        for f in as_completed(futures):
-            res = f.result()
+    bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
+    try:
+        for res in _outcomes(todo, runs_dir, jobs, scheduler):
             if res["status"] == "done":
                 summary.done += 1
             else:
@@ -125,7 +147,8 @@ def run_sweep(runs: list[RunSpec], out: str | Path, jobs: int = 1, scheduler: st
                     log(f"run {res['run_id']} failed: {res['error']}")
             bar.update(1)
             bar.set_postfix(failed=summary.failed)
+    finally:
         bar.close()
-    write_results(gather(runs_dir), summary.results)
-    summary.seconds = time.perf_counter() - t0
+        write_results(gather(runs_dir), summary.results)
+        summary.seconds = time.perf_counter() - t0
     return summary
