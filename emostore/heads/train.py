@@ -262,7 +262,8 @@ def _hold_out(data: FoldData, share: float, seed: int) -> None:
     data.dev_source = "valid_fraction"
 
 
-def _choose_features(head_name: str, requested: str, fs) -> str:
+def _choose_features(head_name: str, requested: str, fs, store_frames: bool = True) -> str:
+    """pooled or frames for this head; ``store_frames``: the frames must come from the store."""
     if requested not in FEATURES:
         raise TrainError(f"unknown features {requested!r}; known: {', '.join(FEATURES)}")
     exact = HEADS[head_name].pooled_exact
@@ -270,7 +271,7 @@ def _choose_features(head_name: str, requested: str, fs) -> str:
         raise TrainError(f"the {head_name} head is not exact on pooled features (non-linear before "
                          "pooling); it needs frames")
     use = requested if requested != "auto" else ("pooled" if exact else "frames")
-    if use == "frames" and not fs.has_frames:
+    if use == "frames" and store_frames and not fs.has_frames:
         why = "the" if requested == "auto" else "--features frames asks for the"
         raise TrainError(f"{why} {head_name} head needs frame-level features, but {fs.path} was extracted "
                          f"with --no-frames; re-extract it with `emostore extract MANIFEST --frames --out NEW.zarr`")
@@ -371,7 +372,7 @@ def train(fs, records, classes: list[str], partition, cfg: TrainConfig, log=None
 
     t0 = time.perf_counter()
     _check(cfg)
-    features = _choose_features(cfg.head, cfg.features, fs)
+    features = _choose_features(cfg.head, cfg.features, fs, store_frames=source is None)
     data = load_fold(fs, records, partition, cfg.fold, cfg.valid_fraction, cfg.seed)
     c = len(classes)
     if data.targets["train"].shape[1] != c:
