@@ -468,3 +468,14 @@ def test_report_cli_end_to_end_in_headless_chromium(sweep, tmp_path):
     subprocess.run([*common, f"--screenshot={shot}", "--window-size=1280,2000", (out / "index.html").as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert _png_size(shot) == (1280, 2000)
+
+
+def test_analysis_is_reachable_from_emostore_evaluate():
+    """The issue's `emostore.evaluate` API: the layer-wise analysis functions are the same objects."""
+    import emostore.analysis as analysis
+    import emostore.evaluate as evaluate
+
+    for name in ("layer_weights", "probe_curves", "leaderboard", "crossrule", "write_report"):
+        assert getattr(evaluate, name) is getattr(analysis, name)
+    with pytest.raises(AttributeError):
+        evaluate.no_such_function

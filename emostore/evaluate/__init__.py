@@ -13,6 +13,11 @@ Python API::
 
 Definitions: :mod:`emostore.evaluate.metrics` (metrics), :mod:`emostore.evaluate.bootstrap` (CIs,
 paired test), :mod:`emostore.evaluate.files` (file formats and alignment).
+
+The analysis of a whole sweep (leaderboard, cross-rule matrix, layer weights, probe curves,
+report; pandas tables) lives in :mod:`emostore.analysis` and is reachable from here too::
+
+    from emostore.evaluate import layer_weights, probe_curves, leaderboard, crossrule
 """
 
 from emostore.evaluate.bootstrap import (
@@ -42,3 +47,13 @@ __all__ = [
     "kl_divergence", "paired_bootstrap", "percentile_ci", "read_predictions", "replicate_metrics",
     "score_utterances",
 ]
+
+
+def __getattr__(name: str):
+    """The sweep-level analysis functions of :mod:`emostore.analysis`, imported on first use
+    (emostore.analysis imports this package, so not at import time)."""
+    import emostore.analysis as analysis
+
+    if name in analysis.__all__:
+        return getattr(analysis, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
