@@ -363,3 +363,36 @@ def test_reversed_layer_range_is_an_error():
     with pytest.raises(ValueError, match="runs backwards"):
         runner.parse_layers("12-8")
     assert runner.parse_layers("0,4,8-10") == [0, 4, 8, 9, 10]
+
+
+def test_non_finite_or_empty_encoder_output_is_that_rows_error(small_manifest, tmp_path, monkeypatch):
+    """A NaN (e.g. fp16 overflow) or frameless output is recorded as an error, never stored as features."""
+    m = load_manifest(small_manifest)
+    real = runner.load_encoder
+    calls = []
+
+    def poisoning(*a, **kw):
+        enc = real(*a, **kw)
+        orig = enc.encode
+
+        def encode(waves):  # one clip per call (max_batch=1): poison the 2nd and the 5th
+            out = orig(waves)
+            calls.append(1)
+            if len(calls) == 2:
+                out[0] = out[0].clone()
+                out[0][0, 0, 0] = float("nan")
+            elif len(calls) == 5:
+                out[0] = out[0][:0]
+            return out
+
+        enc.encode = encode
+        return enc
+
+    monkeypatch.setattr(runner, "load_encoder", poisoning)
+    s = extract(m, str(tmp_path / "s.zarr"), _opts(FBANK, max_batch=1))
+    fs = emostore.store.open(tmp_path / "s.zarr")
+    reasons = sorted(e["reason"] for e in fs.errors)
+    assert len(reasons) == 2 and "NaN or inf" in reasons[0] and "no frames" in reasons[1]
+    failed = [fs.index(e["id"]) for e in fs.errors]
+    assert s.failed == 2 and not fs.done[failed].any() and fs.done.sum() == len(m) - 2
+    assert np.isfinite(fs.pooled()[fs.done]).all()

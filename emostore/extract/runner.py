@@ -270,6 +270,17 @@ def _decode_batch(manifest: Manifest, rows: list[int], policy: audio.AudioPolicy
 
 
 def _encode_rows(encoder: Encoder, waves: dict[int, np.ndarray]) -> Iterator[tuple[int, torch.Tensor | str]]:
+    """Encoded rows; an output with no frames or with NaN/inf is that row's error, not stored data."""
+    for r, out in _encode_groups(encoder, waves):
+        if isinstance(out, torch.Tensor):
+            if out.shape[0] == 0:
+                out = "encoder returned no frames (clip too short for this encoder?)"
+            elif not bool(torch.isfinite(out).all()):
+                out = "encoder output holds NaN or inf"
+        yield r, out
+
+
+def _encode_groups(encoder: Encoder, waves: dict[int, np.ndarray]) -> Iterator[tuple[int, torch.Tensor | str]]:
     """Encode in groups the encoder can batch exactly; a failing batch is retried clip by clip."""
     rows = list(waves)
     groups: list[list[int]] = [rows]
