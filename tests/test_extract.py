@@ -314,26 +314,36 @@ def test_compressed_store_holds_the_same_arrays(small_manifest, tmp_path):
         extract(m, str(tmp_path / "z.zarr"), FBANK)
 
 
-def test_interrupt_mid_run_keeps_every_finished_block(small_manifest, tmp_path, monkeypatch):
-    """Ctrl-C during block 2: block 1 (already encoded and queued) is committed before raising."""
-    m = load_manifest(small_manifest)
+def _hook_encode(monkeypatch, hook):
+    """Every encoder the runner loads calls ``hook(call_number, waves, encode)`` instead of encode."""
     real = runner.load_encoder
     calls = []
 
-    def interrupting(*a, **kw):
+    def load(*a, **kw):
         enc = real(*a, **kw)
         orig = enc.encode
 
         def encode(waves):
             calls.append(1)
-            if len(calls) == 3:
-                raise KeyboardInterrupt
-            return orig(waves)
+            return hook(len(calls), waves, orig)
 
         enc.encode = encode
         return enc
 
-    monkeypatch.setattr(runner, "load_encoder", interrupting)
+    monkeypatch.setattr(runner, "load_encoder", load)
+    return real
+
+
+def test_interrupt_mid_run_keeps_every_finished_block(small_manifest, tmp_path, monkeypatch):
+    """Ctrl-C during block 2: block 1 (already encoded and queued) is committed before raising."""
+    m = load_manifest(small_manifest)
+
+    def interrupt_third(call, waves, encode):
+        if call == 3:
+            raise KeyboardInterrupt
+        return encode(waves)
+
+    real = _hook_encode(monkeypatch, interrupt_third)
     with pytest.raises(KeyboardInterrupt):
         extract(m, str(tmp_path / "s.zarr"), _opts(FBANK, block_rows=2, max_batch=1))
     done = np.asarray(zarr.open_group(tmp_path / "s.zarr", mode="r")["done"][:])
@@ -368,27 +378,17 @@ def test_reversed_layer_range_is_an_error():
 def test_non_finite_or_empty_encoder_output_is_that_rows_error(small_manifest, tmp_path, monkeypatch):
     """A NaN (e.g. fp16 overflow) or frameless output is recorded as an error, never stored as features."""
     m = load_manifest(small_manifest)
-    real = runner.load_encoder
-    calls = []
 
-    def poisoning(*a, **kw):
-        enc = real(*a, **kw)
-        orig = enc.encode
+    def poison(call, waves, encode):  # one clip per call (max_batch=1): poison the 2nd and the 5th
+        out = encode(waves)
+        if call == 2:
+            out[0] = out[0].clone()
+            out[0][0, 0, 0] = float("nan")
+        elif call == 5:
+            out[0] = out[0][:0]
+        return out
 
-        def encode(waves):  # one clip per call (max_batch=1): poison the 2nd and the 5th
-            out = orig(waves)
-            calls.append(1)
-            if len(calls) == 2:
-                out[0] = out[0].clone()
-                out[0][0, 0, 0] = float("nan")
-            elif len(calls) == 5:
-                out[0] = out[0][:0]
-            return out
-
-        enc.encode = encode
-        return enc
-
-    monkeypatch.setattr(runner, "load_encoder", poisoning)
+    _hook_encode(monkeypatch, poison)
     s = extract(m, str(tmp_path / "s.zarr"), _opts(FBANK, max_batch=1))
     fs = emostore.store.open(tmp_path / "s.zarr")
     reasons = sorted(e["reason"] for e in fs.errors)
