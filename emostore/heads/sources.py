@@ -38,7 +38,7 @@ def block_rows(fs) -> int:
 
 def frame_bytes(fs, n_layers: int) -> int:
     """Bytes of one frame of ``n_layers`` layers as stored."""
-    itemsize = np.dtype(fs.attrs.get("frames_dtype", "float16")).itemsize
+    itemsize = np.dtype(fs.attrs.get("frames_dtype") or "float16").itemsize  # None: a --no-frames store
     return n_layers * fs.dim * itemsize
 
 
@@ -123,6 +123,7 @@ class FramesSource:
         self.arr = fs._frames_array
         self.offsets, self.num_frames = fs.offsets, fs.num_frames
         self.layers = layers
+        self.frame_bytes = frame_bytes(fs, len(layers) if layers is not None else fs.num_layers)
         self.block = block_rows(fs)
         self.n_rows = len(fs)
         self.budget = int(budget_bytes)
@@ -155,8 +156,6 @@ class FramesSource:
 
     def _rows(self, rows: np.ndarray) -> list[np.ndarray]:
         """Each row's frames [T, L', D] (stored dtype), through the block cache."""
-        per_frame = self.arr.shape[2] * (len(self.layers) if self.layers is not None
-                                         else self.arr.shape[1]) * self.arr.dtype.itemsize
         out = []
         for r in rows:
             r = int(r)
@@ -164,7 +163,7 @@ class FramesSource:
             hit = self.cache.get(b)
             if hit is None:
                 start, stop = self._block_span(b)
-                size = (stop - start) * per_frame
+                size = (stop - start) * self.frame_bytes
                 if size > self.budget:  # one block over budget: read the row alone
                     o = int(self.offsets[r])
                     out.append(self._read(o, o + int(self.num_frames[r])))

@@ -264,8 +264,6 @@ def _hold_out(data: FoldData, share: float, seed: int) -> None:
 
 def _choose_features(head_name: str, requested: str, fs, store_frames: bool = True) -> str:
     """pooled or frames for this head; ``store_frames``: the frames must come from the store."""
-    if requested not in FEATURES:
-        raise TrainError(f"unknown features {requested!r}; known: {', '.join(FEATURES)}")
     exact = HEADS[head_name].pooled_exact
     if requested == "pooled" and not exact:
         raise TrainError(f"the {head_name} head is not exact on pooled features (non-linear before "
@@ -314,8 +312,6 @@ def make_source(fs, head_name: str, features: str, cfg: TrainConfig, layer_pos: 
 def _orderer(fs, head_name: str, features: str, cfg: TrainConfig, rows: np.ndarray):
     """A function gen -> positions into ``rows`` for one epoch (see sources.epoch_order)."""
     shuffle = cfg.shuffle if cfg.shuffle != "auto" else ("blocks" if features == "frames" else "full")
-    if shuffle not in SHUFFLES[1:]:
-        raise TrainError(f"unknown shuffle {cfg.shuffle!r}; known: {', '.join(SHUFFLES)}")
     n_layers = 1 if head_name in LAYERED else fs.num_layers
     window = max(1, (cfg.memory_mb << 20) // 2 // frame_bytes(fs, n_layers))
     block = block_rows(fs)
@@ -350,8 +346,10 @@ def _check_settings(cfg: TrainConfig) -> None:
         raise TrainError("the weighted-sum head uses every layer; --layer does not apply")
     if cfg.hidden is not None and cfg.hidden < 1:
         raise TrainError(f"hidden size must be >= 1, got {cfg.hidden}")
-    if cfg.features not in FEATURES or cfg.shuffle not in SHUFFLES:
-        raise TrainError(f"features must be one of {', '.join(FEATURES)} and shuffle one of {', '.join(SHUFFLES)}")
+    if cfg.features not in FEATURES:
+        raise TrainError(f"unknown features {cfg.features!r}; known: {', '.join(FEATURES)}")
+    if cfg.shuffle not in SHUFFLES:
+        raise TrainError(f"unknown shuffle {cfg.shuffle!r}; known: {', '.join(SHUFFLES)}")
     if not 0.0 <= cfg.beta < 1.0:
         raise TrainError(f"beta must be in [0, 1), got {cfg.beta}")
 

@@ -173,11 +173,11 @@ def _make_run(settings: dict, stored_layers) -> list[RunSpec]:
     if settings.get("head") is None and settings.get("preset") is None:
         raise SweepError("every run needs a head (or a preset naming one)")
     try:
-        probe = config_from(**dict(settings, layer=None))  # the settings' types and ranges, once
+        base = config_from(**dict(settings, layer=None))  # the settings' types and ranges, once
     except (TrainError, HeadError, TypeError) as exc:
         raise SweepError(str(exc)) from None
     layers = [settings.get("layer")]
-    if probe.head in LAYERED:
+    if base.head in LAYERED:
         stored = list(stored_layers(inputs["store"]))
         if layers == ["all"]:
             layers = stored
@@ -189,7 +189,7 @@ def _make_run(settings: dict, stored_layers) -> list[RunSpec]:
         layers = [None]  # weighted-sum reads every layer
     runs = []
     for layer in layers:
-        cfg = replace(probe, layer=layer)
+        cfg = replace(base, layer=layer)
         if cfg.head == "probe":
             cfg = replace(cfg, hidden=None)
         runs.append(RunSpec(**inputs, config=cfg))
