@@ -325,6 +325,11 @@ def labels_stats(manifest, classes, as_json):
         click.echo(format_table(losses))
 
 
+_relabel_classes = click.option(
+    "--classes", default=None, metavar="A,B,C",
+    help="Class order (default: angry,sad,disgust,contempt,fear,neutral,surprise,happy).")
+
+
 @main.group()
 def relabel():
     """Turn annotators' typed descriptions into label distributions (LLM or offline)."""
@@ -334,8 +339,7 @@ def relabel():
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="JSONL to write: id, distribution, reason, source (class order and settings go to OUT.meta.json).")
-@click.option("--classes", default=None, metavar="A,B,C",
-              help="Class order (default: angry,sad,disgust,contempt,fear,neutral,surprise,happy).")
+@_relabel_classes
 @click.option("--model", default="gpt-4-0125-preview", show_default=True)
 @click.option("--base-url", default=None, metavar="URL",
               help="Any OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (default: OpenAI).")
@@ -398,8 +402,7 @@ def relabel_llm_cmd(manifest, out, classes, model, base_url, batch_size, concurr
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="JSONL to write: id, distribution, reason (null), source (class order and settings go to OUT.meta.json).")
-@click.option("--classes", default=None, metavar="A,B,C",
-              help="Class order (default: angry,sad,disgust,contempt,fear,neutral,surprise,happy).")
+@_relabel_classes
 @click.option("--weight", default=0.25, show_default=True, type=click.FloatRange(0, 1),
               help="Share of the description distribution in the blend (the reference gets 1 - weight).")
 @click.option("--temperature", default=0.05, show_default=True, type=click.FloatRange(0, min_open=True),

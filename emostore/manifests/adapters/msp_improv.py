@@ -82,6 +82,16 @@ def _other_text(item: str) -> str:
     return item[5:].lstrip(" :-").strip()
 
 
+def _add_choice(clip: dict, field: str, item: str) -> None:
+    """One rater's choice into ``clip[field]``: lower-cased, or "other" with its typed text kept."""
+    if item.lower().startswith("other"):
+        clip[field].append("other")
+        if _other_text(item):
+            clip["description"].append(_other_text(item))
+    else:
+        clip[field].append(item.lower())
+
+
 def _float(x: str) -> float | None:
     return None if x == "NaN" else float(x)
 
@@ -121,23 +131,13 @@ def parse_evaluation(path: Path) -> dict[str, dict]:
             if rater in cur["seen"]:
                 continue
             cur["seen"].add(rater)
-            if primary.lower().startswith("other"):
-                cur["ratings"].append("other")
-                if _other_text(primary):
-                    cur["description"].append(_other_text(primary))
-            else:
-                cur["ratings"].append(primary.lower())
+            _add_choice(cur, "ratings", primary)
             cur["raters"].append(rater)
             for item in secondary.split(","):
                 item = item.strip()
                 if not item:
                     continue
-                if item.lower().startswith("other"):
-                    cur["secondary"].append("other")
-                    if _other_text(item):
-                        cur["description"].append(_other_text(item))
-                else:
-                    cur["secondary"].append(item.lower())
+                _add_choice(cur, "secondary", item)
                 cur["secondary_raters"].append(rater)
     if not clips:
         raise AdapterError(f"{path}: no UTD-IMPROV-... clip lines")
