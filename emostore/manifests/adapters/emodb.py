@@ -59,14 +59,14 @@ def _perception(root: Path) -> dict[str, tuple[float, float]]:
 
 @register_adapter("emodb", CLASS_MAP)
 def build(root: Path, **options) -> list[Utterance]:
-    """ROOT is the EmoDB folder (holding ``wav/``) or the ``wav/`` folder itself."""
+    """ROOT is the EmoDB folder (holding ``wav/``) or the ``wav/`` folder itself (``.wav`` or ``.flac``)."""
     if options:
         raise AdapterError(f"emodb takes no options (got {', '.join(sorted(options))})")
     root = Path(root)
     wav = root / "wav" if (root / "wav").is_dir() else root
-    files = sorted(wav.glob("*.wav"))
+    files = sorted([*wav.glob("*.wav"), *wav.glob("*.flac")])
     if not files:
-        raise AdapterError(f"{wav}: no .wav files (expected EmoDB's wav/ folder of SSTTTEV.wav files)")
+        raise AdapterError(f"{wav}: no .wav or .flac files (expected EmoDB's wav/ folder of SSTTTEV.wav files)")
     perception = _perception(wav.parent) or _perception(wav)
     rows = []
     for f in files:

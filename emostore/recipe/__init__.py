@@ -1,0 +1,1 @@
+"""The one-command recipe: manifest → partition → labels → extraction → sweep → report."""
