@@ -28,6 +28,7 @@ class RuleLoss:
     ratings: int
     lost_ratings: int
     reasons: dict[str, int] = field(default_factory=dict)
+    most_ratings: int = 0  # most ratings any one utterance has; <= 1: no per-rater ratings at all
 
     @property
     def data_loss(self) -> float:
@@ -42,9 +43,10 @@ class RuleLoss:
 
 
 def rule_loss(votes: list[Votes], rule: str) -> RuleLoss:
-    excluded = lost = total = 0
+    excluded = lost = total = most = 0
     reasons: Counter[str] = Counter()
     for v in votes:
+        most = max(most, v.total)
         total += v.total
         kept, reason = decide(v, rule)
         if reason is not None:
@@ -55,7 +57,12 @@ def rule_loss(votes: list[Votes], rule: str) -> RuleLoss:
             lost += v.other
         else:  # MR / PR: everything but the kept class's votes
             lost += v.total - int(v.counts[kept])
-    return RuleLoss(rule, len(votes), excluded, total, lost, dict(sorted(reasons.items())))
+    return RuleLoss(rule, len(votes), excluded, total, lost, dict(sorted(reasons.items())), most)
+
+
+def has_per_rater_ratings(losses: list[RuleLoss]) -> bool:
+    """Whether any utterance has two or more ratings; without, MR, PR and AR are the same label set."""
+    return any(r.most_ratings > 1 for r in losses)
 
 
 def loss_table(rows: list[dict], cs: ClassSet, rules=RULES) -> list[RuleLoss]:
@@ -72,6 +79,10 @@ def manifest_loss_table(path: str | Path, classes: list[str] | None = None) -> t
 
 
 def format_table(losses: list[RuleLoss], paper: bool = True) -> str:
+    if losses and not has_per_rater_ratings(losses):
+        return (f"no per-rater ratings: each of the {losses[0].utterances} utterances has at most one label, so MR, "
+                "PR and AR keep the same data and lose nothing; the rules' losses (the all-inclusive-rule paper's "
+                "Table 3) only mean something on a corpus with several ratings per utterance")
     head = f"{'rule':<5} {'utterances':>10} {'excluded':>9} {'data loss':>10} {'ratings':>9} {'lost':>8} {'rating loss':>12}"
     if paper:
         head += "   paper avg (data / rating)"
