@@ -38,7 +38,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from emostore.labels.votes import EMO_SUPERB_CLASSES, ClassSet, class_set, count_votes
+from emostore.labels.votes import EMO_SUPERB_CLASSES, ClassSet, count_votes, no_vote_warning, relabel_class_set  # noqa: F401
 
 DEFAULT_WEIGHT = 0.25
 DEFAULT_TEMPERATURE = 0.05
@@ -238,11 +238,14 @@ def relabel_manifest(manifest: str | Path, out: str | Path, *, classes: list[str
     from emostore.manifests import load_manifest
 
     m = load_manifest(manifest, require_audio=False)
-    cs = class_set(m.rows, list(classes or EMO_SUPERB_CLASSES))
+    cs = relabel_class_set(m.rows, list(classes) if classes else None)
     relabeler = EmbedRelabeler(cs, SentenceEncoder(device=device, batch_size=batch_size), weight, temperature)
     if on_total:
         on_total(len({d for r in m.rows for d in descriptions_of(r)}))
     rows, counts = relabeler.relabel(m.rows, progress=progress)
     meta = {**relabeler.meta(), "manifest": str(manifest), "manifest_sha256": m.sha256, "counts": counts}
+    warning = no_vote_warning(counts["no_votes"], len(rows), cs.classes)
+    if warning:
+        meta["warnings"] = [warning]
     write_relabeling(out, rows, meta)
     return meta

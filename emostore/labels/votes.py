@@ -84,6 +84,29 @@ def class_set(rows: list[dict], classes: list[str] | None = None, corpus: str | 
     return ClassSet(tuple(raw), None)
 
 
+def relabel_class_set(rows: list[dict], classes: list[str] | None = None) -> ClassSet:
+    """Classes for relabeling: ``classes`` if given, else the rows' corpus class map, else EMO-SUPERB's 8.
+
+    A corpus's own classes come first: relabeling EmoDB over MSP-Podcast's 8 classes leaves its
+    anger and happiness votes outside the class set (EMO-SUPERB's names are angry / happy).
+    """
+    if classes:
+        return class_set(rows, classes)
+    try:
+        cs = class_set(rows)
+    except ValueError:  # no corpus column and no ratings
+        cs = None
+    return cs if cs is not None and cs.class_map is not None else class_set(rows, list(EMO_SUPERB_CLASSES))
+
+
+def no_vote_warning(no_votes: int, rows: int, classes) -> str | None:
+    """One line for rows whose votes all fall outside the class set (their distribution is null)."""
+    if not no_votes:
+        return None
+    return (f"{no_votes} of {rows} rows have no vote in the classes {', '.join(classes)}: their distribution "
+            "is null (pass --classes to match the corpus's labels)")
+
+
 def count_votes(row: dict, cs: ClassSet) -> Votes:
     counts = np.zeros(len(cs), dtype=np.int64)
     other = 0
