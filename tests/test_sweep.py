@@ -174,3 +174,18 @@ def test_dask_cluster_gives_the_same_runs_as_local_processes(fbank_fold, tmp_pat
         pa = (tmp_path / "local" / "runs" / rid / "predictions.jsonl").read_text()
         pb = (tmp_path / "dask" / "runs" / rid / "predictions.jsonl").read_text()
         assert pa == pb
+
+
+def test_run_ids_read_as_their_settings_with_the_hash_last(tmp_path):
+    from emostore.sweep.config import expand
+
+    spec = {"store": "s.zarr", "labels": "l.jsonl", "partition": "p.json", "fold": "fold2", "seed": 3,
+            "runs": [{"head": "probe", "layer": 4, "lr": 1e-3}, {"head": "emobox", "layer": 2, "hidden": 128}]}
+    for name in ("l.jsonl", "p.json"):
+        (tmp_path / name).write_text("{}")
+    (tmp_path / "s.zarr").mkdir()
+    (tmp_path / "s.zarr" / "zarr.json").write_text('{"attributes": {"fingerprint": "x"}}')
+    spec = {k: (str(tmp_path / v) if k in ("store", "labels", "partition") else v) for k, v in spec.items()}
+    ids = [r.run_id for r in expand(spec, stored_layers=lambda store: [0, 1, 2, 3, 4])]
+    assert [i.rsplit("-", 1)[0] for i in ids] == ["probe-L4-lr0.001-fold2-s3", "emobox-L2-lr0.0001-h128-fold2-s3"]
+    assert all(len(i.rsplit("-", 1)[1]) == 10 for i in ids)

@@ -58,8 +58,10 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
+        """Readable settings (head, layer, lr, hidden, fold, seed), then a hash of inputs and config."""
         c = self.config
-        parts = [c.head] + ([f"L{c.layer}"] if c.layer is not None else []) + [c.fold, f"s{c.seed}"]
+        parts = ([c.head] + ([f"L{c.layer}"] if c.layer is not None else []) + [f"lr{c.lr:g}"]
+                 + ([f"h{c.hidden}"] if c.hidden is not None else []) + [c.fold, f"s{c.seed}"])
         key = json.dumps({"inputs": [[p, input_digest(p)] for p in (self.store, self.labels, self.partition)],
                           "config": _identity(c)}, sort_keys=True)
         return "-".join(str(p) for p in parts) + "-" + hashlib.sha256(key.encode()).hexdigest()[:10]
