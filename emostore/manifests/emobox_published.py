@@ -232,13 +232,13 @@ def encode(lists: PublishedLists) -> bytes:
     obj = {"format": FORMAT, "corpus": lists.corpus, "emobox": lists.emobox, "source": lists.source,
            "codes": {v: k for k, v in _CODES.items()}, "unavailable": lists.unavailable,
            "ids": order, "folds": folds}
-    out = encode_json(obj)
+    out = _gzip_json(obj)
     if decode(out) != lists:
         raise PublishedListError(f"{lists.corpus}: the compact form does not reproduce the lists")
     return out
 
 
-def encode_json(obj) -> bytes:
+def _gzip_json(obj) -> bytes:
     return gzip.compress(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
                          compresslevel=9, mtime=0)
 
