@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -323,3 +324,22 @@ def test_shipped_msp_podcast_without_its_train_list_asks_for_a_checkout():
 def test_corpus_without_shipped_lists_is_named():
     with pytest.raises(PublishedListError, match=r"no shipped EmoBox lists for 'savee' \(shipped: crema-d, emodb"):
         eb.shipped("savee")
+
+
+def test_from_dir_records_the_checkout_commit_but_not_an_enclosing_repository(tmp_path):
+    def git(*args, cwd):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
+                       capture_output=True)
+
+    outer = tmp_path / "project"
+    checkout = write_emobox_tree(outer / "EmoBox", "emodb", TREES["emodb"])
+    git("init", "-q", ".", cwd=outer)
+    git("add", "-A", cwd=outer)
+    git("commit", "-qm", "project", cwd=outer)
+    assert "commit" not in eb.from_dir(checkout, "emodb").source  # the project's commit is not EmoBox's
+    git("init", "-q", ".", cwd=checkout)
+    git("add", "-A", cwd=checkout)
+    git("commit", "-qm", "lists", cwd=checkout)
+    head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert eb.from_dir(checkout, "emodb").source["commit"] == head
+    assert eb.from_dir(checkout / "data", "emodb").source["commit"] == head
