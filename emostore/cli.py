@@ -581,9 +581,14 @@ TRAIN_SETTINGS = ("preset", "layer", "hidden", "seed", "epochs", "lr", "batch_si
 @click.option("--progress/--no-progress", default=None, help="Epoch progress bar [default: on a terminal].")
 @click.option("--tensorboard/--no-tensorboard", default=True, show_default=True,
               help="Write TensorBoard scalars (loss/train, loss/dev, lr, layer weights) to OUT/tb.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch threads for this run (recorded in run.json) [default: torch's, one per core].")
+@click.option("--allow-overlap", is_flag=True,
+              help="Train even if the fold has ids in both train and test (or dev and test); refused otherwise.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
 @friendly
-def train(store_path, labels, partition_path, fold, head, progress, tensorboard, out, **settings):
+def train(store_path, labels, partition_path, fold, head, progress, tensorboard, threads, allow_overlap, out,
+          **settings):
     """Train one head on one fold from the store; keep the epoch with the lowest dev loss.
 
     Writes OUT/run.json (config, versions, store/label/partition hashes, learning curves, selected
@@ -595,7 +600,7 @@ def train(store_path, labels, partition_path, fold, head, progress, tensorboard,
     cfg = config_from(head=head, fold=fold, **settings)
     show = sys.stderr.isatty() if progress is None else progress
     res = run(store_path, labels, partition_path, cfg, out, log=None if show else click.echo, progress=show,
-              tensorboard=tensorboard)
+              tensorboard=tensorboard, threads=threads, allow_overlap=allow_overlap)
     click.echo(f"{out}: {cfg.head} on {res.features} features, selected epoch {res.selected_epoch} of "
                f"{len(res.dev_losses)} (dev loss {res.dev_losses[res.selected_epoch - 1]:.4f}), "
                f"{len(res.test_ids)} test predictions")

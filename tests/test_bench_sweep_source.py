@@ -1,8 +1,7 @@
-"""bench/sweep.py's EncoderSource (encoder recomputed per batch) gives the store's logits for the same head."""
+"""EncoderSource (encoder recomputed per batch, the baseline of bench/sweep.py) gives the store's logits for the
+same head."""
 
 from __future__ import annotations
-
-import importlib.util
 
 import numpy as np
 import pytest
@@ -12,18 +11,12 @@ import torch
 from emostore.extract.encoders import load_encoder
 from emostore.extract.runner import ExtractOptions, extract
 from emostore.heads import HEADS, build_head
+from emostore.heads.encoder_source import EncoderSource
 from emostore.heads.sources import FramesSource, PooledSource
 from emostore.manifests import load_manifest
 from emostore.store import open as open_store
 
-from conftest import EMODB, REPO, write_manifest
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_sweep", REPO / "bench" / "sweep.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from conftest import EMODB, write_manifest
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +34,7 @@ def whisper(tmp_path_factory):
             ExtractOptions(encoder="ct2-whisper", frames_dtype="float32", progress=False), log=lambda *a: None)
     fs = open_store(tmp / "w.zarr")
     assert fs.done.all() and len(set(fs.num_frames.tolist())) == 4  # the mask really matters
-    src = _bench().EncoderSource.for_store(fs, load_manifest(mpath), load_encoder("ct2-whisper"))
+    src = EncoderSource.for_store(fs, load_manifest(mpath), load_encoder("ct2-whisper"))
     return fs, src
 
 

@@ -4,6 +4,11 @@ Each adapter module registers a builder and the corpus's class map::
 
     @register_adapter("iemocap", CLASS_MAP)
     def build(root: Path, **options) -> list[Utterance]: ...
+
+and, where the corpus's sessions can be read off a row's other fields, ``session=row_session``:
+``row_session(row, given) -> int | None`` returns the row's session given its ``session`` column
+(``given``, None when empty), raising AdapterError when the two disagree. The EMO-SUPERB partition
+rule uses it for manifests made by other tools (or before the adapter filled ``session``).
 """
 
 from __future__ import annotations
@@ -59,14 +64,15 @@ class Adapter:
     build: Callable[..., list[Utterance]]
     class_map: ClassMap
     has_official_split: bool = False
+    session: Callable[[dict, int | None], int | None] | None = None  # see the module docstring
 
 
 _ADAPTERS: dict[str, Adapter] = {}
 
 
-def register_adapter(name: str, class_map: ClassMap, has_official_split: bool = False):
+def register_adapter(name: str, class_map: ClassMap, has_official_split: bool = False, session=None):
     def deco(fn):
-        _ADAPTERS[name] = Adapter(name, fn, class_map, has_official_split)
+        _ADAPTERS[name] = Adapter(name, fn, class_map, has_official_split, session)
         return fn
 
     return deco

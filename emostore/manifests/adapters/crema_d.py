@@ -50,6 +50,19 @@ def session_of(actor: int) -> int | None:
     return None
 
 
+def row_session(row: dict, given: int | None) -> int | None:
+    """EMO-SUPERB session of a manifest row from its actor id (``speaker``), which must agree with
+    the row's ``session`` column (``given``); ``given`` when the speaker is not an actor id."""
+    m = re.search(r"(\d{4})", str(row.get("speaker") or ""))
+    derived = session_of(int(m.group(1))) if m else None
+    if derived is None:
+        return given
+    if given is not None and given != derived:
+        raise AdapterError(f"row {row['id']!r}: CREMA-D actor {row.get('speaker')} is in EMO-SUPERB session "
+                           f"{derived}, but the manifest says session {given}")
+    return derived
+
+
 def _find(root: Path, name: str) -> Path | None:
     for p in (root / name, root / "processedResults" / name):
         if p.is_file():
@@ -83,7 +96,7 @@ def _demographics(root: Path) -> dict[int, dict]:
         return {int(r["ActorID"]): r for r in csv.DictReader(fh)}
 
 
-@register_adapter("crema-d", CLASS_MAP)
+@register_adapter("crema-d", CLASS_MAP, session=row_session)
 def build(root: Path, modality: str = "voice", **options) -> list[Utterance]:
     """ROOT holds the CREMA-D tables (and optionally AudioWAV/). Option modality=voice|face|av."""
     if options:

@@ -154,7 +154,15 @@ def _speaker(utt_id: str, where: str) -> str:
     return parts[0][:5] + parts[-1][0]
 
 
-@register_adapter("iemocap", CLASS_MAP)
+def row_session(row: dict, given: int | None) -> int | None:
+    """A manifest row's session: the ``session`` column (``given``), else ``Ses0N`` in the speaker or id."""
+    if given is not None:
+        return given
+    m = re.match(r"ses0?(\d)", str(row.get("speaker") or row["id"]), re.IGNORECASE)
+    return int(m.group(1)) if m else None
+
+
+@register_adapter("iemocap", CLASS_MAP, session=row_session)
 def build(root: Path, **options) -> list[Utterance]:
     """Rows for every utterance of every ``Session*/dialog/EmoEvaluation/*.txt`` under ``root``."""
     root = Path(root)

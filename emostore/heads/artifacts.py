@@ -1,0 +1,123 @@
+"""What a finished run leaves in its folder: model.pt, predictions.jsonl, layer_weights.json, run.json.
+
+run.json is written last and atomically: a run folder with a run.json holds a whole run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emostore.heads.heads import WeightedSumHead
+from emostore.heads.loop import RunResult
+
+RUN_FORMAT = "emostore-run/1"
+
+
+def _sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _versions() -> dict:
+    import zarr
+
+    from emostore import __version__
+
+    return {"emostore": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "zarr": zarr.__version__, "python": platform.python_version()}
+
+
+def test_metrics(result: RunResult, records) -> dict:
+    """Point metrics of the test predictions on the training label set's kept test utterances."""
+    from emostore.evaluate.metrics import evaluate_arrays
+
+    probs = dict(zip(result.test_ids, result.test_probs))
+    kept = [r for r in records if r.excluded is None and r.id in probs]
+    if not kept:
+        return {"n": 0}
+    m = evaluate_arrays(np.stack([probs[r.id] for r in kept]), np.asarray([r.train for r in kept]),
+                        np.asarray([r.test for r in kept]))
+    return {**{k: float(v) for k, v in m.items()}, "n": len(kept)}
+
+
+test_metrics.__test__ = False  # not a pytest test, whatever imports it
+
+
+def tensorboard(out: Path):
+    """An ``on_epoch`` callback writing TensorBoard scalars under ``out/tb`` (and the writer to close)."""
+    from tensorboardX import SummaryWriter
+
+    writer = SummaryWriter(str(out / "tb"))
+
+    def on_epoch(epoch: int, scalars: dict, head) -> None:
+        for k, v in scalars.items():
+            writer.add_scalar(k, v, epoch)
+        if isinstance(head, WeightedSumHead):
+            for k, w in enumerate(head.layer_weights().cpu().tolist()):
+                writer.add_scalar(f"layer_weight/{k}", w, epoch)
+
+    return on_epoch, writer
+
+
+def write_model(result: RunResult, fs, out: Path) -> None:
+    """model.pt: the selected head's state and what rebuilds it (head, classes, store shape, layer)."""
+    cfg = result.config
+    torch.save({"format": RUN_FORMAT, "head": cfg.head, "classes": result.classes,
+                "num_layers": fs.num_layers, "dim": fs.dim, "layer_position": result.record["layer_position"],
+                "hidden": cfg.hidden, "state_dict": result.head.state_dict()}, out / "model.pt")
+
+
+def write_predictions(result: RunResult, out: Path) -> None:
+    """predictions.jsonl: ``{"id", "probs"}`` per test utterance of the fold."""
+    lines = "".join(json.dumps({"id": u, "probs": [float(p) for p in row]}) + "\n"
+                    for u, row in zip(result.test_ids, result.test_probs))
+    (out / "predictions.jsonl").write_text(lines, encoding="utf-8")
+
+
+def write_layer_weights(result: RunResult, fs, out: Path) -> None:
+    """layer_weights.json (weighted-sum heads only): the store's layer numbers and their weights."""
+    if result.layer_weights is not None:
+        (out / "layer_weights.json").write_text(json.dumps(
+            {"layers": fs.layers, "weights": result.layer_weights}, indent=1) + "\n", encoding="utf-8")
+
+
+def run_record(result: RunResult, fs, records, store, labels, label_meta: dict, classes, partition) -> dict:
+    """run.json's content: config, versions, input hashes, learning curves, selection, test metrics."""
+    cfg = result.config
+    return {
+        "format": RUN_FORMAT,
+        "config": asdict(cfg),
+        "seed": cfg.seed,
+        "versions": _versions(),
+        "store": {"path": str(store), "manifest_sha256": fs.attrs.get("manifest_sha256"),
+                  "encoder": (fs.attrs.get("encoder") or {}).get("name"), "corpus": fs.attrs.get("corpus"),
+                  "layers": fs.layers, "dim": fs.dim},
+        "labels": {"path": str(labels), "sha256": _sha256(labels), "rule": label_meta.get("rule"),
+                   "classes": classes},
+        "partition": {"path": str(partition), "sha256": _sha256(partition), "fold": cfg.fold},
+        "features": result.features,
+        "class_weights": result.class_weights,
+        "selected_epoch": result.selected_epoch,
+        "dev_losses": result.dev_losses,
+        "train_losses": result.train_losses,
+        "test_metrics": test_metrics(result, records),
+        "seconds": round(result.seconds, 3),
+        **result.record,
+    }
+
+
+def write_run_json(record: dict, out: Path) -> None:
+    """run.json, atomically: a run.json that exists is whole."""
+    tmp = out / "run.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(out / "run.json")

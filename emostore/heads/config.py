@@ -1,0 +1,130 @@
+"""Training settings: :class:`TrainConfig`, the published presets, and their validation.
+
+A config holds what changes a run's result (plus ``device``), so a sweep can hash it into a run
+id; how a run is executed (torch threads, the overlap permission) are arguments of
+:func:`emostore.heads.train.train` / :func:`~emostore.heads.train.run`, not settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from emostore.heads.heads import HEADS, HeadError
+from emostore.heads.sources import SHUFFLES
+
+FEATURES = ("auto", "pooled", "frames")
+
+
+class TrainError(ValueError):
+    """Training cannot run with these inputs (missing ids, no frames, empty parts...)."""
+
+
+@dataclass
+class TrainConfig:
+    head: str
+    fold: str
+    layer: int | None = None  # encoder layer number (store's `layers`), None = last stored
+    hidden: int | None = None
+    seed: int = 0
+    epochs: int = 20
+    lr: float = 1e-4
+    weight_decay: float = 0.01  # AdamW's default
+    batch_size: int = 32
+    beta: float = 0.99  # class-balanced weighting; 0 disables
+    smoothing: float = 0.0
+    warmup_epochs: int = 0  # linear warm-up of the lr over this many epochs
+    patience: int | None = None  # early stopping: epochs without a better dev loss; None = run all epochs
+    valid_fraction: float = 0.0  # share of train held out as dev when the fold has no dev part
+    features: str = "auto"  # auto | pooled | frames
+    shuffle: str = "auto"  # auto (pooled: full, frames: blocks) | full | blocks
+    memory_mb: int = 1024  # frames cache bound
+    device: str = "cpu"
+    preset: str | None = None  # recorded; apply it with config_from(preset=...)
+
+
+# Published recipes as TrainConfig defaults; explicit settings override them.
+PRESETS: dict[str, dict] = {
+    # EmoBox (Ma et al. 2024): 20% of train as validation, 100 epochs with 10 warm-up epochs, its head.
+    "emobox": {"head": "emobox", "epochs": 100, "warmup_epochs": 10, "valid_fraction": 0.2},
+}
+
+
+def config_from(preset: str | None = None, **settings) -> TrainConfig:
+    """A TrainConfig from a preset's values overridden by ``settings`` (None values are not settings)."""
+    values: dict = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise TrainError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+        values.update(PRESETS[preset])
+    values.update({k: v for k, v in settings.items() if v is not None})
+    unknown = sorted(set(values) - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        raise TrainError(f"unknown training setting(s): {', '.join(unknown)}")
+    missing = [k for k in ("head", "fold") if k not in values]
+    if missing:
+        raise TrainError(f"a training config needs {' and '.join(missing)}")
+    cfg = TrainConfig(preset=preset, **{k: _coerce(k, v) for k, v in values.items()})
+    check_settings(cfg)
+    return cfg
+
+
+def _coerce(name: str, value):
+    """``value`` as the type of TrainConfig field ``name`` (YAML reads 1e-3 as a string, TOML 20.0 as
+    a float); anything else is an error naming the setting."""
+    kind = str(TrainConfig.__dataclass_fields__[name].type)
+    if value is None and "None" in kind:
+        return None
+    try:
+        if kind.startswith("int"):
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+            if not number.is_integer():
+                raise ValueError
+            return int(number)
+        if kind.startswith("float"):
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+    except (TypeError, ValueError):
+        raise TrainError(f"setting {name}: expected {kind.split(' ')[0]}, got {value!r}") from None
+    if not isinstance(value, str):
+        raise TrainError(f"setting {name}: expected a string, got {value!r}")
+    return value
+
+
+def check(cfg: TrainConfig) -> None:
+    """Every setting, and that the device exists here."""
+    check_settings(cfg)
+    try:
+        if torch.device(cfg.device).type == "meta":
+            raise ValueError("meta tensors hold no data")
+        torch.empty(0, device=torch.device(cfg.device))
+    except (RuntimeError, AssertionError, ValueError, NotImplementedError) as exc:
+        raise TrainError(f"device {cfg.device!r} is not usable here ({str(exc).splitlines()[0]})") from None
+
+
+def check_settings(cfg: TrainConfig) -> None:
+    """The settings on their own (where they will run does not matter)."""
+    if cfg.head not in HEADS:
+        raise HeadError(f"unknown head {cfg.head!r}; known: {', '.join(HEADS)}")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
+        raise TrainError("epochs and batch size must be >= 1 and lr > 0")
+    if not 0.0 <= cfg.smoothing < 1.0:
+        raise TrainError(f"smoothing must be in [0, 1), got {cfg.smoothing}")
+    if cfg.warmup_epochs < 0 or (cfg.patience is not None and cfg.patience < 1):
+        raise TrainError("warmup_epochs must be >= 0 and patience >= 1")
+    if cfg.memory_mb < 1:
+        raise TrainError("memory_mb must be >= 1")
+    if cfg.head == "weighted-sum" and cfg.layer is not None:
+        raise TrainError("the weighted-sum head uses every layer; --layer does not apply")
+    if cfg.hidden is not None and cfg.hidden < 1:
+        raise TrainError(f"hidden size must be >= 1, got {cfg.hidden}")
+    if cfg.features not in FEATURES:
+        raise TrainError(f"unknown features {cfg.features!r}; known: {', '.join(FEATURES)}")
+    if cfg.shuffle not in SHUFFLES:
+        raise TrainError(f"unknown shuffle {cfg.shuffle!r}; known: {', '.join(SHUFFLES)}")
+    if not 0.0 <= cfg.beta < 1.0:
+        raise TrainError(f"beta must be in [0, 1), got {cfg.beta}")

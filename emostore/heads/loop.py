@@ -1,0 +1,183 @@
+"""One training run in memory: a head trained on a fold, selected by dev loss, predicting the test part.
+
+Dev loss (model selection): the same class-weighted cross-entropy on the dev rows' ``train``
+targets, without smoothing, averaged over rows. The model kept is the one of the epoch with the
+lowest dev loss (EMO-SUPERB); ties keep the earliest. Epochs are numbered from 1.
+
+Schedule: AdamW; with ``warmup_epochs`` the learning rate rises linearly, step by step, from
+lr/steps to lr over that many epochs, then stays at lr. Early stopping (``patience``): training stops
+once the dev loss has not improved for that many epochs; the selection rule is unchanged.
+
+Determinism: ``torch.manual_seed(seed)`` before the head is built (initialisation, dropout) and a
+separate ``torch.Generator`` seeded with ``seed`` for the shuffling, so the same seed gives the
+same run, and a pooled and a frames run with the same ``shuffle`` see the same batches.
+
+Threads: ``threads`` sets torch's intra-op threads for this run only (restored after); None leaves
+torch's default (one per core), which on a loaded machine can be several times slower.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from emostore.heads.config import TrainConfig, TrainError, check
+from emostore.heads.data import choose_features, load_fold, make_source, orderer
+from emostore.heads.heads import Head, WeightedSumHead, build_head, layer_position
+from emostore.heads.losses import class_balanced_weights, soft_cross_entropy
+from emostore.heads.sources import FramesSource
+
+
+@dataclass
+class RunResult:
+    config: TrainConfig
+    classes: list[str]
+    features: str  # what was actually read: "pooled" or "frames"
+    class_weights: list[float]
+    train_losses: list[float]
+    dev_losses: list[float]
+    selected_epoch: int  # 1-based
+    test_ids: list[str]
+    test_probs: np.ndarray
+    head: Head
+    layer_weights: list[float] | None = None
+    seconds: float = 0.0
+    record: dict = field(default_factory=dict)
+
+
+@contextmanager
+def torch_threads(threads: int | None):
+    """torch's intra-op thread count set to ``threads`` inside the block (None: unchanged)."""
+    if threads is None:
+        yield
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise TrainError(f"threads must be a whole number >= 1, got {threads!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _evaluate(head, source, rows, targets, weight, batch_size) -> tuple[float, np.ndarray]:
+    """(mean weighted CE over rows, probabilities [n, C]) in eval mode, no gradients.
+
+    Rows are visited in store order (sequential block reads for frames), results put back in order.
+    """
+    head.eval()
+    order = np.argsort(rows, kind="stable")
+    total, probs = 0.0, []
+    with torch.no_grad():
+        for s in range(0, len(rows), batch_size):
+            idx = order[s:s + batch_size]
+            logits = source.logits(head, rows[idx])
+            if targets is not None:
+                t = torch.from_numpy(targets[idx]).to(logits.device)
+                total += float(soft_cross_entropy(logits, t, weight)) * len(idx)
+            probs.append(torch.softmax(logits, dim=-1).cpu().numpy())
+    out = np.empty((len(rows), probs[0].shape[1]) if probs else (0, 0), dtype=np.float64)
+    if probs:
+        out[order] = np.concatenate(probs)
+    return total / max(len(rows), 1), out
+
+
+def _warmup(opt, steps: int):
+    """Linear warm-up over ``steps`` optimiser steps (factor (k+1)/steps), then the base lr."""
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / steps) if steps else 1.0)
+
+
+def train(fs, records, classes: list[str], partition, cfg: TrainConfig, log=None, source=None,
+          on_epoch=None, progress: bool = False, threads: int | None = None,
+          allow_overlap: bool = False) -> RunResult:
+    """Train ``cfg.head`` on ``cfg.fold``; keep the epoch with the lowest dev loss; predict the test part.
+
+    ``source``: anything with ``logits(head, rows)`` (default: the store's, see :func:`make_source`).
+    ``on_epoch(epoch, scalars, head)`` is called after every epoch (TensorBoard logging).
+    ``threads``: torch threads for this run (None: torch's default). ``allow_overlap``: train on a
+    fold whose test ids are also in its train or dev part (refused otherwise).
+    """
+    with torch_threads(threads):
+        result = _train(fs, records, classes, partition, cfg, log, source, on_epoch, progress, allow_overlap)
+        result.record["torch_threads"] = torch.get_num_threads()
+    return result
+
+
+def _train(fs, records, classes, partition, cfg, log, source, on_epoch, progress, allow_overlap) -> RunResult:
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    check(cfg)
+    features = choose_features(cfg.head, cfg.features, fs, store_frames=source is None)
+    data = load_fold(fs, records, partition, cfg.fold, cfg.valid_fraction, cfg.seed, allow_overlap)
+    c = len(classes)
+    if data.targets["train"].shape[1] != c:
+        raise TrainError(f"targets have {data.targets['train'].shape[1]} classes, the label set names {c}")
+    weights = class_balanced_weights(data.targets["train"], cfg.beta)
+    weight_t = torch.tensor(weights, dtype=torch.float32, device=cfg.device)
+    pos = None if cfg.head == "weighted-sum" else layer_position(fs.layers, cfg.layer)
+
+    torch.manual_seed(cfg.seed)
+    head = build_head(cfg.head, fs.num_layers, fs.dim, c, layer=pos, hidden=cfg.hidden).to(cfg.device)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    source = source if source is not None else make_source(fs, cfg.head, features, cfg, pos)
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    tr_rows, tr_t = data.rows["train"], data.targets["train"]
+    steps_per_epoch = -(-len(tr_rows) // cfg.batch_size)
+    sched = _warmup(opt, cfg.warmup_epochs * steps_per_epoch)
+    order_of = orderer(fs, cfg.head, features, cfg, tr_rows)
+
+    train_losses, dev_losses = [], []
+    best_state, best_epoch, best_loss = None, 0, float("inf")
+    bar = tqdm(range(1, cfg.epochs + 1), desc=f"{cfg.head} {cfg.fold}", unit="epoch", disable=not progress,
+               leave=False)
+    for epoch in bar:
+        head.train()
+        order = order_of(gen)
+        total = 0.0
+        for s in range(0, len(order), cfg.batch_size):
+            idx = order[s:s + cfg.batch_size]
+            logits = source.logits(head, tr_rows[idx])
+            loss = soft_cross_entropy(logits, torch.from_numpy(tr_t[idx]).to(logits.device), weight_t,
+                                      cfg.smoothing)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        train_losses.append(total / len(order))
+        dev_loss, _ = _evaluate(head, source, data.rows["dev"], data.targets["dev"], weight_t, cfg.batch_size)
+        dev_losses.append(dev_loss)
+        if dev_loss < best_loss:
+            best_loss, best_epoch, best_state = dev_loss, epoch, copy.deepcopy(head.state_dict())
+        bar.set_postfix(train=f"{train_losses[-1]:.4f}", dev=f"{dev_loss:.4f}", best=best_epoch)
+        if on_epoch:
+            on_epoch(epoch, {"loss/train": train_losses[-1], "loss/dev": dev_loss,
+                             "lr": opt.param_groups[0]["lr"]}, head)
+        if log:
+            log(f"epoch {epoch}/{cfg.epochs}: train loss {train_losses[-1]:.4f}, dev loss {dev_loss:.4f}")
+        if cfg.patience is not None and epoch - best_epoch >= cfg.patience and best_state is not None:
+            if log:
+                log(f"early stop: no better dev loss for {cfg.patience} epochs (best: epoch {best_epoch})")
+            break
+    bar.close()
+    if best_state is None:  # every dev loss was NaN
+        raise TrainError("the dev loss was never finite; lower the learning rate")
+    head.load_state_dict(best_state)
+    _, test_probs = _evaluate(head, source, data.predict_rows, None, weight_t, cfg.batch_size)
+    lw = head.layer_weights().cpu().tolist() if isinstance(head, WeightedSumHead) else None
+    record = {"skipped_excluded": data.skipped, "utterances": {p: len(v) for p, v in data.ids.items()},
+              "predicted_test": len(data.predict_ids), "dev_source": data.dev_source, "layer_position": pos}
+    if data.overlap:
+        record["overlap_allowed"] = data.overlap
+    if isinstance(source, FramesSource):
+        record["frames_cache"] = {"budget_bytes": source.budget, "peak_bytes": source.peak_cached_bytes,
+                                  "reads": source.reads}
+    return RunResult(cfg, list(classes), features, weights.tolist(), train_losses, dev_losses, best_epoch,
+                     data.predict_ids, test_probs, head.cpu(), lw, time.perf_counter() - t0, record)

@@ -1,0 +1,95 @@
+"""Partition rules by name, and :func:`make_partition`, which dispatches through them.
+
+A rule module registers a function ``(corpus, rows, seed) -> Partition``::
+
+    @register_rule("emobox")
+    def _make(corpus: str, rows: list[dict], seed: int) -> Partition: ...
+
+``seeded=False`` marks a rule without randomness (its partitions record ``seed: null``). The rule
+modules listed in :mod:`emostore.manifests.partitions.rules` register on import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from emostore.manifests.partitions.io import PARTS, Partition, PartitionError
+from emostore.manifests.partitions.leakage import check_leakage, rows_of
+
+_ALIASES = {
+    "cremad": "crema-d", "crema": "crema-d", "mspimprov": "msp-improv", "msp-improv": "msp-improv",
+    "msppodcast": "msp-podcast", "podcast": "msp-podcast", "msp-podcast-balanced": "msp-podcast-balanced",
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    make: Callable[[str, list[dict], int], Partition]
+    seeded: bool = True
+
+
+_RULES: dict[str, Rule] = {}
+
+
+def register_rule(name: str, seeded: bool = True):
+    """Decorator: register ``fn(corpus, rows, seed) -> Partition`` as the rule ``name``."""
+    def deco(fn):
+        if name in _RULES and _RULES[name].make is not fn:
+            raise ValueError(f"partition rule {name!r} is registered twice")
+        _RULES[name] = Rule(name, fn, seeded)
+        return fn
+
+    return deco
+
+
+def rules() -> dict[str, Rule]:
+    """Every registered rule, by name in alphabetical order."""
+    from emostore.manifests.partitions import rules as _pkg  # noqa: F401  (import registers all)
+
+    return {name: _RULES[name] for name in sorted(_RULES)}
+
+
+def rule_names() -> tuple[str, ...]:
+    return tuple(rules())
+
+
+def normalise_corpus(corpus: str) -> str:
+    c = corpus.strip().lower().replace("_", "-").replace(" ", "-")
+    return _ALIASES.get(c, _ALIASES.get(c.replace("-", ""), c))
+
+
+def _class_map_version(corpus: str) -> str | None:
+    try:
+        from emostore.manifests.adapters.base import get_adapter
+
+        return get_adapter(corpus).class_map.version
+    except Exception:  # optional metadata: no adapter (yet) for this corpus, or adapters not importable
+        return None
+
+
+def make_partition(corpus: str, manifest, rule: str, seed: int = 0, class_map_version: str | None = None) -> Partition:
+    """Build ``rule``'s partition of ``manifest`` (a Manifest or a list of rows) and check it.
+
+    The returned partition has passed :func:`check_leakage` (speaker-independent ones for speakers
+    too). Its ``meta`` records rule, corpus, seed, class-map version (given, or the registered
+    adapter's), ``speaker_independent``, the manifest's sha256 and what each fold tests on.
+    """
+    rule = rule.strip().lower()
+    known = rules()
+    if rule not in known:
+        raise PartitionError(f"unknown partition rule {rule!r}; choose one of {', '.join(known)}")
+    rows = rows_of(manifest)
+    c = normalise_corpus(corpus)
+    p = known[rule].make(c, rows, seed)
+    check_leakage(p, rows, speaker_independent=p.speaker_independent)
+    meta = {"rule": rule, "corpus": c, "seed": seed if known[rule].seeded else None,
+            "class_map_version": class_map_version or _class_map_version(c),
+            "speaker_independent": p.speaker_independent}
+    if hasattr(manifest, "sha256"):
+        meta["manifest_sha256"] = manifest.sha256
+        meta["manifest"] = manifest.source
+    meta.update({k: v for k, v in p.meta.items() if k not in meta})
+    meta["sizes"] = {name: {part: len(f[part]) for part in PARTS} for name, f in p.folds.items()}
+    return Partition(p.folds, meta)

@@ -1,0 +1,8 @@
+"""Partition rules, one module each (importing this package registers every module listed here)."""
+
+import importlib
+
+_MODULES = ("emo_superb", "emobox", "official")
+
+for _m in _MODULES:
+    importlib.import_module(f"emostore.manifests.partitions.rules.{_m}")
