@@ -232,7 +232,7 @@ def test_emo_superb_unknown_corpus_and_missing_session(tmp_path):
 def test_emobox_emodb_four_speaker_disjoint_folds():
     rows = emodb_rows()
     assert len({r["speaker"] for r in rows}) == 10
-    p = make_partition("emodb", rows, "emobox", seed=0)
+    p = make_partition("emodb", rows, "emobox-rule", seed=0)
     assert list(p.folds) == ["fold1", "fold2", "fold3", "fold4"]
     assert p.speaker_independent and p.meta["scheme"] == "4 speaker-disjoint folds"
     by_id = {r["id"]: r for r in rows}
@@ -249,12 +249,12 @@ def test_emobox_emodb_four_speaker_disjoint_folds():
         share = len(f["dev"]) / (len(f["dev"]) + len(f["train"]))
         assert 0.10 <= share <= 0.30
     check_leakage(p, rows)
-    assert make_partition("emodb", rows, "emobox", seed=0).to_json() == p.to_json()  # deterministic
+    assert make_partition("emodb", rows, "emobox-rule", seed=0).to_json() == p.to_json()  # deterministic
 
 
 def test_emobox_five_speakers_loso(tmp_path):
     rows = load(synthetic({f"s{k}": 5 for k in range(5)}, tmp_path, "five"))
-    p = make_partition("five", rows, "emobox", seed=3)
+    p = make_partition("five", rows, "emobox-rule", seed=3)
     assert p.meta["scheme"] == "leave-one-speaker-out" and p.speaker_independent
     by_id = {r["id"]: r for r in rows}
     assert [{by_id[i]["speaker"] for i in f["test"]} for f in p.folds.values()] == [{f"s{k}"} for k in range(5)]
@@ -267,7 +267,7 @@ def test_emobox_five_speakers_loso(tmp_path):
 def test_emobox_two_speakers_speaker_dependent(tmp_path):
     counts = {"a": 7, "b": 6}  # per emotion per speaker: 13 per emotion, 25% = 3.25
     rows = load(synthetic(counts, tmp_path, "two"))
-    p = make_partition("two", rows, "emobox", seed=1)
+    p = make_partition("two", rows, "emobox-rule", seed=1)
     assert list(p.folds) == ["fold1"] and not p.speaker_independent
     assert p.meta["scheme"] == "speaker-dependent" and "2 speakers" in p.meta["reason"]
     fold = p.folds["fold1"]
@@ -283,24 +283,24 @@ def test_emobox_two_speakers_speaker_dependent(tmp_path):
     check_leakage(p, rows, speaker_independent=False)
     with pytest.raises(PartitionError, match="leaks speakers"):
         check_leakage(p, rows, speaker_independent=True)
-    again = make_partition("two", rows, "emobox", seed=1)
+    again = make_partition("two", rows, "emobox-rule", seed=1)
     assert again.to_json() == p.to_json()
-    assert make_partition("two", rows, "emobox", seed=2).to_json() != p.to_json()
+    assert make_partition("two", rows, "emobox-rule", seed=2).to_json() != p.to_json()
 
 
 def test_emobox_unbalanced_speakers_fall_back(tmp_path):
     rows = load(synthetic({"big": 40, "s1": 3, "s2": 3, "s3": 3, "s4": 3}, tmp_path, "unbal"))
-    p = make_partition("unbal", rows, "emobox")
+    p = make_partition("unbal", rows, "emobox-rule")
     assert p.meta["scheme"] == "speaker-dependent" and "big" in p.meta["reason"]
     # LOSO range with a 10x spread between largest and smallest speaker
     rows = load(synthetic({"s1": 22, "s2": 20, "s3": 20, "s4": 2}, tmp_path, "spread"))
-    p = make_partition("spread", rows, "emobox")
+    p = make_partition("spread", rows, "emobox-rule")
     assert p.meta["scheme"] == "speaker-dependent" and "10" in p.meta["reason"]
 
 
 def test_emobox_keeps_official_split(msp_podcast):
     rows = load(msp_podcast)
-    p = make_partition("msp-podcast", rows, "emobox", seed=0)
+    p = make_partition("msp-podcast", rows, "emobox-rule", seed=0)
     assert p.meta["scheme"] == "official split" and list(p.folds) == ["official"]
     assert p.to_json() == make_partition("msp-podcast", rows, "official").to_json()
 
@@ -383,7 +383,7 @@ def test_cli_partition_seed_and_errors(tmp_path):
     manifest = synthetic({"a": 4, "b": 4}, tmp_path, "two")
     out = tmp_path / "two.json"
     runner = CliRunner()
-    res = runner.invoke(main, ["partition", "two", str(manifest), "--rule", "emobox", "--out", str(out), "--seed", "7"])
+    res = runner.invoke(main, ["partition", "two", str(manifest), "--rule", "emobox-rule", "--out", str(out), "--seed", "7"])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "two.meta.json").read_text())["seed"] == 7
     res = runner.invoke(main, ["partition", "emodb", str(manifest), "--rule", "emo-superb", "--out", str(out)])

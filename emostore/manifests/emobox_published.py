@@ -32,7 +32,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 
 from emostore.jsonl import read_jsonl
-from emostore.manifests.partitions import PartitionError
+from emostore.manifests.partitions.io import PartitionError
 
 FORMAT = "emostore-emobox-lists/1"
 REPOSITORY = "https://github.com/emo-box/EmoBox"
@@ -291,6 +291,7 @@ def membership(lists: PublishedLists, rows) -> dict:
             miss = [i for i in ids if i not in have_set]
             report["folds"][name][part] = {"published": len(ids), "missing": len(miss), "first_missing": miss[:_SHOW]}
     extra = [i for i in have if i not in published]
+    report["missing_ids"] = len(set(published) - have_set)
     report["extra"] = len(extra)
     report["first_extra"] = extra[:_SHOW]
     return report
@@ -403,7 +404,8 @@ def build_folds(corpus: str, rows, lists: PublishedLists | None = None, emobox_d
         meta["mismatch"] = {name: {p: v["missing"] for p, v in fold.items() if v["missing"]}
                             for name, fold in report["folds"].items()
                             if any(v["missing"] for v in fold.values())}
-        meta["note"] = f"{missing} published ids are not in the manifest and are left out (see mismatch)"
+        meta["note"] = (f"{report['missing_ids']} published ids ({missing} fold entries) are not in the manifest "
+                        "and are left out (see mismatch)")
     return folds, meta
 
 

@@ -1,12 +1,14 @@
 """Partition rules by name, and :func:`make_partition`, which dispatches through them.
 
-A rule module registers a function ``(corpus, rows, seed) -> Partition``::
+A rule module registers a function ``(corpus, rows, seed, **options) -> Partition``::
 
-    @register_rule("emobox")
+    @register_rule("emobox-rule")
     def _make(corpus: str, rows: list[dict], seed: int) -> Partition: ...
 
-``seeded=False`` marks a rule without randomness (its partitions record ``seed: null``). The rule
-modules listed in :mod:`emostore.manifests.partitions.rules` register on import.
+``seeded=False`` marks a rule without randomness (its partitions record ``seed: null``);
+``default_seed`` is the seed used when the caller gives none; ``options`` names the keyword
+options the rule takes (any other option is refused with the rule's list). The rule modules listed
+in :mod:`emostore.manifests.partitions.rules` register on import.
 """
 
 from __future__ import annotations
@@ -26,19 +28,21 @@ _ALIASES = {
 @dataclass(frozen=True)
 class Rule:
     name: str
-    make: Callable[[str, list[dict], int], Partition]
+    make: Callable[..., Partition]
     seeded: bool = True
+    default_seed: int = 0
+    options: tuple[str, ...] = ()
 
 
 _RULES: dict[str, Rule] = {}
 
 
-def register_rule(name: str, seeded: bool = True):
-    """Decorator: register ``fn(corpus, rows, seed) -> Partition`` as the rule ``name``."""
+def register_rule(name: str, seeded: bool = True, default_seed: int = 0, options: tuple[str, ...] = ()):
+    """Decorator: register ``fn(corpus, rows, seed, **options) -> Partition`` as the rule ``name``."""
     def deco(fn):
         if name in _RULES and _RULES[name].make is not fn:
             raise ValueError(f"partition rule {name!r} is registered twice")
-        _RULES[name] = Rule(name, fn, seeded)
+        _RULES[name] = Rule(name, fn, seeded, default_seed, tuple(options))
         return fn
 
     return deco
@@ -69,8 +73,12 @@ def _class_map_version(corpus: str) -> str | None:
         return None
 
 
-def make_partition(corpus: str, manifest, rule: str, seed: int = 0, class_map_version: str | None = None) -> Partition:
+def make_partition(corpus: str, manifest, rule: str, seed: int | None = None, class_map_version: str | None = None,
+                   **options) -> Partition:
     """Build ``rule``'s partition of ``manifest`` (a Manifest or a list of rows) and check it.
+
+    ``seed`` None is the rule's default seed; ``options`` are the rule's own (e.g. ``emobox``'s
+    ``emobox_dir``, ``allow_mismatch``, ``allow_extra``); options set to None are not given.
 
     The returned partition has passed :func:`check_leakage` (speaker-independent ones for speakers
     too). Its ``meta`` records rule, corpus, seed, class-map version (given, or the registered
@@ -80,11 +88,19 @@ def make_partition(corpus: str, manifest, rule: str, seed: int = 0, class_map_ve
     known = rules()
     if rule not in known:
         raise PartitionError(f"unknown partition rule {rule!r}; choose one of {', '.join(known)}")
+    spec = known[rule]
+    options = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        takes = f"it takes {', '.join(spec.options)}" if spec.options else "it takes none"
+        raise PartitionError(f"partition rule {rule!r} has no option {', '.join(unknown)} ({takes})")
+    seed = spec.default_seed if seed is None else seed
     rows = rows_of(manifest)
     c = normalise_corpus(corpus)
-    p = known[rule].make(c, rows, seed)
+    p = spec.make(c, rows, seed, **options)
     check_leakage(p, rows, speaker_independent=p.speaker_independent)
-    meta = {"rule": rule, "corpus": c, "seed": seed if known[rule].seeded else None,
+    # a seeded rule may report that it used no randomness after all (seed None in its own meta)
+    meta = {"rule": rule, "corpus": c, "seed": p.meta.get("seed", seed) if spec.seeded else None,
             "class_map_version": class_map_version or _class_map_version(c),
             "speaker_independent": p.speaker_independent}
     if hasattr(manifest, "sha256"):
