@@ -65,7 +65,8 @@ def import_hub():
     except ImportError:
         raise EncoderError("the s3prl encoder needs the package s3prl: pip install 'emostore[s3prl]'") from None
     _compat_torchaudio()
-    import s3prl.hub
+    with contextlib.redirect_stdout(sys.stderr):  # s3prl prints notes; stdout is emostore's
+        import s3prl.hub
 
     return s3prl.hub
 
@@ -135,7 +136,7 @@ def build_upstream(name: str, ckpt: Path | None):
     elif name.endswith(LOADER_SUFFIXES):
         raise EncoderError(f"s3prl upstream {name!r} needs a checkpoint: --encoder s3prl:{name}:PATH")
     kwargs = {"ckpt": str(ckpt)} if name.endswith(LOADER_SUFFIXES) else {}
-    with _local_only(name, ckpt) as urls:
+    with _local_only(name, ckpt) as urls, contextlib.redirect_stdout(sys.stderr):
         upstream = fn(**kwargs)
     if ckpt is not None and not urls and not kwargs:
         raise EncoderError(f"s3prl upstream {name!r} takes no checkpoint, but {ckpt} was given")
@@ -154,8 +155,8 @@ def measured_padding(upstream) -> str:
     ``mask``: apc (APC, VQ-APC: a packed GRU over per-clip features); s3prl's own wav2vec2 and
     hf_wav2vec2 with a layer-norm conv front end (a padding mask, as for ``hf:``). Measured to leak
     padding into valid frames, hence ``same-length``: npc (convolutions over zero-padded
-    features), mockingjay (Mockingjay, TERA: padded log-mel frames count as valid), group-norm
-    wav2vec2. Every family not measured is ``same-length`` too: exact by construction, since a
+    features), mockingjay (Mockingjay, TERA: the log-mel input of a padded clip already differs
+    from the clip's own), group-norm wav2vec2. Every family not measured is ``same-length`` too: exact by construction, since a
     batch of equal-length clips has no padding.
     """
     family = _family(upstream)
