@@ -82,6 +82,33 @@ def _wav2vec2(path, mode: str):
     return "wav2vec2_large_960", "wav2vec2_local"
 
 
+def _wav2vec(path, vq: bool):
+    from s3prl.upstream.wav2vec.wav2vec_model import Wav2VecConfig, Wav2VecModel
+
+    # wav2vec's real conv front end (kernels 10,8,4,4,4,1,1,1, strides 5,4,2,2,2,1,1,1), 16 channels.
+    cfg = dict(conv_feature_layers="[(16, 10, 5), (16, 8, 4)] + [(16, 4, 2)] * 3 + [(16, 1, 1)] * 3",
+               conv_aggregator_layers="[(16, 2, 1), (16, 3, 1), (16, 4, 1)]", prediction_steps=2, infonce=True)
+    if vq:  # vq-wav2vec: a gumbel quantiser between the two conv stacks
+        cfg.update(vq_type="gumbel", vq_vars=8, vq_groups=2, vq_dim=16, vq_depth=1, combine_groups=False)
+    model = Wav2VecModel(Wav2VecConfig(**cfg))
+    torch.save({"task_cfg": {"normalize": False}, "model_cfg": cfg, "model_weight": model.state_dict()}, path)
+    return ("vq_wav2vec", "vq_wav2vec_custom") if vq else ("wav2vec_large", "wav2vec_local")
+
+
+def _cpc(path):
+    import argparse
+
+    from s3prl.upstream.cpc.cpc_default_config import get_default_cpc_config
+    from s3prl.upstream.cpc.feature_loader import getAR, getEncoder, loadArgs
+    from s3prl.upstream.cpc.model import CPCModel
+
+    args = get_default_cpc_config()
+    cfg = {**vars(args), "hiddenEncoder": 16, "hiddenGar": 16}
+    loadArgs(args, argparse.Namespace(**cfg))
+    torch.save({"config": cfg, "weights": CPCModel(getEncoder(args), getAR(args)).state_dict()}, path)
+    return "modified_cpc", "cpc_local"
+
+
 # name -> (checkpoint writer, expected padding kind, expected frame offset R in floor((n - R) / S) + 1)
 CASES = {
     "apc": (_apc, "mask", 400),  # Kaldi fbank, 25 ms window, snip_edges: 1 + (n - 400) // 160
@@ -89,6 +116,9 @@ CASES = {
     "tera": (_tera, "same-length", 0),  # centred STFT: 1 + n // 160
     "wav2vec2-layer": (lambda p: _wav2vec2(p, "layer_norm"), "mask", 400),  # receptive field 400, stride 320
     "wav2vec2-group": (lambda p: _wav2vec2(p, "default"), "same-length", 400),
+    "wav2vec": (lambda p: _wav2vec(p, vq=False), "same-length", 465),  # receptive field 465, stride 160
+    "vq-wav2vec": (lambda p: _wav2vec(p, vq=True), "same-length", 465),
+    "cpc": (_cpc, "same-length", 159),
 }
 MASK_CASES = [k for k, v in CASES.items() if v[1] == "mask"]
 SAME_LENGTH_CASES = [k for k, v in CASES.items() if v[1] == "same-length"]
@@ -176,7 +206,7 @@ def test_store_keeps_model_frames_not_s3prl_wrapper_repeats(s3prl_model):
 @pytest.mark.parametrize("case", list(CASES))
 def test_frame_count_is_the_models_own(s3prl_model, case):
     """num_frames follows floor((n - R) / S) + 1 with the R each front end implies (Kaldi fbank
-    and wav2vec 2.0's convs: 400, TERA's centred STFT: 0) and equals what the upstream yields for
+    and wav2vec 2.0's convs: 400, wav2vec's convs: 465, TERA's centred STFT: 0) and equals what the upstream yields for
     clips of lengths that are not multiples of the stride, including one just below a frame."""
     ckpt, _, local, enc = s3prl_model(case)
     assert enc.describe()["config"]["frame_offset"] == CASES[case][2]
@@ -253,8 +283,9 @@ def test_hf_wav2vec2_custom_equals_hf_backend(tmp_path):
 
 def test_s3prl_spec_errors_name_the_problem(tmp_path):
     """No name, an unknown name (with a suggestion), a registered name without a checkpoint (it
-    would download), a missing checkpoint, a *_local name without one, and a transformers folder
-    without preprocessor_config.json each raise one EncoderError naming it; nothing is fetched."""
+    would download), a missing checkpoint, a *_local name without one, a file s3prl cannot read
+    and a transformers folder without preprocessor_config.json each raise one EncoderError naming
+    it; nothing is fetched."""
     with pytest.raises(EncoderError, match="needs an upstream name"):
         load_encoder("s3prl", "cpu")
     with pytest.raises(EncoderError, match="unknown s3prl upstream 'apc_96hr'.*apc_960hr"):
@@ -265,6 +296,9 @@ def test_s3prl_spec_errors_name_the_problem(tmp_path):
         load_encoder(f"s3prl:apc_960hr:{tmp_path / 'nope.ckpt'}", "cpu")
     with pytest.raises(EncoderError, match="'apc_local' needs a checkpoint"):
         load_encoder("s3prl:apc_local", "cpu")
+    (tmp_path / "not-apc.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(EncoderError, match=r"s3prl:apc_960hr could not be built from .*not-apc\.ckpt"):
+        load_encoder(f"s3prl:apc_960hr:{tmp_path / 'not-apc.ckpt'}", "cpu")
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "wav2vec2"}))
     with pytest.raises(EncoderError, match="no preprocessor_config.json"):
         load_encoder(f"s3prl:hf_wav2vec2_custom:{tmp_path}", "cpu")

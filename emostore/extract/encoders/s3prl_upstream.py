@@ -136,8 +136,13 @@ def build_upstream(name: str, ckpt: Path | None):
     elif name.endswith(LOADER_SUFFIXES):
         raise EncoderError(f"s3prl upstream {name!r} needs a checkpoint: --encoder s3prl:{name}:PATH")
     kwargs = {"ckpt": str(ckpt)} if name.endswith(LOADER_SUFFIXES) else {}
-    with _local_only(name, ckpt) as urls, contextlib.redirect_stdout(sys.stderr):
-        upstream = fn(**kwargs)
+    try:
+        with _local_only(name, ckpt) as urls, contextlib.redirect_stdout(sys.stderr):
+            upstream = fn(**kwargs)
+    except EncoderError:
+        raise
+    except Exception as exc:  # s3prl reports a wrong file with asserts, KeyErrors, pickle errors
+        raise EncoderError(f"s3prl:{name} could not be built from {ckpt}: {type(exc).__name__}: {exc}") from exc
     if ckpt is not None and not urls and not kwargs:
         raise EncoderError(f"s3prl upstream {name!r} takes no checkpoint, but {ckpt} was given")
     return upstream.eval()
@@ -156,7 +161,7 @@ def measured_padding(upstream) -> str:
     hf_wav2vec2 with a layer-norm conv front end (a padding mask, as for ``hf:``). Measured to leak
     padding into valid frames, hence ``same-length``: npc (convolutions over zero-padded
     features), mockingjay (Mockingjay, TERA: the log-mel input of a padded clip already differs
-    from the clip's own), group-norm wav2vec2. Every family not measured is ``same-length`` too: exact by construction, since a
+    from the clip's own), group-norm wav2vec2, wav2vec (wav2vec, vq-wav2vec), cpc. Every family not measured is ``same-length`` too: exact by construction, since a
     batch of equal-length clips has no padding.
     """
     family = _family(upstream)
