@@ -37,6 +37,8 @@ from test_encoders_padding import LEAK, LENGTHS, _close, _wave, _waves  # noqa: 
 FBANK40 = {"feat_type": "fbank", "feat_dim": 40, "frame_length": 25, "frame_shift": 10, "dither": 0.0, "cmvn": True}
 # wav2vec 2.0's real 7-layer conv front end (kernels 10,3,3,3,3,2,2, strides 5,2,...,2), 32 channels.
 W2V2_CONV = "[(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2"
+W2V2_TINY = dict(encoder_layers=2, encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=2,
+                 conv_feature_layers=W2V2_CONV, conv_pos=16, conv_pos_groups=2)
 
 
 def _apc(path):
@@ -74,9 +76,7 @@ def _tera(path):
 def _wav2vec2(path, mode: str):
     from s3prl.upstream.wav2vec2.wav2vec2_model import Wav2Vec2Config, Wav2Vec2Model
 
-    cfg = dict(extractor_mode=mode, encoder_layers=2, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
-               encoder_attention_heads=2, conv_feature_layers=W2V2_CONV, conv_pos=16, conv_pos_groups=2,
-               final_dim=16, layer_norm_first=mode == "layer_norm")
+    cfg = dict(extractor_mode=mode, final_dim=16, layer_norm_first=mode == "layer_norm", **W2V2_TINY)
     model = Wav2Vec2Model(Wav2Vec2Config(**cfg))
     torch.save({"task_cfg": {"normalize": mode == "layer_norm"}, "model_cfg": cfg, "model_weight": model.state_dict()}, path)
     return "wav2vec2_large_960", "wav2vec2_local"
@@ -109,6 +109,26 @@ def _cpc(path):
     return "modified_cpc", "cpc_local"
 
 
+def _hubert(path):
+    from s3prl.upstream.hubert.hubert_model import HubertConfig, HubertModel, HubertPretrainingConfig
+
+    cfg = dict(label_rate=50.0, extractor_mode="layer_norm", layer_norm_first=True, **W2V2_TINY)
+    task, labels = {"normalize": True}, [list(range(10))]
+    model = HubertModel(HubertConfig(**cfg), HubertPretrainingConfig(**task), labels)
+    torch.save({"task_cfg": task, "model_cfg": cfg, "model_weight": model.state_dict(),
+                "dictionaries_symbols": labels}, path)
+    return "hubert_large_ll60k", "hubert_local"
+
+
+def _wavlm(path):
+    from s3prl.upstream.wavlm.WavLM import WavLM, WavLMConfig
+
+    cfg = dict(extractor_mode="layer_norm", layer_norm_first=True, normalize=True, relative_position_embedding=True,
+               num_buckets=32, max_distance=64, gru_rel_pos=True, **W2V2_TINY)
+    torch.save({"cfg": cfg, "model": WavLM(WavLMConfig(cfg)).state_dict()}, path)
+    return "wavlm_large", "wavlm_local"
+
+
 # name -> (checkpoint writer, expected padding kind, expected frame offset R in floor((n - R) / S) + 1)
 CASES = {
     "apc": (_apc, "mask", 400),  # Kaldi fbank, 25 ms window, snip_edges: 1 + (n - 400) // 160
@@ -119,6 +139,10 @@ CASES = {
     "wav2vec": (lambda p: _wav2vec(p, vq=False), "same-length", 465),  # receptive field 465, stride 160
     "vq-wav2vec": (lambda p: _wav2vec(p, vq=True), "same-length", 465),
     "cpc": (_cpc, "same-length", 159),
+    # Layer-norm front ends like wav2vec2-layer, yet s3prl's HuBERT and WavLM mark a frame as padding
+    # only when all its samples are, so frames next to the padding attend to it: they leak.
+    "hubert-layer": (_hubert, "same-length", 400),
+    "wavlm-layer": (_wavlm, "same-length", 400),
 }
 MASK_CASES = [k for k, v in CASES.items() if v[1] == "mask"]
 SAME_LENGTH_CASES = [k for k, v in CASES.items() if v[1] == "same-length"]

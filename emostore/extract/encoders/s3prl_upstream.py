@@ -161,7 +161,8 @@ def measured_padding(upstream) -> str:
     hf_wav2vec2 with a layer-norm conv front end (a padding mask, as for ``hf:``). Measured to leak
     padding into valid frames, hence ``same-length``: npc (convolutions over zero-padded
     features), mockingjay (Mockingjay, TERA: the log-mel input of a padded clip already differs
-    from the clip's own), group-norm wav2vec2, wav2vec (wav2vec, vq-wav2vec), cpc. Every family not measured is ``same-length`` too: exact by construction, since a
+    from the clip's own), group-norm wav2vec2, wav2vec (wav2vec, vq-wav2vec), cpc, and hubert and
+    wavlm even with layer norm (a frame counts as padding only if all its samples are). Every family not measured is ``same-length`` too: exact by construction, since a
     batch of equal-length clips has no padding.
     """
     family = _family(upstream)
