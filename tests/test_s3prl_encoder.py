@@ -307,7 +307,7 @@ def test_hf_wav2vec2_custom_equals_hf_backend(tmp_path):
 
 def test_s3prl_spec_errors_name_the_problem(tmp_path):
     """No name, an unknown name (with a suggestion), a registered name without a checkpoint (it
-    would download), a missing checkpoint, a *_local name without one, a file s3prl cannot read
+    would download), one that needs two files (VGGish), a missing checkpoint, a *_local name without one, a file s3prl cannot read
     and a transformers folder without preprocessor_config.json each raise one EncoderError naming
     it; nothing is fetched."""
     with pytest.raises(EncoderError, match="needs an upstream name"):
@@ -316,6 +316,9 @@ def test_s3prl_spec_errors_name_the_problem(tmp_path):
         load_encoder("s3prl:apc_96hr:x.ckpt", "cpu")
     with pytest.raises(EncoderError, match=r"'apc_960hr' downloads its checkpoint.*s3prl:apc_960hr:PATH"):
         load_encoder("s3prl:apc_960hr", "cpu")
+    torch.save({}, tmp_path / "vggish.pth")  # loads; the second file s3prl asks for is refused
+    with pytest.raises(EncoderError, match=r"'vggish' needs several files \(https://.*vggish-10086976\.pth, https://"):
+        load_encoder(f"s3prl:vggish:{tmp_path / 'vggish.pth'}", "cpu")
     with pytest.raises(EncoderError, match="checkpoint .*nope.ckpt does not exist"):
         load_encoder(f"s3prl:apc_960hr:{tmp_path / 'nope.ckpt'}", "cpu")
     with pytest.raises(EncoderError, match="'apc_local' needs a checkpoint"):

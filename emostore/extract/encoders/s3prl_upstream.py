@@ -76,7 +76,8 @@ def _local_only(name: str, ckpt: Path | None):
     """While s3prl builds an upstream: its downloader answers ``ckpt``, and torch.load unpickles.
 
     s3prl turns a registered name's URL into a file with ``_urls_to_filepaths``; every s3prl
-    module holding that function sees a stand-in that returns ``ckpt`` (or refuses, without one).
+    module holding that function sees a stand-in that returns ``ckpt`` (or refuses, without one,
+    or when a second file is asked for); torch.hub's fetchers refuse.
     s3prl's checkpoints hold configs as pickled objects and it calls ``torch.load`` without
     ``weights_only``, which torch >= 2.6 reads as True; the user named this file, so it is
     unpickled as s3prl expects (load only checkpoints you trust).
@@ -88,28 +89,32 @@ def _local_only(name: str, ckpt: Path | None):
         if ckpt is None:
             raise EncoderError(f"s3prl upstream {name!r} downloads its checkpoint; give the file: "
                                f"--encoder s3prl:{name}:PATH")
-        if len(args) != 1:
-            raise EncoderError(f"s3prl upstream {name!r} needs {len(args)} files ({', '.join(args)}); "
+        if len(set(urls)) != 1:
+            raise EncoderError(f"s3prl upstream {name!r} needs several files ({', '.join(dict.fromkeys(urls))}); "
                                "emostore passes only one checkpoint")
-        return str(ckpt)
+        return str(ckpt) if len(args) == 1 else [str(ckpt)] * len(args)
 
-    patched = [(m, attr, getattr(m, attr)) for m in list(sys.modules.values())
-               if getattr(m, "__name__", "").startswith("s3prl.")
-               for attr in ("_urls_to_filepaths", "urls_to_filepaths") if hasattr(m, attr)]
+    def no_hub(*args, **kwargs):
+        raise EncoderError(f"s3prl upstream {name!r} fetches weights through torch.hub; emostore never downloads")
+
     real_load = torch.load
 
     def load(*args, **kwargs):
         kwargs.setdefault("weights_only", False)
         return real_load(*args, **kwargs)
 
+    stand_ins = [(m, attr, local) for m in list(sys.modules.values())
+                 if getattr(m, "__name__", "").startswith("s3prl.")
+                 for attr in ("_urls_to_filepaths", "urls_to_filepaths") if hasattr(m, attr)]
+    stand_ins += [(torch.hub, attr, no_hub) for attr in ("load", "load_state_dict_from_url", "download_url_to_file")]
+    stand_ins += [(torch, "load", load)]
+    saved = [(m, attr, getattr(m, attr)) for m, attr, _ in stand_ins]
     try:
-        for m, attr, _ in patched:
-            setattr(m, attr, local)
-        torch.load = load
+        for m, attr, fn in stand_ins:
+            setattr(m, attr, fn)
         yield urls
     finally:
-        torch.load = real_load
-        for m, attr, fn in patched:
+        for m, attr, fn in reversed(saved):
             setattr(m, attr, fn)
 
 
