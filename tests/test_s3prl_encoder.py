@@ -8,7 +8,8 @@ directory for ``hf_wav2vec2_custom``. The registered names (``apc_960hr``, ``wav
 are built by s3prl's own hub function with the download answered by the local file.
 
 Tolerances as in test_encoders_padding.py (atol = rtol = 1e-4, float32 on CPU); a padding leak
-moves valid frames by more than 1e-2 (the negative controls measure it).
+moves valid frames by more than 1e-2 (the negative controls measure it). s3prl is in the test
+extra: without it these tests fail, with import_hub's message naming the extra.
 """
 
 from __future__ import annotations
@@ -22,17 +23,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-pytest.importorskip("s3prl", reason="pip install 'emostore[s3prl]'")
+import emostore.store
+from emostore.cli import main
+from emostore.extract import audio
+from emostore.extract.encoders import EncoderError, load_encoder
+from emostore.extract.encoders.s3prl_upstream import _compat_torchaudio, import_hub
+from emostore.extract.runner import _encode_rows
 
-import emostore.store  # noqa: E402
-from emostore.cli import main  # noqa: E402
-from emostore.extract import audio  # noqa: E402
-from emostore.extract.encoders import EncoderError, load_encoder  # noqa: E402
-from emostore.extract.encoders.s3prl_upstream import _compat_torchaudio, import_hub  # noqa: E402
-from emostore.extract.runner import _encode_rows  # noqa: E402
-
-from conftest import write_manifest  # noqa: E402
-from test_encoders_padding import LEAK, LENGTHS, _close, _wave, _waves  # noqa: E402
+from conftest import write_manifest
+from test_encoders_padding import LEAK, LENGTHS, _close, _wave, _waves
 
 FBANK40 = {"feat_type": "fbank", "feat_dim": 40, "frame_length": 25, "frame_shift": 10, "dither": 0.0, "cmvn": True}
 # wav2vec 2.0's real 7-layer conv front end (kernels 10,3,3,3,3,2,2, strides 5,2,...,2), 32 channels.
