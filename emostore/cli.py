@@ -80,7 +80,7 @@ def extract(manifest, out, encoder, device, frames, frames_dtype, layers, batch_
     listed in the store's errors and the rest is extracted.
     """
     from emostore.extract.encoders import DEFAULT_ENCODER
-    from emostore.extract.runner import ExtractOptions, extract as run_extract, parse_layers
+    from emostore.extract.runner import ExtractOptions, extract as run_extract, parse_layers, summary_text
     from emostore.manifests import load_manifest
 
     opts = ExtractOptions(
@@ -97,10 +97,7 @@ def extract(manifest, out, encoder, device, frames, frames_dtype, layers, batch_
         return
     for e in result.errors:
         click.echo(f"error: {e['reason']}", err=True)
-    click.echo(
-        f"{out}: {result.extracted} extracted, {result.skipped} already done, {result.failed} failed; "
-        f"{result.audio_seconds:.1f} s of audio in {result.elapsed:.1f} s"
-    )
+    click.echo(summary_text(out, result))
 
 
 @main.group()
