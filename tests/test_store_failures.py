@@ -95,6 +95,9 @@ def test_full_disk_while_creating_says_nothing_is_committed_and_a_rerun_starts_o
     with pytest.raises(StoreError, match="disk is full .*no committed row yet; free space and re-run"):
         extract(m, str(tmp_path / "s.zarr"), FBANK)
     monkeypatch.undo()
+    for cmd in (["store", "info"], ["store", "verify"]):
+        r = CliRunner().invoke(main, [*cmd, str(tmp_path / "s.zarr")])
+        assert r.exit_code == 1 and "creation was interrupted" in r.output and "Traceback" not in r.output
     extract(m, str(tmp_path / "s.zarr"), FBANK)
     assert _files(tmp_path / "s.zarr") == _files(tmp_path / "clean.zarr")
 
