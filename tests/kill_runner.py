@@ -32,14 +32,14 @@ import emostore.store  # noqa: F401
 from emostore.cli import main
 from emostore.extract import runner  # noqa: F401
 from emostore.extract.encoders import load_encoder
-from emostore.store import writer
+from emostore.store import kill_hook
 
 load_encoder("fbank", "cpu")  # imports torchaudio; runs no torch op
 
 
 def _child(args: list[str], kill_at: int | None, count_to: str | None) -> None:
     if kill_at is not None:
-        os.environ[writer.KILL_AT_ENV] = str(kill_at)
+        os.environ[kill_hook.KILL_AT_ENV] = str(kill_at)
     sys.stdout = sys.stderr = open(os.devnull, "w")
     try:
         main(args, standalone_mode=False)
@@ -48,7 +48,7 @@ def _child(args: list[str], kill_at: int | None, count_to: str | None) -> None:
         code = 1
     if count_to:
         with open(count_to, "w") as fh:
-            fh.write(str(writer._KillBeforeWrite.writes))
+            fh.write(str(kill_hook.KillBeforeWrite.writes))
     os._exit(code)
 
 

@@ -136,6 +136,9 @@ def test_unfinished_store_on_a_read_only_volume_is_one_clear_line(small_manifest
                                        "--max-batch", "1", "--out", str(tmp_path / "s.zarr")])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "the store is read-only (Read-only file system) and 6 of 8 rows are not extracted yet" in result.output
+    new = CliRunner().invoke(main, ["extract", str(small_manifest), "--encoder", "fbank", "--out",
+                                    str(tmp_path / "new.zarr")])
+    assert new.exit_code == 1 and "cannot create a store here (Read-only file system)" in new.output
 
 
 def test_dry_run_on_a_partial_store_plans_only_the_remaining_rows(small_manifest, tmp_path, monkeypatch):

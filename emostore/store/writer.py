@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import zarr
-from zarr.storage import LocalStore, WrapperStore
+from zarr.storage import LocalStore
 
-from emostore.store import layout
+from emostore.store import kill_hook, layout
 
 FRAME_DTYPES = ("float16", "float32")
 
@@ -97,7 +96,7 @@ class StoreWriter:
             path.mkdir(parents=True, exist_ok=True)
             lock = _lock_store(path)
         except OSError as exc:
-            if exc.errno not in _READ_ONLY or existing is None or not _every_row_settled(existing):
+            if exc.errno not in _READ_ONLY or existing is None or not _settled(existing).all():
                 raise store_os_error(path, exc) from None
             return cls(existing)  # finished (failed rows included) and read-only: nothing to do
         try:
@@ -212,11 +211,11 @@ def _has_committed_row(group: zarr.Group) -> bool:
         return False
 
 
-def _every_row_settled(group: zarr.Group) -> bool:
-    """Every row is done or recorded as failed (a read-only store cannot retry the failed ones)."""
-    done = np.asarray(group[layout.DONE][:], dtype=bool)
-    done[[e["index"] for e in group[layout.ERRORS].attrs.get("entries", [])]] = True
-    return bool(done.all())
+def _settled(group: zarr.Group) -> np.ndarray:
+    """Per row: done or recorded as failed (what a re-run on a read-only volume cannot change)."""
+    settled = np.asarray(group[layout.DONE][:], dtype=bool)
+    settled[[e["index"] for e in group[layout.ERRORS].attrs.get("entries", [])]] = True
+    return settled
 
 
 def _open_existing(path: Path, fingerprint: dict) -> zarr.Group | None:
@@ -286,61 +285,40 @@ def _remove_partials(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-def committed_rows(path: str | Path) -> tuple[int, int, str | None]:
-    """(rows 1..k committed, total rows, id of row k) read back from disk; (0, 0, None) without a store."""
+def committed_rows(path: str | Path) -> tuple[int, int, int, str | None]:
+    """(k: rows 1..k are committed, rows committed in all, total rows, id of row k) read back from
+    disk; zeros without a store."""
     try:
         group = zarr.open_group(str(path), mode="r")
-        settled = np.asarray(group[layout.DONE][:], dtype=bool)
-        settled[[e["index"] for e in group[layout.ERRORS].attrs.get("entries", [])]] = True
+        settled = _settled(group)
         ids = group[layout.IDS]
     except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
-        return 0, 0, None
+        return 0, 0, 0, None
     k = int(settled.size if settled.all() else np.argmin(settled))
-    return k, int(settled.size), (str(ids[k - 1]) if k else None)
+    return k, int(settled.sum()), int(settled.size), (str(ids[k - 1]) if k else None)
 
 
 def store_os_error(path: str | Path, exc: OSError) -> Exception:
     """One line for the OS errors a user fixes (full disk, read-only volume); others pass unchanged."""
     if exc.errno in _DISK_FULL:
-        k, n, last = committed_rows(path)
+        k, _, n, last = committed_rows(path)
         where = (f"the store is intact up to row {k} of {n} ({last!r})" if k
                  else "the store has no committed row yet")
         return StoreError(f"{path}: the disk is full ({exc.strerror}); {where}; "
                           "free space and re-run the same command to resume")
     if exc.errno in _READ_ONLY:
-        k, n, _ = committed_rows(path)
+        _, settled, n, _ = committed_rows(path)
         if not n:
             return StoreError(f"{path}: cannot create a store here ({exc.strerror}); choose a writable --out")
-        return StoreError(f"{path}: the store is read-only ({exc.strerror}) and {n - k} of {n} rows are not "
+        return StoreError(f"{path}: the store is read-only ({exc.strerror}) and {n - settled} of {n} rows are not "
                           "extracted yet; copy it to a writable place (or extract into a new --out) to finish it")
     return exc
 
 
-KILL_AT_ENV = "EMOSTORE_TEST_KILL_AT"
-KILLED_EXIT = 137  # what a shell reports for a SIGKILLed process
-
-
-class _KillBeforeWrite(WrapperStore):
-    """Test hook: with ``EMOSTORE_TEST_KILL_AT=n`` the process exits at once, as if SIGKILLed,
-    before the n-th object a writer stores (tests/test_kill_points.py kills at every write)."""
-
-    writes = 0
-
-    def __init__(self, store, kill_at: int):
-        super().__init__(store)
-        self.kill_at = kill_at
-
-    async def set(self, key, value):
-        _KillBeforeWrite.writes += 1
-        if _KillBeforeWrite.writes >= self.kill_at:
-            os._exit(KILLED_EXIT)
-        return await self._store.set(key, value)
-
-
 def _open_group(path: Path, mode: str, **kwargs) -> zarr.Group:
     store = LocalStore(path, read_only=mode == "r")
-    if mode != "r" and os.environ.get(KILL_AT_ENV):
-        store = _KillBeforeWrite(store, int(os.environ[KILL_AT_ENV]))
+    if mode != "r":
+        store = kill_hook.wrap(store)
     if mode == "create":
         return zarr.create_group(store, zarr_format=3, **kwargs)
     return zarr.open_group(store, mode=mode, **kwargs)
