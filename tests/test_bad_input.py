@@ -62,8 +62,8 @@ def test_ratings_outside_the_class_map_are_counted_per_value_and_reported(tmp_pa
     out = tmp_path / "ar.jsonl"
     r = CliRunner().invoke(main, ["labels", "aggregate", str(path), "--rule", "ar", "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert ("3 ratings match no class or known label and count as 'other': 'zzz_unknown' x2, 'Furious' x1"
-            in r.stderr)
+    assert ("warning: 3 ratings match no class or known label ('zzz_unknown' x2, 'Furious' x1); "
+            "they count as 'other'" in r.stderr)
     assert read_label_set(out)[1]["unknown_labels"] == {"zzz_unknown": 2, "Furious": 1}
     r = CliRunner().invoke(main, ["labels", "aggregate", str(path), "--rule", "ar", "--strict",
                                   "--out", str(tmp_path / "strict.jsonl")])

@@ -241,11 +241,10 @@ def _audio_policy(manifest: Manifest, encoder: Encoder, opts: ExtractOptions, st
 
 
 def _audio_attrs(policy: audio.AudioPolicy, opts: ExtractOptions) -> dict:
-    """The policy as recorded; ``dataset`` adds which ids the stats came from (a hash; null = all)."""
+    """The policy as recorded; ``dataset`` with ``--norm-ids`` adds a hash of the ids the stats came from."""
     attrs = policy.as_attrs()
-    if policy.normalise == "dataset":
-        ids = "\n".join(sorted(set(opts.norm_ids))) if opts.norm_ids else None
-        attrs["norm_ids_sha256"] = hashlib.sha256(ids.encode("utf-8")).hexdigest() if ids is not None else None
+    if policy.normalise == "dataset" and opts.norm_ids:
+        attrs["norm_ids_sha256"] = hashlib.sha256("\n".join(sorted(set(opts.norm_ids))).encode("utf-8")).hexdigest()
     return attrs
 
 

@@ -188,8 +188,8 @@ def aggregate_manifest(
     cs = class_set(m.rows, classes)
     unknown = unknown_labels(m.rows, cs)
     if strict and unknown:
-        raise LabelSetError(f"{path}: {unknown_note({'unknown_labels': unknown})}; fix them, or drop --strict "
-                            "to count them as 'other'")
+        raise LabelSetError(f"{path}: {_unknown_list(unknown)}; fix them, or drop --strict to count them "
+                            "as 'other'")
     records = aggregate_rows(m.rows, cs, rule, soft=soft, smoothing=smoothing, test=test)
     meta = label_set_meta(cs, rule, soft=soft, smoothing=smoothing, test=test,
                           manifest=str(path), manifest_sha256=m.sha256, records=records)
@@ -197,15 +197,16 @@ def aggregate_manifest(
     return records, meta
 
 
-def unknown_note(meta: dict, show: int = 5) -> str | None:
+def unknown_note(meta: dict) -> str | None:
     """One line on the ratings that matched no known label, or None if there were none."""
     unknown = meta.get("unknown_labels") or {}
-    if not unknown:
-        return None
+    return f"{_unknown_list(unknown)}; they count as 'other'" if unknown else None
+
+
+def _unknown_list(unknown: dict[str, int], show: int = 5) -> str:
     shown = ", ".join(f"{v!r} x{n}" for v, n in list(unknown.items())[:show])
     more = f" and {len(unknown) - show} more values" if len(unknown) > show else ""
-    return (f"{sum(unknown.values())} ratings match no class or known label and count as 'other': "
-            f"{shown}{more}")
+    return f"{sum(unknown.values())} ratings match no class or known label ({shown}{more})"
 
 
 def label_set_meta(cs: ClassSet, rule: str, *, soft: bool, smoothing: float, test: str,
