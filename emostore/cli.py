@@ -80,7 +80,7 @@ def extract(manifest, out, encoder, device, frames, frames_dtype, layers, batch_
     listed in the store's errors and the rest is extracted.
     """
     from emostore.extract.encoders import DEFAULT_ENCODER
-    from emostore.extract.runner import ExtractOptions, extract as run_extract, parse_layers
+    from emostore.extract.runner import ExtractOptions, extract as run_extract, parse_layers, summary_text
     from emostore.manifests import load_manifest
 
     opts = ExtractOptions(
@@ -97,10 +97,7 @@ def extract(manifest, out, encoder, device, frames, frames_dtype, layers, batch_
         return
     for e in result.errors:
         click.echo(f"error: {e['reason']}", err=True)
-    click.echo(
-        f"{out}: {result.extracted} extracted, {result.skipped} already done, {result.failed} failed; "
-        f"{result.audio_seconds:.1f} s of audio in {result.elapsed:.1f} s"
-    )
+    click.echo(summary_text(out, result))
 
 
 @main.group()
@@ -284,18 +281,21 @@ def _class_list(classes):
                    "(AR always uses the share rule).")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="JSONL label set to write (class order and options go to OUT.meta.json).")
+@click.option("--strict", is_flag=True, help="Refuse ratings that match no class or known label (else: counted, reported).")
 @friendly
-def labels_aggregate(manifest, rule, classes, smoothing, soft, test_mode, out):
+def labels_aggregate(manifest, rule, classes, smoothing, soft, test_mode, out, strict):
     """Aggregate MANIFEST's ratings under one rule: one JSONL row per utterance (excluded ones too).
 
     Each row: id, train (distribution in class order), test (0/1 list), excluded (null or the
     reason). Reads only the rows' id and ratings, so rating tables without audio work too.
     """
-    from emostore.labels.aggregate import aggregate_manifest, write_label_set
+    from emostore.labels.aggregate import aggregate_manifest, unknown_note, write_label_set
 
     records, meta = aggregate_manifest(manifest, rule, _class_list(classes), soft=soft, smoothing=smoothing,
-                                       test=test_mode)
+                                       test=test_mode, strict=strict)
     write_label_set(out, records, meta)
+    if unknown_note(meta):
+        click.echo(f"warning: {unknown_note(meta)}", err=True)
     excluded = meta["excluded"]
     click.echo(f"wrote {out}: {len(records)} utterances, {excluded} excluded "
                f"({100 * excluded / len(records):.2f}%), rule {rule.upper()}, classes {','.join(meta['classes'])}")

@@ -14,11 +14,12 @@ def read_jsonl(path: str | Path, error: type[Exception] = ValueError) -> list[tu
     """(``"PATH:LINE"``, object) per non-blank line; a bad line raises ``error`` naming it."""
     path = Path(path)
     out = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            where = f"{path}:{lineno}"
+            line = decode_line(raw, where, error, bom=lineno == 1)
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -27,6 +28,27 @@ def read_jsonl(path: str | Path, error: type[Exception] = ValueError) -> list[tu
                 raise error(f"{where}: expected a JSON object per line")
             out.append((where, obj))
     return out
+
+
+def decode_line(raw: bytes, where: str, error: type[Exception] = ValueError, bom: bool = False) -> str:
+    """UTF-8 text of one line (``bom``: a leading byte-order mark is dropped); else ``error`` naming the line."""
+    try:
+        return raw.decode("utf-8-sig" if bom else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(_not_utf8(where, raw[exc.start], exc.start)) from None
+
+
+def decode_text(data: bytes, path: str | Path, error: type[Exception] = ValueError) -> str:
+    """A whole file's UTF-8 text without the BOM Excel writes; a bad byte raises ``error`` naming its line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line, line_start = data.count(b"\n", 0, exc.start) + 1, data.rfind(b"\n", 0, exc.start) + 1
+        raise error(_not_utf8(f"{path}:{line}", data[exc.start], exc.start - line_start)) from None
+
+
+def _not_utf8(where: str, byte: int, offset: int) -> str:
+    return f"{where}: not UTF-8 (byte 0x{byte:02x} at column {offset + 1}); save the file as UTF-8"
 
 
 def meta_path(path: str | Path) -> Path:

@@ -26,6 +26,9 @@ from emostore.jsonl import read_jsonl
 from emostore.labels.aggregate import read_label_set
 
 SHOW_MISSING = 5
+# A prediction row whose probs sum further than this from 1 is counted as renormalised (scores are
+# always scored as shares; the count tells a user that the file held no probabilities).
+SUM_TOLERANCE = 1e-3
 
 
 def read_predictions(path: str | Path, n_classes: int | None = None) -> dict[str, np.ndarray]:
@@ -62,6 +65,7 @@ class Evaluation:
     classes: list[str]
     unlabelled: int = 0
     argmax_ties: int = 0
+    renormalised: int = 0
     n_boot: int = 0
     seed: int = 0
     scores: UtteranceScores | None = field(default=None, repr=False)
@@ -70,7 +74,7 @@ class Evaluation:
     def to_json(self) -> dict:
         out = {k: self.metrics[k].to_json() for k in METRICS}
         out.update(n=self.n, excluded=self.excluded, classes=self.classes, unlabelled=self.unlabelled,
-                   argmax_ties=self.argmax_ties,
+                   argmax_ties=self.argmax_ties, renormalised=self.renormalised,
                    bootstrap={"replicates": self.n_boot, "seed": self.seed, "method": "percentile", "level": 0.95})
         return out
 
@@ -127,8 +131,9 @@ def evaluate_files(pred_path: str | Path, labels_path: str | Path, n_boot: int =
     ids, probs, train, test, excluded, unlabelled = align(pred, records)
     scores = score_utterances(probs, train, test)
     est = bootstrap_ci(scores, n_boot=n_boot, seed=seed, zero_division=zero_division)
-    return Evaluation(est, scores.n, excluded, list(classes), unlabelled, int(scores.ties.sum()), n_boot, seed,
-                      scores, ids)
+    renormalised = int((np.abs(probs.sum(axis=1) - 1.0) > SUM_TOLERANCE).sum())
+    return Evaluation(est, scores.n, excluded, list(classes), unlabelled, int(scores.ties.sum()), renormalised,
+                      n_boot, seed, scores, ids)
 
 
 LABELS = {
@@ -158,6 +163,9 @@ def format_table(ev: Evaluation) -> str:
     lines.append(foot)
     if ev.unlabelled:
         lines.append(f"{ev.unlabelled} predictions for ids not in the label set were ignored")
+    if ev.renormalised:
+        lines.append(f"{ev.renormalised} prediction rows did not sum to 1 (by more than {SUM_TOLERANCE:g}) "
+                     "and were renormalised")
     if ev.argmax_ties:
         lines.append(f"{ev.argmax_ties} targets with a tied argmax (single-label truth: first class in order)")
     return "\n".join(lines)

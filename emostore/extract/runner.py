@@ -8,6 +8,7 @@ encoder's forward pass is the only thing on the critical path.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import queue
 import threading
@@ -25,7 +26,7 @@ from emostore.extract import audio
 from emostore.extract.encoders import DEFAULT_ENCODER, Encoder, load_encoder
 from emostore.manifests import Manifest
 from emostore.store import layout
-from emostore.store.writer import StoreWriter, json_attrs
+from emostore.store.writer import StoreWriter, existing_done, json_attrs, store_os_error, stored_fingerprint
 
 
 @dataclass
@@ -213,7 +214,11 @@ def _library_versions() -> dict:
             "zarr": zarr.__version__, "numpy": numpy.__version__}
 
 
-def _audio_policy(manifest: Manifest, encoder: Encoder, opts: ExtractOptions) -> audio.AudioPolicy:
+def _audio_policy(manifest: Manifest, encoder: Encoder, opts: ExtractOptions, stored: dict | None = None,
+                  need_stats: bool = True) -> audio.AudioPolicy:
+    """The audio policy; ``dataset`` mean/std come from the store ``stored`` (its fingerprint) when
+    it was made from the same manifest, training ids and policy, else are computed (skipped when
+    not ``need_stats``: a dry run without a store only plans)."""
     mode = encoder.default_normalise() if opts.normalise == "auto" else opts.normalise
     policy = audio.AudioPolicy(sample_rate=encoder.sample_rate, normalise="none" if mode == "dataset" else mode,
                                min_seconds=opts.min_seconds, allow_upsample=opts.allow_upsample)
@@ -223,9 +228,28 @@ def _audio_policy(manifest: Manifest, encoder: Encoder, opts: ExtractOptions) ->
     unknown = wanted - set(manifest.ids) if wanted else set()
     if unknown:
         raise ValueError(f"--norm-ids: {len(unknown)} ids are not in the manifest, e.g. {sorted(unknown)[:3]}")
+    policy = audio.AudioPolicy(**{**asdict(policy), "normalise": "dataset"})
+    old = (stored or {}).get("audio") or {}
+    if (stored or {}).get("manifest_sha256") == manifest.sha256 and old.get("mean") is not None and \
+            _without_stats(old) == _without_stats(_audio_attrs(policy, opts)):
+        return audio.AudioPolicy(**{**asdict(policy), "mean": old["mean"], "std": old["std"]})
+    if not need_stats:
+        return policy
     paths = [r["audio"] for r in manifest.rows if wanted is None or r["id"] in wanted]
     mean, std = audio.dataset_stats(paths, policy)
-    return audio.AudioPolicy(**{**asdict(policy), "normalise": "dataset", "mean": mean, "std": std})
+    return audio.AudioPolicy(**{**asdict(policy), "mean": mean, "std": std})
+
+
+def _audio_attrs(policy: audio.AudioPolicy, opts: ExtractOptions) -> dict:
+    """The policy as recorded; ``dataset`` with ``--norm-ids`` adds a hash of the ids the stats came from."""
+    attrs = policy.as_attrs()
+    if policy.normalise == "dataset" and opts.norm_ids:
+        attrs["norm_ids_sha256"] = hashlib.sha256("\n".join(sorted(set(opts.norm_ids))).encode("utf-8")).hexdigest()
+    return attrs
+
+
+def _without_stats(audio_attrs: dict) -> dict:
+    return {k: v for k, v in audio_attrs.items() if k not in ("mean", "std")}
 
 
 class _Writer(threading.Thread):
@@ -305,20 +329,21 @@ def _encode_groups(encoder: Encoder, waves: dict[int, np.ndarray]) -> Iterator[t
 
 def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = False,
             log=print) -> Summary | str:
-    """Run (or, with ``dry_run``, describe) extraction of ``manifest`` into the store at ``out``."""
+    """Run (or, with ``dry_run``, describe what remains of) extraction of ``manifest`` into ``out``."""
     t0 = time.perf_counter()
     encoder = load_encoder(opts.encoder, opts.device)
     layers = _select_layers(encoder, opts.layers)
-    policy = _audio_policy(manifest, encoder, opts)
+    policy = _audio_policy(manifest, encoder, opts, stored_fingerprint(out), need_stats=not dry_run)
     desc = encoder.describe()
     fingerprint = json_attrs({
         "format_version": layout.FORMAT_VERSION, "manifest_sha256": manifest.sha256,
         "encoder": {k: desc[k] for k in ("backend", "name", "weights_sha256")},
         "layers": layers, "frames_dtype": opts.frames_dtype if opts.frames else None,
-        "audio": policy.as_attrs(), "block_rows": opts.block_rows, "compress": opts.compress,
+        "audio": _audio_attrs(policy, opts), "block_rows": opts.block_rows, "compress": opts.compress,
     })
     if dry_run:
-        plan = make_plan(manifest, encoder, opts, np.zeros(len(manifest), dtype=bool))
+        done = existing_done(out, fingerprint)
+        plan = make_plan(manifest, encoder, opts, np.zeros(len(manifest), dtype=bool) if done is None else done)
         return describe_plan(plan, encoder, opts, layers)
     attrs = json_attrs({
         "format_version": layout.FORMAT_VERSION,
@@ -326,28 +351,46 @@ def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = 
         "manifest": manifest.source, "manifest_sha256": manifest.sha256,
         "encoder": desc, "encoder_layers": encoder.num_layers, "layers": layers, "dim": encoder.dim,
         "sample_rate": encoder.sample_rate, "frame_rate": encoder.frame_rate,
-        "padding": encoder.padding, "audio": policy.as_attrs(),
+        "padding": encoder.padding, "audio": _audio_attrs(policy, opts),
         "pooling": "mean over valid frames, float32, computed before the frames dtype cast",
         "frames_dtype": opts.frames_dtype if opts.frames else None,
         "block_rows": opts.block_rows, "compress": opts.compress, "versions": _library_versions(),
+        "batching": _batching(opts),
     })
-    writer = StoreWriter.create_or_resume(
-        out, ids=manifest.ids, attrs=attrs, fingerprint=fingerprint, num_layers=len(layers),
-        dim=encoder.dim, frames_dtype=opts.frames_dtype if opts.frames else None, block_rows=opts.block_rows,
-        compress=opts.compress,
-    )
     try:
-        skipped = int(writer.done.sum())
-        plan = make_plan(manifest, encoder, opts, writer.done)
-        writer.set_attrs(batching={"batch_seconds": opts.batch_seconds, "max_batch": opts.max_batch,
-                                   "device": opts.device})
-        summary = _run(manifest, encoder, layers, policy, writer, plan, opts)
-    finally:
-        writer.close()
+        writer = StoreWriter.create_or_resume(
+            out, ids=manifest.ids, attrs=attrs, fingerprint=fingerprint, num_layers=len(layers),
+            dim=encoder.dim, frames_dtype=opts.frames_dtype if opts.frames else None, block_rows=opts.block_rows,
+            compress=opts.compress,
+        )
+        try:
+            skipped = int(writer.done.sum())
+            summary = _extract_rest(manifest, encoder, layers, policy, writer, opts)
+        finally:
+            writer.close()
+    except OSError as exc:
+        err = store_os_error(out, exc)
+        if err is exc:
+            raise
+        raise err from None
     summary.skipped = skipped
     summary.elapsed = time.perf_counter() - t0
     summary.errors = sorted(writer.errors.values(), key=lambda e: e["index"])
     return summary
+
+
+def _batching(opts: ExtractOptions) -> dict:
+    return {"batch_seconds": opts.batch_seconds, "max_batch": opts.max_batch, "device": opts.device}
+
+
+def _extract_rest(manifest, encoder, layers, policy, writer: StoreWriter, opts: ExtractOptions) -> Summary:
+    """Extract the rows not done yet; a finished store (opened read-only) has nothing to do."""
+    if not writer.writable:
+        return Summary(extracted=0, failed=0, skipped=0, audio_seconds=0.0, elapsed=0.0, encoder_seconds=0.0,
+                       errors=[])
+    plan = make_plan(manifest, encoder, opts, writer.done)
+    writer.set_attrs(batching=_batching(opts))
+    return _run(manifest, encoder, layers, policy, writer, plan, opts)
 
 
 def _run(manifest, encoder, layers, policy, writer, plan, opts) -> Summary:
@@ -430,3 +473,11 @@ def _run(manifest, encoder, layers, policy, writer, plan, opts) -> Summary:
 
 def summary_line(s: Summary) -> str:
     return json.dumps({k: v for k, v in asdict(s).items() if k != "errors"})
+
+
+def summary_text(out: str, s: Summary) -> str:
+    """The one line ``emostore extract`` ends with."""
+    if not s.extracted and not s.failed:
+        return f"{out}: finished, nothing to do ({s.skipped} rows done, {len(s.errors)} failed earlier)"
+    return (f"{out}: {s.extracted} extracted, {s.skipped} already done, {s.failed} failed; "
+            f"{s.audio_seconds:.1f} s of audio in {s.elapsed:.1f} s")

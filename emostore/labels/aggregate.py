@@ -46,7 +46,7 @@ from typing import Iterable
 
 import numpy as np
 
-from emostore.labels.votes import ClassSet, Votes, class_set, count_votes
+from emostore.labels.votes import ClassSet, Votes, class_set, count_votes, unknown_labels
 from emostore.jsonl import meta_path, read_jsonl
 
 RULES = ("mr", "pr", "ar")
@@ -170,9 +170,14 @@ def aggregate_rows(
 
 def aggregate_manifest(
     path: str | Path, rule: str, classes: list[str] | None = None, *, soft: bool = False,
-    smoothing: float = 0.0, test: str = "onehot",
+    smoothing: float = 0.0, test: str = "onehot", strict: bool = False,
 ) -> tuple[list[LabelRecord], dict]:
-    """Aggregate a manifest (or a rating table without audio): (records, metadata for the file)."""
+    """Aggregate a manifest (or a rating table without audio): (records, metadata for the file).
+
+    Ratings that name no known label (:meth:`ClassSet.is_unknown`) count as "other"; they are
+    counted per value in the metadata's ``unknown_labels`` (see :func:`unknown_note`), and with
+    ``strict`` they are an error instead.
+    """
     from emostore.manifests import load_manifest
 
     if rule not in RULES:
@@ -181,9 +186,27 @@ def aggregate_manifest(
         smooth(np.zeros(1), smoothing)  # fail before reading the manifest
     m = load_manifest(path, require_audio=False)
     cs = class_set(m.rows, classes)
+    unknown = unknown_labels(m.rows, cs)
+    if strict and unknown:
+        raise LabelSetError(f"{path}: {_unknown_list(unknown)}; fix them, or drop --strict to count them "
+                            "as 'other'")
     records = aggregate_rows(m.rows, cs, rule, soft=soft, smoothing=smoothing, test=test)
-    return records, label_set_meta(cs, rule, soft=soft, smoothing=smoothing, test=test,
-                                   manifest=str(path), manifest_sha256=m.sha256, records=records)
+    meta = label_set_meta(cs, rule, soft=soft, smoothing=smoothing, test=test,
+                          manifest=str(path), manifest_sha256=m.sha256, records=records)
+    meta["unknown_labels"] = unknown
+    return records, meta
+
+
+def unknown_note(meta: dict) -> str | None:
+    """One line on the ratings that matched no known label, or None if there were none."""
+    unknown = meta.get("unknown_labels") or {}
+    return f"{_unknown_list(unknown)}; they count as 'other'" if unknown else None
+
+
+def _unknown_list(unknown: dict[str, int], show: int = 5) -> str:
+    shown = ", ".join(f"{v!r} x{n}" for v, n in list(unknown.items())[:show])
+    more = f" and {len(unknown) - show} more values" if len(unknown) > show else ""
+    return f"{sum(unknown.values())} ratings match no class or known label ({shown}{more})"
 
 
 def label_set_meta(cs: ClassSet, rule: str, *, soft: bool, smoothing: float, test: str,

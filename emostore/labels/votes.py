@@ -34,6 +34,16 @@ class ClassSet:
             label = mapped if mapped is not None else self.class_map.mapping.get(label, label)
         return label if label in self.classes else "other"
 
+    def is_unknown(self, raw: str) -> bool:
+        """A rating that is no class of C, of the class map, nor a known other-label: a typo or a
+        label the map lacks. It counts as "other" like the rest, but is reported."""
+        label = str(raw).strip().lower()
+        if self.class_map is None:
+            return label not in self.classes and label != "other"
+        if self.class_map.map_label(label) is not None:
+            return False
+        return self.class_map.mapping.get(label, label) not in self.classes
+
     def __len__(self) -> int:
         return len(self.classes)
 
@@ -118,3 +128,14 @@ def count_votes(row: dict, cs: ClassSet) -> Votes:
         else:
             counts[index[cls]] += 1
     return Votes(str(row["id"]), counts, other)
+
+
+def unknown_labels(rows: list[dict], cs: ClassSet) -> dict[str, int]:
+    """Ratings :meth:`ClassSet.is_unknown` flags, counted per value as written, most frequent first."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        for raw in row_labels(row):
+            if cs.is_unknown(raw):
+                key = str(raw).strip()
+                counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emostore.jsonl import read_jsonl
+from emostore.jsonl import decode_text, read_jsonl
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 
@@ -52,8 +53,18 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _read_csv(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        return [dict(r) for r in csv.DictReader(fh)]
+    """Rows of a CSV with a header (UTF-8; the BOM that Excel writes is dropped); a row with more or
+    fewer fields than the header is refused, naming it."""
+    text = decode_text(path.read_bytes(), path, ManifestError)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = []
+    for i, row in enumerate(reader, 1):
+        if None in row or None in row.values():
+            fields = len(reader.fieldnames or ()) + len(row.get(None) or ()) - sum(v is None for v in row.values())
+            raise ManifestError(f"{path}:{reader.line_num}: row {i} has {fields} fields, the header "
+                                f"{len(reader.fieldnames or ())} (a comma inside a value needs quotes)")
+        rows.append(dict(row))
+    return rows
 
 
 def _scan_folder(folder: Path) -> list[dict]:

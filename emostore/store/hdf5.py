@@ -17,14 +17,23 @@ from emostore.store import layout
 from emostore.store.reader import FeatureStore
 from emostore.store.writer import StoreError, init_group
 
-_COPY_ROWS = 65536
+# Bytes held in memory per copy step: rows of a large model's frames are ~50 kB each, so a
+# fixed row count would mean gigabytes per step.
+COPY_BYTES = 64 * 2**20
 _INDEX = (layout.NUM_FRAMES, layout.OFFSETS, layout.DONE)
 
 
-def _copy_rows(src, dst, start_dst: int = 0) -> None:
-    for start in range(0, src.shape[0], _COPY_ROWS):
-        block = src[start : start + _COPY_ROWS]
-        dst[start_dst + start : start_dst + start + block.shape[0]] = block
+def copy_step_rows(shape: tuple[int, ...], itemsize: int, limit: int = COPY_BYTES) -> int:
+    """Rows per copy step so that one step holds at most ``limit`` bytes (at least one row)."""
+    row_bytes = itemsize * int(np.prod(shape[1:], dtype=np.int64))
+    return max(1, limit // max(row_bytes, 1))
+
+
+def _copy_rows(src, dst) -> None:
+    step = copy_step_rows(tuple(src.shape), np.dtype(src.dtype).itemsize)
+    for start in range(0, src.shape[0], step):
+        block = src[start : start + step]
+        dst[start : start + block.shape[0]] = block
 
 
 def export_hdf5(fs: FeatureStore, out: str | Path) -> None:
@@ -64,7 +73,7 @@ def import_hdf5(src: str | Path, out: str | Path) -> FeatureStore:
         _, L, D = h5[layout.POOLED].shape
         frames_dtype = str(h5[layout.FRAMES].dtype) if layout.FRAMES in h5 else None
         group = init_group(out, ids, L, D, frames_dtype, int(attrs.get("block_rows", layout.BLOCK_ROWS)),
-                           bool(attrs.get("compress", False)))
+                           bool(attrs.get("compress", False)), attrs=attrs)
         for name in _INDEX:
             group[name][:] = h5[name][:]
         _copy_rows(h5[layout.POOLED], group[layout.POOLED])
@@ -72,5 +81,4 @@ def import_hdf5(src: str | Path, out: str | Path) -> FeatureStore:
             group[layout.FRAMES].resize(h5[layout.FRAMES].shape)
             _copy_rows(h5[layout.FRAMES], group[layout.FRAMES])
         group[layout.ERRORS].attrs["entries"] = json.loads(h5.attrs["emostore_errors"])
-        group.attrs.update(attrs)
     return FeatureStore(out)

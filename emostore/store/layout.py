@@ -14,6 +14,8 @@ POOLED = "pooled/mean"
 FRAMES = "frames"
 DONE = "done"
 ERRORS = "errors"
+# Entries of the store's root folder (pooled/mean lives under "pooled").
+TOP_LEVEL = (IDS, NUM_FRAMES, OFFSETS, "pooled", FRAMES, DONE, ERRORS)
 
 # Rows of pooled/mean per chunk, and utterances per extraction block (the unit of resume).
 BLOCK_ROWS = 256

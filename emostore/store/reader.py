@@ -19,6 +19,9 @@ from emostore.store import layout
 from emostore.store.writer import StoreError
 
 
+_NODES = (layout.IDS, layout.NUM_FRAMES, layout.OFFSETS, layout.DONE, layout.POOLED, layout.ERRORS)
+
+
 class FeatureStore:
     """One (corpus, encoder) store opened read-only."""
 
@@ -33,6 +36,9 @@ class FeatureStore:
         version = self.group.attrs.get("format_version")
         if version != layout.FORMAT_VERSION:
             raise StoreError(f"{self.path}: store format {version}, this emostore reads {layout.FORMAT_VERSION}")
+        if any(name not in self.group for name in _NODES):
+            raise StoreError(f"{self.path}: the store's creation was interrupted (it holds no row yet); "
+                             "re-run the same extract command to create it")
 
     # -- metadata ----------------------------------------------------------------------
     @cached_property
