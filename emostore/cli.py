@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -10,29 +9,10 @@ from pathlib import Path
 import click
 
 from emostore import __version__
-
-# Library errors that mean "the user asked for something wrong": one line, exit 1.
-def _user_errors():
-    # Every emostore library error is a ValueError subclass except AudioError; importing it is
-    # cheap (soundfile, soxr), unlike the encoder stack, so a misuse message comes back at once.
-    from emostore.extract.audio import AudioError
-
-    return (AudioError, ValueError, KeyError)
+from emostore.commands._errors import PolicyGroup
 
 
-def friendly(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except _user_errors() as exc:
-            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            raise click.ClickException(str(msg)) from None
-
-    return wrapper
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=PolicyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="emostore")
 def main():
     """emostore: run each speech encoder once, keep every layer, do the rest from the cache.
@@ -69,7 +49,6 @@ def main():
               help="Utterances per commit block: the unit of resume after a crash.")
 @click.option("--corpus", default=None, help="Corpus name recorded in the store (default: manifest name).")
 @click.option("--dry-run", is_flag=True, help="Print the planned store size and layout, then stop.")
-@friendly
 def extract(manifest, out, encoder, device, frames, frames_dtype, layers, batch_seconds, max_batch, normalise,
             norm_ids, allow_upsample, min_duration, workers, compress, block_rows, corpus, dry_run):
     """Extract every layer's hidden states for MANIFEST into one feature store.
@@ -111,7 +90,6 @@ def store():
 @store.command()
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@friendly
 def info(path, as_json):
     """Summarise a store: corpus, encoder, N, L, D, bytes, errors."""
     from emostore.store import open as open_store
@@ -151,7 +129,6 @@ def info(path, as_json):
 @store.command("verify")
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--manifest", type=click.Path(exists=True), default=None, help="Also check the store was made from it.")
-@friendly
 def verify_cmd(path, manifest):
     """Check offsets, done mask, shapes, NaNs and (with --manifest) the manifest hash."""
     from emostore.manifests import load_manifest
@@ -168,7 +145,6 @@ def verify_cmd(path, manifest):
 @store.command("export")
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--hdf5", "hdf5_out", required=True, type=click.Path(), help="HDF5 file to write.")
-@friendly
 def export_cmd(path, hdf5_out):
     """Export a store to one HDF5 file (h5py), for tools that do not read Zarr."""
     from emostore.store import export_hdf5, open as open_store
@@ -180,7 +156,6 @@ def export_cmd(path, hdf5_out):
 @store.command("import")
 @click.argument("hdf5_file", type=click.Path(exists=True))
 @click.option("--out", "-o", required=True, type=click.Path(), help="Zarr store to create.")
-@friendly
 def import_cmd(hdf5_file, out):
     """Import an HDF5 export back into a Zarr store."""
     from emostore.store import import_hdf5
@@ -200,7 +175,6 @@ def manifest():
 @click.option("--out", "-o", required=True, type=click.Path(), help="JSONL manifest to write.")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Adapter option, repeatable (e.g. csv: id=file label=emo; crema-d: modality=voice).")
-@friendly
 def manifest_build(corpus, root, out, options):
     """Build a manifest for CORPUS from its native layout at ROOT (see `emostore manifest classes`).
 
@@ -219,7 +193,6 @@ def manifest_build(corpus, root, out, options):
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--corpus", default=None, help="Class map to check against (default: the rows' corpus column).")
 @click.option("--no-probe", is_flag=True, help="Do not read audio headers for rows without a duration.")
-@friendly
 def manifest_check(path, corpus, no_probe):
     """Check a manifest: audio files, duplicate ids, durations, ratings, class coverage.
 
@@ -235,7 +208,6 @@ def manifest_check(path, corpus, no_probe):
 
 @manifest.command("classes")
 @click.argument("corpus", required=False)
-@friendly
 def manifest_classes(corpus):
     """Print CORPUS's class map (classes, raw-label mapping, other, version, source); no CORPUS lists them."""
     from emostore.manifests.adapters.base import adapters, get_adapter
@@ -284,7 +256,6 @@ def _class_list(classes):
                    "(AR always uses the share rule).")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="JSONL label set to write (class order and options go to OUT.meta.json).")
-@friendly
 def labels_aggregate(manifest, rule, classes, smoothing, soft, test_mode, out):
     """Aggregate MANIFEST's ratings under one rule: one JSONL row per utterance (excluded ones too).
 
@@ -305,7 +276,6 @@ def labels_aggregate(manifest, rule, classes, smoothing, soft, test_mode, out):
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
 @click.option("--classes", default=None, metavar="A,B,C", help="Class set (default as in `labels aggregate`).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
-@friendly
 def labels_stats(manifest, classes, as_json):
     """Data loss and rating loss of MR, PR and AR on MANIFEST (the all-inclusive-rule paper's Table 3).
 
@@ -361,7 +331,6 @@ def relabel():
 @click.option("--prompt-file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="System prompt to use instead of the built-in one (e.g. the paper's exact prompt).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@friendly
 def relabel_llm_cmd(manifest, out, classes, model, base_url, batch_size, concurrency, max_cost, price_in, price_out,
                     temperature, seed, max_retries, max_reasks, cache_path, prompt_file, progress):
     """Adjust MANIFEST's vote distributions with an LLM reading the typed descriptions (EMO-SUPERB).
@@ -410,7 +379,6 @@ def relabel_llm_cmd(manifest, out, classes, model, base_url, batch_size, concurr
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Descriptions per batch.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@friendly
 def relabel_embed_cmd(manifest, out, classes, weight, temperature, device, batch_size, progress):
     """Blend MANIFEST's vote distributions with its typed descriptions, offline (no API, no cost).
 
@@ -447,7 +415,6 @@ def relabel_embed_cmd(manifest, out, classes, weight, temperature, device, batch
 @click.argument("a", type=click.Path(exists=True, dir_okay=False))
 @click.argument("b", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-@friendly
 def relabel_compare_cmd(a, b, as_json):
     """How relabeling B differs from A (either may be a label set: its train targets are used).
 
@@ -471,7 +438,6 @@ def relabel_compare_cmd(a, b, as_json):
 @click.option("--partition", default=None, type=click.Path(exists=True, dir_okay=False),
               help="With --fold: score only that fold's test utterances (what `emostore train` predicts).")
 @click.option("--fold", default=None, help="Fold of --partition.")
-@friendly
 def evaluate_cmd(pred, labels_path, as_json, n_boot, seed, partition, fold):
     """Score predictions PRED on a label set: macro-F1, UA, WA, KL and JS divergence with 95% CIs.
 
@@ -508,7 +474,6 @@ def encoders():
               "official: only the corpus's official split.")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Partition JSON to write (metadata goes to NAME.meta.json).")
 @click.option("--seed", default=0, show_default=True, help="Seed for the random parts (EmoBox test/dev draws).")
-@friendly
 def partition(corpus, manifest, rule, out, seed):
     """Split MANIFEST of CORPUS into folds of train/dev/test ids by a benchmark's RULE.
 
@@ -582,7 +547,6 @@ TRAIN_SETTINGS = ("preset", "layer", "hidden", "seed", "epochs", "lr", "batch_si
 @click.option("--tensorboard/--no-tensorboard", default=True, show_default=True,
               help="Write TensorBoard scalars (loss/train, loss/dev, lr, layer weights) to OUT/tb.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
-@friendly
 def train(store_path, labels, partition_path, fold, head, progress, tensorboard, out, **settings):
     """Train one head on one fold from the store; keep the epoch with the lowest dev loss.
 
@@ -617,7 +581,6 @@ def train(store_path, labels, partition_path, fold, head, progress, tensorboard,
               "instead of local processes; every worker must see the store and label files.")
 @click.option("--dry-run", is_flag=True, help="List the runs and whether each is done; run nothing.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal].")
-@friendly
 def sweep(spec_file, stores, label_sets, partitions, folds, heads, out, jobs, scheduler, dry_run, progress,
           **settings):
     """Train many configs from the store(s) and gather one results table.
@@ -667,7 +630,7 @@ def _grid_value(key: str, value):
 
 
 from emostore.commands.analysis import register as _register_analysis  # noqa: E402
-_register_analysis(main, friendly)
+_register_analysis(main)
 
 
 if __name__ == "__main__":

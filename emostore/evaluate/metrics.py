@@ -48,6 +48,7 @@ import numpy as np
 
 from emostore.labels.aggregate import share_positive
 from emostore.labels.compare import js_divergence
+from emostore.errors import EmostoreError
 
 EPS = 1e-7
 
@@ -63,7 +64,7 @@ HIGHER_IS_BETTER = {
 METRICS = tuple(HIGHER_IS_BETTER)
 
 
-class EvaluationError(ValueError):
+class EvaluationError(EmostoreError, ValueError):
     """Predictions and labels cannot be scored together."""
 
 

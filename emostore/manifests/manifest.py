@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emostore.jsonl import read_jsonl
+from emostore.errors import EmostoreError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 
 
-class ManifestError(ValueError):
+class ManifestError(EmostoreError, ValueError):
     """The manifest itself is malformed (not one utterance: the whole file)."""
 
 

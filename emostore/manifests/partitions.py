@@ -34,13 +34,14 @@ from pathlib import Path
 
 from emostore.manifests.adapters import crema_d
 from emostore.jsonl import meta_path
+from emostore.errors import EmostoreError
 
 FORMAT = "emostore-partition/1"
 RULES = ("emo-superb", "emobox", "official")
 PARTS = ("train", "dev", "test")
 
 
-class PartitionError(ValueError):
+class PartitionError(EmostoreError, ValueError):
     """A partition cannot be made from this manifest, or a partition breaks its own rule."""
 
 

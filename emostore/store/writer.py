@@ -17,11 +17,12 @@ import numpy as np
 import zarr
 
 from emostore.store import layout
+from emostore.errors import EmostoreError
 
 FRAME_DTYPES = ("float16", "float32")
 
 
-class StoreError(ValueError):
+class StoreError(EmostoreError, ValueError):
     """The store cannot be created, resumed or read as asked."""
 
 

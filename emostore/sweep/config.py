@@ -39,11 +39,12 @@ from pathlib import Path
 
 from emostore.heads.heads import LAYERED, HeadError
 from emostore.heads.train import TrainConfig, TrainError, config_from
+from emostore.errors import EmostoreError
 
 INPUTS = ("store", "labels", "partition")
 
 
-class SweepError(ValueError):
+class SweepError(EmostoreError, ValueError):
     """A sweep specification is wrong (unknown setting, missing input, unreadable file)."""
 
 

@@ -21,10 +21,12 @@ from typing import Callable, ClassVar
 import numpy as np
 import torch
 
+from emostore.errors import EmostoreError
+
 PADDING_KINDS = ("mask", "window", "per-utterance", "same-length")
 
 
-class EncoderError(ValueError):
+class EncoderError(EmostoreError, ValueError):
     """The encoder spec or its weights are unusable."""
 
 

@@ -35,13 +35,14 @@ from emostore.labels.llm.prompt import (
 )
 from emostore.labels.relabeled import meta_path, write_relabeling
 from emostore.labels.votes import class_set, count_votes
+from emostore.errors import EmostoreError
 
 API_KEY_ENV = "OPENAI_API_KEY"
 RESPONSE_FORMAT = {"type": "json_object"}
 _sleep = time.sleep  # tests replace it to record the backoff delays
 
 
-class LLMError(ValueError):
+class LLMError(EmostoreError, ValueError):
     """A run that cannot go on (no key, key refused, unknown model...): one line for the CLI."""
 
 
