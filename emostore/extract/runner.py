@@ -26,6 +26,7 @@ from emostore.extract import audio
 from emostore.extract.encoders import DEFAULT_ENCODER, Encoder, load_encoder
 from emostore.manifests import Manifest
 from emostore.store import layout
+from emostore.store.summary import format_bytes
 from emostore.store.writer import StoreWriter, json_attrs
 
 
@@ -191,14 +192,6 @@ def describe_plan(plan: Plan, encoder: Encoder, opts: ExtractOptions, layers: li
 
 def _fmt_layers(layers: list[int]) -> str:
     return f"{layers[0]}..{layers[-1]}" if layers == list(range(layers[0], layers[-1] + 1)) else ",".join(map(str, layers))
-
-
-def format_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(n) < 1024 or unit == "PiB":
-            return f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} PiB"
 
 
 def _corpus_name(manifest: Manifest) -> str:
