@@ -18,21 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from emostore.evaluate.metrics import js_divergence
 from emostore.labels.relabeled import Relabeling, RelabelingError, read_relabeling
-
-
-def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Jensen-Shannon divergence in bits along the last axis (0 log 0 = 0)."""
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    m = (p + q) / 2
-
-    def kl(a, b):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.where(a > 0, a * np.log2(a / b), 0.0)
-        return t.sum(-1)
-
-    return np.clip((kl(p, m) + kl(q, m)) / 2, 0.0, 1.0)
 
 
 def _align(a: Relabeling, b: Relabeling, names=("A", "B")) -> tuple[np.ndarray, np.ndarray, list[str], tuple]:
