@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emostore import __version__
 from emostore.errors import EmostoreError
 from emostore.extract import audio
 from emostore.extract.encoders import DEFAULT_ENCODER, Encoder, load_encoder
 from emostore.manifests import Manifest
+from emostore.provenance import library_versions
 from emostore.store import layout
 from emostore.store.summary import format_bytes
 from emostore.store.writer import StoreWriter, json_attrs
@@ -202,15 +202,6 @@ def _corpus_name(manifest: Manifest) -> str:
     return Path(manifest.source).name.split(".")[0]
 
 
-def _library_versions() -> dict:
-    import numpy
-    import transformers
-    import zarr
-
-    return {"emostore": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "zarr": zarr.__version__, "numpy": numpy.__version__}
-
-
 def _audio_policy(manifest: Manifest, encoder: Encoder, opts: ExtractOptions) -> audio.AudioPolicy:
     mode = encoder.default_normalise() if opts.normalise == "auto" else opts.normalise
     policy = audio.AudioPolicy(sample_rate=encoder.sample_rate, normalise="none" if mode == "dataset" else mode,
@@ -327,7 +318,8 @@ def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = 
         "padding": encoder.padding, "audio": policy.as_attrs(),
         "pooling": "mean over valid frames, float32, computed before the frames dtype cast",
         "frames_dtype": opts.frames_dtype if opts.frames else None,
-        "block_rows": opts.block_rows, "compress": opts.compress, "versions": _library_versions(),
+        "block_rows": opts.block_rows, "compress": opts.compress,
+        "versions": library_versions("emostore", "torch", "transformers", "zarr", "numpy"),
     })
     writer = StoreWriter.create_or_resume(
         out, ids=manifest.ids, attrs=attrs, fingerprint=fingerprint, num_layers=len(layers),

@@ -32,9 +32,7 @@ same run, and a pooled and a frames run with the same ``shuffle`` see the same b
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +46,7 @@ from emostore.heads.sources import (
     SHUFFLES, FramesSource, PooledSource, block_frames, block_rows, epoch_order, frame_bytes,
 )
 from emostore.errors import EmostoreError
+from emostore.provenance import file_sha256, library_versions
 
 RUN_FORMAT = "emostore-run/1"
 FEATURES = ("auto", "pooled", "frames")
@@ -174,14 +173,6 @@ def soft_cross_entropy(logits, targets, weight=None, smoothing: float = 0.0):
 
 
 # -- inputs ------------------------------------------------------------------------------------
-
-
-def _sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
@@ -441,15 +432,6 @@ def train(fs, records, classes: list[str], partition, cfg: TrainConfig, log=None
 # -- one run, end to end ------------------------------------------------------------------------
 
 
-def _versions() -> dict:
-    import zarr
-
-    from emostore import __version__
-
-    return {"emostore": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "zarr": zarr.__version__, "python": platform.python_version()}
-
-
 def test_metrics(result: RunResult, records) -> dict:
     """Point metrics of the test predictions on the training label set's kept test utterances."""
     from emostore.evaluate.metrics import evaluate_arrays
@@ -519,12 +501,12 @@ def run(store: str, labels: str, partition: str, cfg: TrainConfig, out: str | Pa
         "format": RUN_FORMAT,
         "config": asdict(cfg),
         "seed": cfg.seed,
-        "versions": _versions(),
+        "versions": library_versions("emostore", "torch", "numpy", "zarr", "python"),
         "store": {"path": str(store), "manifest_sha256": fs.attrs.get("manifest_sha256"),
                   "encoder": (fs.attrs.get("encoder") or {}).get("name"), "corpus": fs.attrs.get("corpus"),
                   "layers": fs.layers, "dim": fs.dim},
-        "labels": {"path": str(labels), "sha256": _sha256(labels), "rule": meta.get("rule"), "classes": classes},
-        "partition": {"path": str(partition), "sha256": _sha256(partition), "fold": cfg.fold},
+        "labels": {"path": str(labels), "sha256": file_sha256(labels), "rule": meta.get("rule"), "classes": classes},
+        "partition": {"path": str(partition), "sha256": file_sha256(partition), "fold": cfg.fold},
         "features": result.features,
         "class_weights": result.class_weights,
         "selected_epoch": result.selected_epoch,

