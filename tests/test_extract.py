@@ -274,6 +274,17 @@ def test_store_info_json_summarises_the_store(whisper_store):
     assert info["encoder"] == "whisper-tiny.en" and info["bytes_on_disk"] > 0
 
 
+
+def test_store_info_text_shows_the_summary(whisper_store):
+    _, path, _ = whisper_store
+    result = CliRunner().invoke(main, ["store", "info", str(path)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"{path}  (emostore store format {emostore.store.FORMAT_VERSION})"
+    assert "  utterances 8 (8 done, 0 errors)" in lines
+    assert any(line.startswith("  layers     L = 5 [0, 1, 2, 3, 4], D = 384") for line in lines)
+    assert "  audio      16000 Hz, normalise none" in lines
+
 def test_misuse_is_one_clear_line_and_nonzero_exit(small_manifest, tmp_path):
     cli = CliRunner()
     r = cli.invoke(main, ["extract", str(small_manifest), "--encoder", "nosuch", "--out", str(tmp_path / "x")])

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from scipy.spatial.distance import jensenshannon
 
 from emostore.cli import main
-from emostore.labels.compare import compare, compare_files, js_divergence
+from emostore.labels.compare import compare, compare_files
 from emostore.labels.embed import EMO_SUPERB_CLASSES, EmbedRelabeler, SentenceEncoder, class_terms, relabel_manifest
 from emostore.labels.relabeled import Relabeling, meta_path, read_relabeling, relabel_row, write_relabeling
 from emostore.labels.votes import ClassSet, count_votes
@@ -93,18 +93,6 @@ def test_class_terms():
 
 def _rel(ids, dists, classes=("a", "b", "c")):
     return Relabeling(list(ids), np.asarray(dists, dtype=np.float64), tuple(classes), path=None)
-
-
-def test_js_divergence_by_hand_and_scipy():
-    p, q = np.array([1.0, 0.0]), np.array([0.5, 0.5])
-    # M = (.75, .25); JSD = H(M) - (H(P) + H(Q)) / 2 = H(.75, .25) - 1/2
-    h_m = -(0.75 * np.log2(0.75) + 0.25 * np.log2(0.25))
-    assert js_divergence(p, q) == pytest.approx(h_m - 0.5, abs=1e-12)
-    assert js_divergence(p, np.array([0.0, 1.0])) == pytest.approx(1.0)
-    rng = np.random.default_rng(0)
-    a, b = rng.dirichlet(np.ones(5), 20), rng.dirichlet(np.ones(5), 20)
-    ref = np.array([jensenshannon(x, y, base=2) ** 2 for x, y in zip(a, b)])
-    assert np.allclose(js_divergence(a, b), ref, atol=1e-12)
 
 
 def test_compare_metrics_and_id_checks():

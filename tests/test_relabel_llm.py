@@ -257,7 +257,10 @@ def test_cli_requests_output_and_meta(api, tmp_path, monkeypatch):
     assert meta["classes"] == list(CLASSES)
     assert meta["settings"]["model"] == "gpt-4-0125-preview" and meta["settings"]["seed"] == 7
     assert meta["settings"]["base_url"] == api.url
-    assert meta["counts"] | {} == meta["counts"] and meta["counts"]["llm"] == 6 and meta["counts"]["reference"] == 3
+    # 9 rows: 6 described and sent (6 distinct items), "noref" described but without an in-class vote,
+    # "plain" and "blank" without a (non-blank) description; the last three keep the reference
+    assert meta["counts"] == {"rows": 9, "with_descriptions": 7, "no_reference": 1, "items": 6, "llm": 6,
+                              "cache": 0, "reference": 3, "failed": 0, "unsent": 0}
     assert meta["cost"]["requests"] == 3 and meta["cost"]["usd"] == pytest.approx(3 * 0.04)
     assert meta["manifest"]["path"] == str(manifest) and len(meta["manifest"]["sha256"]) == 64
     assert meta["no_reference"] == ["noref"] and meta["error"] is None

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from emostore.sweep.results import COLUMNS, CONFIG_COLUMNS, load_results
+from emostore.errors import EmostoreError
 
 #: Configuration columns that define a model; fold and seed only repeat it.
 SETTING_COLUMNS = tuple(c for c in CONFIG_COLUMNS if c not in ("fold", "seed"))
@@ -25,7 +26,7 @@ SETTING_COLUMNS = tuple(c for c in CONFIG_COLUMNS if c not in ("fold", "seed"))
 RULE_ORDER = ("mr", "pr", "ar")
 
 
-class AnalysisError(ValueError):
+class AnalysisError(EmostoreError, ValueError):
     """The results table cannot give what was asked (no finished run, a missing label set, ...)."""
 
 

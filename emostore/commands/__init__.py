@@ -1,1 +1,1 @@
-"""Command groups kept out of ``emostore/cli.py``; each module's ``register(group, friendly)`` attaches them."""
+"""Command groups kept out of ``emostore/cli.py``; each module's ``register(group)`` attaches them."""

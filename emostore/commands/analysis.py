@@ -1,7 +1,7 @@
 """``emostore leaderboard | crossrule | layers | report | compare``: thin commands over :mod:`emostore.analysis`.
 
 The commands are defined here and attached to the ``emostore`` group by :func:`register`, which
-``emostore/cli.py`` calls with its error wrapper (so this module never imports cli.py). Library
+``emostore/cli.py`` calls (so this module never imports cli.py). Library
 imports happen inside the commands: ``emostore --help`` stays fast.
 """
 
@@ -210,11 +210,7 @@ def compare_cmd(pred_a, pred_b, labels_path, metric, n_boot, seed, partition, fo
 COMMANDS = (leaderboard_cmd, crossrule_cmd, layers_cmd, report_cmd, compare_cmd)
 
 
-def register(group: click.Group, friendly) -> None:
-    """Add the analysis commands to ``group``, their callbacks wrapped by ``friendly`` (library
-    errors -> one line and exit 1)."""
+def register(group: click.Group) -> None:
+    """Add the analysis commands to ``group``."""
     for cmd in COMMANDS:
-        if not getattr(cmd.callback, "_emostore_friendly", False):
-            cmd.callback = friendly(cmd.callback)
-            cmd.callback._emostore_friendly = True
         group.add_command(cmd)

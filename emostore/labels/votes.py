@@ -12,11 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emostore.errors import EmostoreError
 from emostore.manifests.adapters.base import ClassMap, get_adapter
 
 
 # EMO-SUPERB's eight classes: the default class order of both relabelers.
 EMO_SUPERB_CLASSES = ("angry", "sad", "disgust", "contempt", "fear", "neutral", "surprise", "happy")
+
+
+class LabelSetError(EmostoreError, ValueError):
+    """A label-set file is malformed, or aggregation was asked for something impossible."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,7 @@ def class_set(rows: list[dict], classes: list[str] | None = None, corpus: str | 
         return ClassSet(tuple(cmap.classes), cmap)
     raw = sorted({lab.strip().lower() for r in rows for lab in row_labels(r)} - {"other"})
     if not raw:
-        raise ValueError("no ratings in the manifest, and no --classes given")
+        raise LabelSetError("no ratings in the manifest, and no --classes given")
     return ClassSet(tuple(raw), None)
 
 

@@ -13,12 +13,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emostore.errors import EmostoreError
 from emostore.jsonl import decode_text, read_jsonl
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 
 
-class ManifestError(ValueError):
+class ManifestError(EmostoreError, ValueError):
     """The manifest itself is malformed (not one utterance: the whole file)."""
 
 

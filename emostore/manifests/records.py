@@ -13,6 +13,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from emostore.manifests.manifest import ManifestError
+
 
 @dataclass
 class Utterance:
@@ -29,7 +31,7 @@ class Utterance:
 
     def __post_init__(self):
         if len(self.ratings) != len(self.raters):
-            raise ValueError(f"{self.id}: {len(self.ratings)} ratings but {len(self.raters)} rater ids")
+            raise ManifestError(f"{self.id}: {len(self.ratings)} ratings but {len(self.raters)} rater ids")
 
     def to_json(self, audio_base: Path | None = None) -> dict:
         row = asdict(self)
@@ -38,7 +40,7 @@ class Utterance:
             row["audio"] = os.path.relpath(Path(self.audio).resolve(), audio_base.resolve())
         clash = set(extra) & set(row)
         if clash:
-            raise ValueError(f"{self.id}: extra columns {sorted(clash)} clash with manifest fields")
+            raise ManifestError(f"{self.id}: extra columns {sorted(clash)} clash with manifest fields")
         return {**row, **extra}
 
 
@@ -51,7 +53,7 @@ def write_manifest(rows: list[Utterance], out: str | Path) -> Path:
     with tmp.open("w", encoding="utf-8") as fh:
         for row in rows:
             if row.id in seen:
-                raise ValueError(f"duplicate utterance id {row.id!r}")
+                raise ManifestError(f"duplicate utterance id {row.id!r}")
             seen.add(row.id)
             fh.write(json.dumps(row.to_json(out.parent), ensure_ascii=False) + "\n")
     tmp.replace(out)

@@ -22,6 +22,10 @@ from emostore.store.writer import StoreError
 _NODES = (layout.IDS, layout.NUM_FRAMES, layout.OFFSETS, layout.DONE, layout.POOLED, layout.ERRORS)
 
 
+class UnknownUtterance(StoreError, KeyError):
+    """An utterance id the store does not hold (a KeyError too: the store maps ids to rows)."""
+
+
 class FeatureStore:
     """One (corpus, encoder) store opened read-only."""
 
@@ -95,7 +99,7 @@ class FeatureStore:
         try:
             return self._index[utt]
         except KeyError:
-            raise KeyError(f"{self.path}: no utterance {utt!r}") from None
+            raise UnknownUtterance(f"{self.path}: no utterance {utt!r}") from None
 
     def _layer_pos(self, layer: int) -> int:
         if layer < 0:

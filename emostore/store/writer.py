@@ -28,12 +28,13 @@ import numpy as np
 import zarr
 from zarr.storage import LocalStore
 
+from emostore.errors import EmostoreError
 from emostore.store import kill_hook, layout
 
 FRAME_DTYPES = ("float16", "float32")
 
 
-class StoreError(ValueError):
+class StoreError(EmostoreError, ValueError):
     """The store cannot be created, resumed or read as asked."""
 
 

@@ -39,11 +39,13 @@ from pathlib import Path
 
 from emostore.heads.heads import LAYERED, HeadError
 from emostore.heads.train import TrainConfig, TrainError, config_from
+from emostore.errors import EmostoreError
+from emostore.provenance import file_sha256
 
 INPUTS = ("store", "labels", "partition")
 
 
-class SweepError(ValueError):
+class SweepError(EmostoreError, ValueError):
     """A sweep specification is wrong (unknown setting, missing input, unreadable file)."""
 
 
@@ -80,7 +82,7 @@ def input_digest(path: str) -> str:
     """
     p = Path(path)
     if p.is_file():
-        return hashlib.sha256(p.read_bytes()).hexdigest()
+        return file_sha256(p)
     meta = p / "zarr.json"
     if not meta.is_file():
         raise SweepError(f"{path}: neither a file nor a Zarr store")

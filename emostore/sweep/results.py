@@ -25,6 +25,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+from emostore.errors import EmostoreError
+
 METRIC_COLUMNS = ("macro_f1", "ua", "wa", "macro_f1_single", "kld", "jsd")
 CONFIG_COLUMNS = ("head", "layer", "hidden", "lr", "beta", "smoothing", "epochs", "warmup_epochs", "patience",
                   "batch_size", "seed", "fold", "preset", "features")
@@ -38,7 +40,7 @@ RUN_FILE = "run.json"
 ERROR_FILE = "error.json"
 
 
-class ResultsError(ValueError):
+class ResultsError(EmostoreError, ValueError):
     """A results table or run directory is unreadable."""
 
 

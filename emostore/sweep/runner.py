@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emostore.sweep.config import RunSpec
+from emostore.sweep.config import RunSpec, SweepError
 from emostore.sweep.results import ERROR_FILE, RESULTS_FILE, RUN_FILE, gather, write_results
 
 RUNS_DIR = "runs"
@@ -68,11 +68,11 @@ def executor(jobs: int, scheduler: str | None = None):
         try:
             from distributed import Client
         except ImportError:
-            raise ValueError("--scheduler needs Dask distributed: pip install 'emostore[cluster]'") from None
+            raise SweepError("--scheduler needs Dask distributed: pip install 'emostore[cluster]'") from None
         try:
             client = Client(scheduler, timeout=30)
         except (OSError, TimeoutError) as exc:
-            raise ValueError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
+            raise SweepError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
         try:  # one torch thread per run: a worker runs as many runs as it has threads
             yield client.get_executor(pure=False), 1
         finally:

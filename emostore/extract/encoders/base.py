@@ -13,18 +13,18 @@ An encoder turns a batch of mono 16 kHz waveforms into every layer's hidden stat
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
-from pathlib import Path
 from typing import Callable, ClassVar
 
 import numpy as np
 import torch
 
+from emostore.errors import EmostoreError
+
 PADDING_KINDS = ("mask", "window", "per-utterance", "same-length")
 
 
-class EncoderError(ValueError):
+class EncoderError(EmostoreError, ValueError):
     """The encoder spec or its weights are unusable."""
 
 
@@ -60,16 +60,6 @@ class Encoder(ABC):
     @abstractmethod
     def describe(self) -> dict:
         """What the store records: backend, name, weights path and sha256, config."""
-
-
-def sha256_files(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for p in sorted(paths):
-        h.update(p.name.encode())
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
-    return h.hexdigest()
 
 
 _REGISTRY: dict[str, Callable[..., Encoder]] = {}

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emostore.extract.encoders.base import Encoder, EncoderError, register, sha256_files
+from emostore.extract.encoders.base import Encoder, EncoderError, register
+from emostore.provenance import files_sha256
 from emostore.extract.encoders.whisper import WhisperWindowEncoder, _load_hf_whisper_encoder
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -31,7 +32,7 @@ def _weight_files(path: Path) -> list[Path]:
 def _describe(enc: Encoder, path: Path) -> dict:
     cfg = enc.model_config
     return {"backend": "hf", "name": enc.name, "weights": str(path),
-            "weights_sha256": sha256_files(_weight_files(path)),
+            "weights_sha256": files_sha256(_weight_files(path)),
             "config": {"model_type": cfg.model_type, "hidden_size": enc.dim,
                        "num_layers": enc.num_layers, "padding": enc.padding}}
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emostore.extract.encoders.base import Encoder, EncoderError, register, sha256_files
+from emostore.extract.encoders.base import Encoder, EncoderError, register
+from emostore.provenance import files_sha256
 
 WINDOW_SAMPLES = 30 * 16000
 HOP_SAMPLES = 320  # 160-sample mel hop x conv2 stride 2
@@ -101,6 +102,6 @@ class CT2WhisperEncoder(WhisperWindowEncoder):
     def describe(self) -> dict:
         cfg = self.encoder.config
         return {"backend": self.backend, "name": self.name, "weights": str(self.path),
-                "weights_sha256": sha256_files([self.path / "model.bin"]),
+                "weights_sha256": files_sha256([self.path / "model.bin"]),
                 "config": {"d_model": cfg.d_model, "encoder_layers": cfg.encoder_layers,
                            "num_mel_bins": cfg.num_mel_bins, "window_seconds": 30}}

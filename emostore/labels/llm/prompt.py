@@ -15,7 +15,9 @@ import re
 
 import numpy as np
 
+from emostore.labels.relabeled import RelabelingError
 from emostore.labels.votes import EMO_SUPERB_CLASSES as DEFAULT_CLASSES
+from emostore.errors import EmostoreError
 
 ITEM_SEP = "|"
 FIELD_SEP = "#"
@@ -50,7 +52,7 @@ def format_request(items: list[str]) -> str:
 def default_prompt(classes: tuple[str, ...] = DEFAULT_CLASSES) -> str:
     """Objective, input format, one worked example, output format, rules (the paper's five parts)."""
     if len(classes) < 2:
-        raise ValueError("the LLM relabeler needs at least two classes")
+        raise RelabelingError("the LLM relabeler needs at least two classes")
     c0, c1 = classes[0], classes[1]
     n = len(classes)
     ref = {c: 0.0 for c in classes} | {c0: 0.5, c1: 0.5}
@@ -103,22 +105,22 @@ def prompt_sha256(prompt: str) -> str:
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
 
 
-class ItemError(ValueError):
+class ItemError(EmostoreError, ValueError):
     """One item of a response is unusable (missing, unknown class, out of range, bad sum)."""
 
 
 def parse_response(content: str | None, n_items: int) -> dict:
     """The JSON object keyed by item index; tolerates one wrapping object ({"items": {...}})."""
     if not content:
-        raise ValueError("empty response")
+        raise ItemError("empty response")
     try:
         obj = json.loads(content)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"response is not JSON ({exc.msg})") from None
+        raise ItemError(f"response is not JSON ({exc.msg})") from None
     if isinstance(obj, list):
         obj = {str(i): v for i, v in enumerate(obj)}
     if not isinstance(obj, dict):
-        raise ValueError("response is not a JSON object")
+        raise ItemError("response is not a JSON object")
     if len(obj) == 1 and "0" not in {str(k).strip() for k in obj}:
         (inner,) = obj.values()
         if isinstance(inner, dict) and any(str(k).strip() == "0" for k in inner):

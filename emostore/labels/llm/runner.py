@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from emostore.errors import EmostoreError
 from emostore.labels.llm.cache import AnswerCache
 from emostore.labels.llm.items import apply_answers, build_items, cached_answers
 from emostore.labels.llm.meta import redact_url, run_meta  # noqa: F401  (redact_url: part of this module's API)
@@ -31,7 +32,7 @@ API_KEY_ENV = "OPENAI_API_KEY"
 _sleep = time.sleep  # tests replace it to record the backoff delays
 
 
-class LLMError(ValueError):
+class LLMError(EmostoreError, ValueError):
     """A run that cannot go on (no key, key refused, unknown model...): one line for the CLI."""
 
 

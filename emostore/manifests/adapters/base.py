@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from emostore.manifests.records import Utterance
+from emostore.errors import EmostoreError
 
 
 def audio_duration(path) -> float | None:
@@ -29,7 +30,7 @@ def audio_duration(path) -> float | None:
         return None
 
 
-class AdapterError(ValueError):
+class AdapterError(EmostoreError, ValueError):
     """The corpus folder does not look like the corpus's native layout (message names the file)."""
 
 

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emostore.errors import EmostoreError
 from emostore.jsonl import meta_path
 
 FORMAT = "emostore-partition/1"
@@ -23,7 +24,7 @@ __all__ = ["FORMAT", "PARTS", "Partition", "PartitionError", "meta_path", "read_
            "write_partition"]
 
 
-class PartitionError(ValueError):
+class PartitionError(EmostoreError, ValueError):
     """A partition cannot be made from this manifest, or a partition breaks its own rule."""
 
 

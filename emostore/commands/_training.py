@@ -1,0 +1,59 @@
+"""The training options, one table shared by ``emostore train`` and ``emostore sweep``.
+
+``None`` defaults: the preset's value or ``TrainConfig``'s applies. In a sweep every option may be
+repeated (a grid axis) and ``--layer`` also takes ``all``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from emostore.commands import _choices
+
+TRAIN_OPTIONS = [  # (flag, click.option keywords)
+    ("--preset", dict(type=_choices.presets(),
+                      help="A published recipe's defaults (emobox: emobox head, 100 epochs, 10 warm-up, "
+                           "20% of train as dev when the fold has none); other options override it.")),
+    ("--layer", dict(type=int, help="Encoder layer for emobox / ar-mlp / probe [default: last stored].")),
+    ("--hidden", dict(type=int, help="Hidden size [default: 256, ar-mlp 1024].")),
+    ("--seed", dict(type=int, help="[default: 0]")),
+    ("--epochs", dict(type=int, help="[default: 20]")),
+    ("--lr", dict(type=float, help="AdamW learning rate [default: 1e-4].")),
+    ("--batch-size", dict(type=int, help="[default: 32]")),
+    ("--beta", dict(type=float, help="Class-balanced weighting (Cui et al.); 0 disables [default: 0.99].")),
+    ("--smoothing", dict(type=float, help="Label smoothing of the train loss [default: 0].")),
+    ("--warmup-epochs", dict(type=int, help="Linear lr warm-up epochs [default: 0].")),
+    ("--patience", dict(type=int, help="Early stopping: stop after this many epochs without a lower dev loss "
+                                       "[default: off].")),
+    ("--valid-fraction", dict(type=float, help="Share of train held out as dev when the fold has no dev part "
+                                               "[default: 0].")),
+    ("--features", dict(type=_choices.feature_kinds(),
+                        help="auto: pooled/mean where the head is exact on it, else frames [default: auto].")),
+    ("--shuffle", dict(type=_choices.shuffles(),
+                       help="Batch order: full permutation, or blocks of store rows (bounded, sequential frame "
+                            "reads) [default: auto = full for pooled, blocks for frames].")),
+    ("--memory-mb", dict(type=int, help="Frames cache bound in MiB [default: 1024].")),
+    ("--device", dict(help="torch device, e.g. cuda or cuda:1 [default: cpu].")),
+]
+
+
+def train_options(multiple: bool = False):
+    """The training settings of `train`, and of `sweep` where each may be repeated (a grid axis)."""
+    def decorate(fn):
+        for flag, kw in reversed(TRAIN_OPTIONS):
+            if multiple and flag == "--layer":  # sweeps also take `all`
+                kw = dict(kw, type=str, help=kw["help"] + " `all`: every stored layer.")
+            fn = click.option(flag, multiple=multiple, default=() if multiple else None, **kw)(fn)
+        return fn
+
+    return decorate
+
+
+def grid_value(key: str, value):
+    """`--layer all` stays a word; other --layer values are integers."""
+    if key == "layer" and value != "all":
+        try:
+            return int(value)
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a layer number or `all`", param_hint="--layer") from None
+    return value

@@ -1,0 +1,146 @@
+"""``emostore relabel llm | embed | compare``: typed descriptions -> label distributions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from emostore.commands import _choices
+
+_relabel_classes = click.option(
+    "--classes", default=None, metavar="A,B,C",
+    help="Class order (default: angry,sad,disgust,contempt,fear,neutral,surprise,happy).")
+
+
+@click.group()
+def relabel():
+    """Turn annotators' typed descriptions into label distributions (LLM or offline)."""
+
+
+@relabel.command("llm")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
+              help="JSONL to write: id, distribution, reason, source (class order and settings go to OUT.meta.json).")
+@_relabel_classes
+@click.option("--model", default="gpt-4-0125-preview", show_default=True)
+@click.option("--base-url", default=None, metavar="URL",
+              help="Any OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (default: OpenAI).")
+@click.option("--batch-size", default=30, show_default=True, type=click.IntRange(1), help="Items per request.")
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1), help="Requests in flight.")
+@click.option("--max-cost", default=None, type=click.FloatRange(0), metavar="USD",
+              help="Stop sending once the next request would take the estimated cost past this; keep what is done.")
+@click.option("--price-in", default=0.01, show_default=True, type=click.FloatRange(0), help="USD per 1k prompt tokens.")
+@click.option("--price-out", default=0.03, show_default=True, type=click.FloatRange(0),
+              help="USD per 1k completion tokens.")
+@click.option("--temperature", default=0.0, show_default=True, type=float)
+@click.option("--seed", default=7, show_default=True, type=int)
+@click.option("--max-retries", default=5, show_default=True, type=click.IntRange(0),
+              help="Retries per request on HTTP 429 / 5xx / connection errors (exponential backoff).")
+@click.option("--max-reasks", default=2, show_default=True, type=click.IntRange(0),
+              help="Extra requests for the items whose answer was invalid.")
+@click.option("--cache", "cache_path", default=None, type=click.Path(dir_okay=False),
+              help="SQLite answer cache (default: $XDG_CACHE_HOME/emostore/relabel-llm.sqlite).")
+@click.option("--prompt-file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="System prompt to use instead of the built-in one (e.g. the paper's exact prompt).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def relabel_llm_cmd(manifest, out, classes, model, base_url, batch_size, concurrency, max_cost, price_in, price_out,
+                    temperature, seed, max_retries, max_reasks, cache_path, prompt_file, progress):
+    """Adjust MANIFEST's vote distributions with an LLM reading the typed descriptions (EMO-SUPERB).
+
+    Only utterances with descriptions are sent; the rest keep their reference (vote) distribution.
+    The API key is read only from $OPENAI_API_KEY. Answers are cached, so a re-run never pays twice.
+    """
+    from emostore.labels.llm import AnswerCache, LLMSettings, default_cache_path, relabel_llm, write_result
+    from emostore.manifests import load_manifest
+
+    m = load_manifest(manifest, require_audio=False)
+    settings = LLMSettings(model=model, base_url=base_url, temperature=temperature, seed=seed,
+                           batch_size=batch_size, concurrency=concurrency, max_cost=max_cost, price_in=price_in,
+                           price_out=price_out, max_retries=max_retries, max_reasks=max_reasks)
+    if prompt_file:
+        settings.prompt = Path(prompt_file).read_text(encoding="utf-8")
+        settings.prompt_source = str(prompt_file)
+    cache = AnswerCache(cache_path or default_cache_path())
+    try:
+        result = relabel_llm(m.rows, _choices.class_list(classes), settings, cache=cache, progress=progress)
+    finally:
+        cache.close()
+    write_result(result, out, manifest={"path": str(manifest), "sha256": m.sha256})
+    c, cost = result.meta["counts"], result.meta["cost"]
+    click.echo(f"wrote {out}: {c['rows']} utterances ({c['llm']} llm, {c['cache']} cache, {c['reference']} reference; "
+               f"{c['failed']} failed, {c['unsent']} unsent); cost ~${cost['usd']:.4f} "
+               f"({cost['prompt_tokens']} + {cost['completion_tokens']} tokens, {cost['requests']} requests)")
+    if result.meta["budget_exhausted"]:
+        click.echo(f"budget --max-cost {max_cost} reached: {c['unsent']} utterances not sent (answers so far are "
+                   f"cached; re-run with a higher budget to continue)", err=True)
+    if result.error:
+        raise click.ClickException(f"{result.error} (completed items are cached and written to {out})")
+
+
+@relabel.command("embed")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
+              help="JSONL to write: id, distribution, reason (null), source (class order and settings go to OUT.meta.json).")
+@_relabel_classes
+@click.option("--weight", default=0.25, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of the description distribution in the blend (the reference gets 1 - weight).")
+@click.option("--temperature", default=0.05, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="Softmax temperature over cosine similarities (0.05 = the encoder's training temperature).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Descriptions per batch.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def relabel_embed_cmd(manifest, out, classes, weight, temperature, device, batch_size, progress):
+    """Blend MANIFEST's vote distributions with its typed descriptions, offline (no API, no cost).
+
+    Descriptions are embedded with all-MiniLM-L6-v2 (pip install 'emostore[embed]'), compared with
+    class prototypes (class name + synonyms), turned into a distribution by softmax(cos / T), and
+    blended: (1 - weight) * reference + weight * description. Rows without descriptions keep their
+    reference distribution.
+    """
+    from tqdm import tqdm
+
+    from emostore.labels.embed import relabel_manifest
+
+    bars = []  # created once the model is loaded and the number of distinct descriptions is known
+
+    def on_total(n):
+        bars.append(tqdm(total=n, unit="desc", desc="embedding", disable=not progress, file=sys.stderr))
+
+    try:
+        meta = relabel_manifest(manifest, out, classes=_choices.class_list(classes), weight=weight, temperature=temperature,
+                                device=device, batch_size=batch_size, progress=lambda k: bars[-1].update(k),
+                                on_total=on_total)
+    finally:
+        for bar in bars:
+            bar.close()
+    c = meta["counts"]
+    from emostore.labels.relabeled import meta_path as relabel_meta_path
+
+    click.echo(f"wrote {out}: {c['embed'] + c['reference'] + c['no_votes']} utterances ({c['embed']} embed, "
+               f"{c['reference']} reference, {c['no_votes']} without in-class votes); "
+               f"{c['descriptions']} distinct descriptions; metadata in {relabel_meta_path(out)}")
+    for warning in meta.get("warnings", []):
+        click.echo(f"warning: {warning}", err=True)
+
+
+@relabel.command("compare")
+@click.argument("a", type=click.Path(exists=True, dir_okay=False))
+@click.argument("b", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def relabel_compare_cmd(a, b, as_json):
+    """How relabeling B differs from A (either may be a label set: its train targets are used).
+
+    Per-class mean shift, mean/max Jensen-Shannon divergence (bits), and the shares of utterances
+    whose argmax class or whose binary (share > 1/C) vector changed. Both must cover the same ids.
+    """
+    from emostore.labels.compare import compare_files, format_report
+
+    report = compare_files(a, b)
+    click.echo(json.dumps(report) if as_json else format_report(report))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(relabel)

@@ -1,0 +1,69 @@
+"""``emostore sweep``: many training configs from the store(s), one results table."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from emostore.commands import _choices
+from emostore.commands._training import grid_value, train_options
+
+
+@click.command()
+@click.argument("spec_file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--store", "stores", multiple=True, help="Feature store(s) (a grid axis when repeated).")
+@click.option("--labels", "label_sets", multiple=True, help="Label set(s).")
+@click.option("--partition", "partitions", multiple=True, help="Partition file(s).")
+@click.option("--fold", "folds", multiple=True, help="Fold name(s).")
+@click.option("--head", "heads", multiple=True, type=_choices.heads(),
+              help="Head(s).")
+@train_options(multiple=True)
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
+              help="Sweep folder: runs/<run id>/ per run, results.sqlite, sweep.json.")
+@click.option("--jobs", "-j", default=1, show_default=True, help="Runs in parallel in local processes.")
+@click.option("--scheduler", default=None, help="Dask distributed scheduler address (tcp://host:8786) to run on "
+              "instead of local processes; every worker must see the store and label files.")
+@click.option("--dry-run", is_flag=True, help="List the runs and whether each is done; run nothing.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal].")
+def sweep(spec_file, stores, label_sets, partitions, folds, heads, out, jobs, scheduler, dry_run, progress,
+          **settings):
+    """Train many configs from the store(s) and gather one results table.
+
+    SPEC_FILE (TOML, YAML or JSON) holds settings; a list is a grid axis, [[runs]] tables are
+    sub-grids (see docs/sweeps.md). An option replaces the file's value of that setting everywhere,
+    [[runs]] tables included; a repeated option is a grid axis. Finished runs are skipped on re-run; a failing run is recorded
+    with its error and the sweep goes on. Read the table with
+    `emostore.sweep.load_results(OUT)` (pandas) or any SQLite client.
+    """
+    from emostore.sweep.config import expand, read_spec
+    from emostore.sweep.runner import RUNS_DIR, run_sweep
+    from emostore.sweep.results import RUN_FILE
+
+    spec = read_spec(spec_file) if spec_file else {}
+    given = {"store": stores, "labels": label_sets, "partition": partitions, "fold": folds, "head": heads,
+             **settings}
+    overrides = {}
+    for key, values in given.items():
+        if values:
+            values = [grid_value(key, v) for v in values]
+            overrides[key] = values if len(values) > 1 else values[0]
+    runs = expand(spec, overrides=overrides)
+    if dry_run:
+        for r in runs:
+            done = (Path(out) / RUNS_DIR / r.run_id / RUN_FILE).exists()
+            click.echo(f"{'done' if done else 'todo'}  {r.run_id}")
+        click.echo(f"{len(runs)} runs")
+        return
+    show = sys.stderr.isatty() if progress is None else progress
+    summary = run_sweep(runs, out, jobs=jobs, scheduler=scheduler, progress=show,
+                        log=lambda m: click.echo(m, err=True))
+    click.echo(f"{out}: {summary.total} runs: {summary.done} trained, {summary.skipped} already done, "
+               f"{summary.failed} failed in {summary.seconds:.1f} s; table {summary.results}")
+    if summary.failed:
+        sys.exit(1)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(sweep)
