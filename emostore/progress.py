@@ -11,12 +11,29 @@ the stream is a terminal, else ``lines``).
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 import time
 from typing import Callable, TextIO
 
 MODES = ("auto", "bar", "lines", "quiet")
 INTERVAL = 10.0  # seconds between two plain lines
+INTERVAL_ENV = "EMOSTORE_PROGRESS_INTERVAL"  # overrides INTERVAL for the commands (tests, chatty logs)
+
+
+def default_interval() -> float:
+    """Seconds between two plain lines: $EMOSTORE_PROGRESS_INTERVAL if set, else :data:`INTERVAL`."""
+    raw = os.environ.get(INTERVAL_ENV)
+    if not raw:
+        return INTERVAL
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"${INTERVAL_ENV}={raw!r} is not a number of seconds") from None
+    if value < 0:
+        raise ValueError(f"${INTERVAL_ENV}={raw!r} is negative")
+    return value
 
 
 def _duration(seconds: float) -> str:
@@ -47,6 +64,7 @@ class Progress:
         self.start = self.last = clock()
         self.postfix = ""
         self.closed = False
+        self._lock = threading.Lock()  # updates may come from worker threads (relabel llm)
         self._bar = None
         if mode == "bar":
             from tqdm import tqdm
@@ -54,6 +72,10 @@ class Progress:
             self._bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=unit_scale, file=self.stream, dynamic_ncols=True)
 
     def update(self, n: float = 1, postfix: str | None = None) -> None:
+        with self._lock:
+            self._update(n, postfix)
+
+    def _update(self, n: float, postfix: str | None) -> None:
         self.n += n
         if postfix is not None:
             self.postfix = postfix
@@ -107,10 +129,14 @@ class Progress:
         self.close()
 
     @staticmethod
-    def factory(mode: str = "auto", stream: TextIO | None = None, interval: float = INTERVAL):
-        """A ``(total, desc, unit) -> Progress`` callable that library functions take as ``progress``."""
+    def factory(mode: str = "auto", stream: TextIO | None = None, interval: float | None = None):
+        """A ``(total, desc, unit) -> Progress`` callable that library functions take as ``progress``.
+
+        ``interval`` None: :func:`default_interval` (the environment's, else 10 s).
+        """
         if mode not in MODES:
             raise ValueError(f"progress mode {mode!r}; known: {', '.join(MODES)}")
+        interval = default_interval() if interval is None else interval
 
         def make(total: float | None, desc: str, unit: str = "it", unit_scale: bool = False) -> Progress:
             return Progress(total, desc, unit, mode=mode, stream=stream, interval=interval, unit_scale=unit_scale)
@@ -121,3 +147,15 @@ class Progress:
 def quiet(total: float | None, desc: str, unit: str = "it", unit_scale: bool = False) -> Progress:
     """The factory that reports nothing (the library's default)."""
     return Progress(total, desc, unit, mode="quiet")
+
+
+def as_factory(progress) -> Callable[..., Progress]:
+    """A library function's ``progress`` argument as a factory: a factory as is, ``None``/``False``
+    quiet, ``True`` auto (the older boolean form, kept for existing callers)."""
+    if callable(progress):
+        return progress
+    if progress is None or progress is False:
+        return quiet
+    if progress is True:
+        return Progress.factory("auto")
+    raise TypeError(f"progress must be a Progress factory or a bool, not {type(progress).__name__}")

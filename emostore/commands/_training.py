@@ -14,7 +14,8 @@ TRAIN_OPTIONS = [  # (flag, click.option keywords)
     ("--preset", dict(type=_choices.presets(),
                       help="A published recipe's defaults (emobox: emobox head, 100 epochs, 10 warm-up, "
                            "20% of train as dev when the fold has none); other options override it.")),
-    ("--layer", dict(type=int, help="Encoder layer for emobox / ar-mlp / probe [default: last stored].")),
+    ("--layer", dict(type=int, help="Encoder layer read by the emobox, ar-mlp and probe heads (weighted-sum "
+                                    "ignores it) [default: last stored].")),
     ("--hidden", dict(type=int, help="Hidden size [default: 256, ar-mlp 1024].")),
     ("--seed", dict(type=int, help="[default: 0]")),
     ("--epochs", dict(type=int, help="[default: 20]")),
@@ -42,7 +43,8 @@ def train_options(multiple: bool = False):
     def decorate(fn):
         for flag, kw in reversed(TRAIN_OPTIONS):
             if multiple and flag == "--layer":  # sweeps also take `all`
-                kw = dict(kw, type=str, help=kw["help"] + " `all`: every stored layer.")
+                kw = dict(kw, type=str, help=kw["help"] + " `all`: one run per stored layer for each of these "
+                                                     "heads (weighted-sum reads every layer; it ignores --layer).")
             fn = click.option(flag, multiple=multiple, default=() if multiple else None, **kw)(fn)
         return fn
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from emostore.commands._progress import progress_factory, quiet_option
+
 
 @click.command()
 @click.argument("manifest", type=click.Path(exists=True))
@@ -32,8 +34,9 @@ import click
               help="Utterances per commit block: the unit of resume after a crash.")
 @click.option("--corpus", default=None, help="Corpus name recorded in the store (default: manifest name).")
 @click.option("--dry-run", is_flag=True, help="Print the planned store size and layout, then stop.")
+@quiet_option
 def extract(manifest, out, encoder, device, frames, frames_dtype, layers, batch_seconds, max_batch, normalise,
-            norm_ids, allow_upsample, min_duration, workers, compress, block_rows, corpus, dry_run):
+            norm_ids, allow_upsample, min_duration, workers, compress, block_rows, corpus, dry_run, quiet, progress):
     """Extract every layer's hidden states for MANIFEST into one feature store.
 
     MANIFEST is a JSONL/CSV file (rows with at least `id` and `audio`; relative audio paths are
@@ -50,7 +53,7 @@ def extract(manifest, out, encoder, device, frames, frames_dtype, layers, batch_
         layers=parse_layers(layers), batch_seconds=batch_seconds, max_batch=max_batch, normalise=normalise,
         norm_ids=[line.strip() for line in norm_ids if line.strip()] if norm_ids else None,
         allow_upsample=allow_upsample, min_seconds=min_duration, workers=workers, block_rows=block_rows, compress=compress,
-        corpus=corpus,
+        corpus=corpus, progress=progress_factory(quiet, progress),
     )
     m = load_manifest(manifest)
     result = run_extract(m, out, opts, dry_run=dry_run)

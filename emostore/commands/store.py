@@ -28,13 +28,20 @@ def info(path, as_json):
 
 @store.command("verify")
 @click.argument("path", type=click.Path(exists=True))
-@click.option("--manifest", type=click.Path(exists=True), default=None, help="Also check the store was made from it.")
+@click.option("--manifest", type=click.Path(exists=True), default=None, help="Also check the store was made from it (or from a manifest with the same ids and audio).")
 def verify_cmd(path, manifest):
-    """Check offsets, done mask, shapes, NaNs and (with --manifest) the manifest hash."""
+    """Check offsets, done mask, shapes, NaNs and (with --manifest) that the store was made from MANIFEST.
+
+    Another manifest of the same clips (a folder scan vs an adapter's JSONL) passes with a note
+    when its ids and audio files agree with those the store was made from.
+    """
     from emostore.manifests import load_manifest
     from emostore.store import open as open_store, verify
 
-    problems = verify(open_store(path), load_manifest(manifest) if manifest else None)
+    notes: list[str] = []
+    problems = verify(open_store(path), load_manifest(manifest) if manifest else None, notes=notes)
+    for n in notes:
+        click.echo(f"note: {n}", err=True)
     for p in problems:
         click.echo(f"problem: {p}", err=True)
     if problems:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from emostore.commands import _choices
+from emostore.commands._progress import progress_factory, quiet_option
 from emostore.commands._training import grid_value, train_options
 
 
@@ -16,7 +17,7 @@ from emostore.commands._training import grid_value, train_options
 @click.option("--store", "stores", multiple=True, help="Feature store(s) (a grid axis when repeated).")
 @click.option("--labels", "label_sets", multiple=True, help="Label set(s).")
 @click.option("--partition", "partitions", multiple=True, help="Partition file(s).")
-@click.option("--fold", "folds", multiple=True, help="Fold name(s).")
+@click.option("--fold", "folds", multiple=True, metavar="NAME|all", help="Fold name(s); `all`: every fold of the partition.")
 @click.option("--head", "heads", multiple=True, type=_choices.heads(),
               help="Head(s).")
 @train_options(multiple=True)
@@ -26,8 +27,8 @@ from emostore.commands._training import grid_value, train_options
 @click.option("--scheduler", default=None, help="Dask distributed scheduler address (tcp://host:8786) to run on "
               "instead of local processes; every worker must see the store and label files.")
 @click.option("--dry-run", is_flag=True, help="List the runs and whether each is done; run nothing.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal].")
-def sweep(spec_file, stores, label_sets, partitions, folds, heads, out, jobs, scheduler, dry_run, progress,
+@quiet_option
+def sweep(spec_file, stores, label_sets, partitions, folds, heads, out, jobs, scheduler, dry_run, quiet, progress,
           **settings):
     """Train many configs from the store(s) and gather one results table.
 
@@ -56,8 +57,7 @@ def sweep(spec_file, stores, label_sets, partitions, folds, heads, out, jobs, sc
             click.echo(f"{'done' if done else 'todo'}  {r.run_id}")
         click.echo(f"{len(runs)} runs")
         return
-    show = sys.stderr.isatty() if progress is None else progress
-    summary = run_sweep(runs, out, jobs=jobs, scheduler=scheduler, progress=show,
+    summary = run_sweep(runs, out, jobs=jobs, scheduler=scheduler, progress=progress_factory(quiet, progress),
                         log=lambda m: click.echo(m, err=True))
     click.echo(f"{out}: {summary.total} runs: {summary.done} trained, {summary.skipped} already done, "
                f"{summary.failed} failed in {summary.seconds:.1f} s; table {summary.results}")

@@ -25,6 +25,7 @@ from emostore.errors import EmostoreError
 from emostore.extract import audio
 from emostore.extract.encoders import DEFAULT_ENCODER, Encoder, load_encoder
 from emostore.manifests import Manifest
+from emostore.progress import as_factory
 from emostore.provenance import library_versions
 from emostore.store import layout
 from emostore.store.summary import format_bytes
@@ -54,7 +55,7 @@ class ExtractOptions:
     compress: bool = False
     workers: int = 2
     corpus: str | None = None
-    progress: bool = True
+    progress: object = None  # a Progress factory (emostore.progress); None/False: quiet, True: auto
 
 
 @dataclass
@@ -384,8 +385,6 @@ def _extract_rest(manifest, encoder, layers, policy, writer: StoreWriter, opts: 
 
 
 def _run(manifest, encoder, layers, policy, writer, plan, opts) -> Summary:
-    from tqdm.auto import tqdm
-
     layer_idx = torch.tensor(layers, device=encoder.device)
     frames_dtype = {"float16": torch.float16, "float32": torch.float32}[opts.frames_dtype]
     sink = _Writer(writer)
@@ -403,8 +402,7 @@ def _run(manifest, encoder, layers, policy, writer, plan, opts) -> Summary:
         submit(k)
     extracted = failed_total = 0
     enc_time = 0.0
-    bar = tqdm(total=round(plan.audio_seconds, 1), unit="audio-s", unit_scale=True, desc="extract",
-               disable=None if opts.progress else True, dynamic_ncols=True)
+    bar = as_factory(opts.progress)(round(plan.audio_seconds, 1), "extract", "audio-s", unit_scale=True)
     k = 0
     started = time.perf_counter()
     try:
@@ -440,9 +438,8 @@ def _run(manifest, encoder, layers, policy, writer, plan, opts) -> Summary:
                 sink.submit(write)
                 secs = sum(len(w) for w in waves.values()) / encoder.sample_rate
                 extracted += len(results)
-                bar.update(round(secs, 1))
                 rate = extracted / max(time.perf_counter() - started, 1e-9)
-                bar.set_postfix_str(f"{rate:.1f} utt/s", refresh=False)
+                bar.update(round(secs, 1), postfix=f"{rate:.1f} utt/s")
             failed_total += len(failed)
             sink.submit(lambda rows=rows, pooled=pooled, nframes=nframes, offsets=offsets, failed=failed:
                         writer.commit_block(rows, pooled, nframes, offsets, failed))

@@ -31,6 +31,7 @@ from emostore.heads.data import choose_features, load_fold, make_source, orderer
 from emostore.heads.heads import Head, WeightedSumHead, build_head, layer_position
 from emostore.heads.losses import class_balanced_weights, soft_cross_entropy
 from emostore.heads.sources import FramesSource
+from emostore.progress import as_factory
 
 
 @dataclass
@@ -94,14 +95,15 @@ def _warmup(opt, steps: int):
 
 
 def train(fs, records, classes: list[str], partition, cfg: TrainConfig, log=None, source=None,
-          on_epoch=None, progress: bool = False, threads: int | None = None,
+          on_epoch=None, progress=None, threads: int | None = None,
           allow_overlap: bool = False) -> RunResult:
     """Train ``cfg.head`` on ``cfg.fold``; keep the epoch with the lowest dev loss; predict the test part.
 
     ``source``: anything with ``logits(head, rows)`` (default: the store's, see :func:`make_source`).
     ``on_epoch(epoch, scalars, head)`` is called after every epoch (TensorBoard logging).
     ``threads``: torch threads for this run (None: torch's default). ``allow_overlap``: train on a
-    fold whose test ids are also in its train or dev part (refused otherwise).
+    fold whose test ids are also in its train or dev part (refused otherwise). ``progress``: a
+    :class:`~emostore.progress.Progress` factory, one unit per epoch (default: quiet).
     """
     with torch_threads(threads):
         result = _train(fs, records, classes, partition, cfg, log, source, on_epoch, progress, allow_overlap)
@@ -110,8 +112,6 @@ def train(fs, records, classes: list[str], partition, cfg: TrainConfig, log=None
 
 
 def _train(fs, records, classes, partition, cfg, log, source, on_epoch, progress, allow_overlap) -> RunResult:
-    from tqdm.auto import tqdm
-
     t0 = time.perf_counter()
     check(cfg)
     features = choose_features(cfg.head, cfg.features, fs, store_frames=source is None)
@@ -135,9 +135,8 @@ def _train(fs, records, classes, partition, cfg, log, source, on_epoch, progress
 
     train_losses, dev_losses = [], []
     best_state, best_epoch, best_loss = None, 0, float("inf")
-    bar = tqdm(range(1, cfg.epochs + 1), desc=f"{cfg.head} {cfg.fold}", unit="epoch", disable=not progress,
-               leave=False)
-    for epoch in bar:
+    bar = as_factory(progress)(cfg.epochs, f"train {cfg.head} {cfg.fold}", "epoch")
+    for epoch in range(1, cfg.epochs + 1):
         head.train()
         order = order_of(gen)
         total = 0.0
@@ -156,15 +155,17 @@ def _train(fs, records, classes, partition, cfg, log, source, on_epoch, progress
         dev_losses.append(dev_loss)
         if dev_loss < best_loss:
             best_loss, best_epoch, best_state = dev_loss, epoch, copy.deepcopy(head.state_dict())
-        bar.set_postfix(train=f"{train_losses[-1]:.4f}", dev=f"{dev_loss:.4f}", best=best_epoch)
+        bar.update(1, postfix=f"train loss {train_losses[-1]:.4f}, dev loss {dev_loss:.4f} (best epoch {best_epoch})")
         if on_epoch:
             on_epoch(epoch, {"loss/train": train_losses[-1], "loss/dev": dev_loss,
                              "lr": opt.param_groups[0]["lr"]}, head)
         if log:
             log(f"epoch {epoch}/{cfg.epochs}: train loss {train_losses[-1]:.4f}, dev loss {dev_loss:.4f}")
         if cfg.patience is not None and epoch - best_epoch >= cfg.patience and best_state is not None:
+            stop = f"early stop: no better dev loss for {cfg.patience} epochs (best: epoch {best_epoch})"
+            bar.write(stop)
             if log:
-                log(f"early stop: no better dev loss for {cfg.patience} epochs (best: epoch {best_epoch})")
+                log(stop)
             break
     bar.close()
     if best_state is None:  # every dev loss was NaN

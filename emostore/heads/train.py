@@ -22,12 +22,12 @@ from emostore.heads.loop import RunResult, train  # noqa: F401
 
 
 def run(store: str, labels: str, partition: str, cfg: TrainConfig, out: str | Path, log=None,
-        progress: bool = False, tensorboard: bool = True, threads: int | None = None,
+        progress=None, tensorboard: bool = True, threads: int | None = None,
         allow_overlap: bool = False) -> RunResult:
     """Train from files and write ``out/``: run.json (last), model.pt, predictions.jsonl,
     layer_weights.json (weighted-sum) and TensorBoard scalars in ``out/tb``.
 
-    ``threads`` and ``allow_overlap``: see :func:`train`.
+    ``threads``, ``allow_overlap`` and ``progress`` (a Progress factory): see :func:`train`.
     """
     from emostore.heads import artifacts
     from emostore.labels.aggregate import read_label_set

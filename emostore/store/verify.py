@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import filecmp
+from pathlib import Path
+
 import numpy as np
 
 from emostore.store import layout
 from emostore.store.reader import FeatureStore
 
 
-def verify(fs: FeatureStore, manifest=None, sample: int = 64, tolerance: float = 2e-2) -> list[str]:
+def verify(fs: FeatureStore, manifest=None, sample: int = 64, tolerance: float = 2e-2,
+           notes: list[str] | None = None) -> list[str]:
     """Return a list of problems (empty = the store is sound).
 
     Checks: array shapes agree with attrs and ids; every done row has frames and a finite pooled
     vector; frame ranges of done rows lie inside ``frames`` and do not overlap; frames of done
     rows are finite; on a sample of rows, pooled/mean equals the mean of the stored frames within
-    ``tolerance`` (float16 frames); the manifest hash matches when a manifest is given.
+    ``tolerance`` (float16 frames); when a manifest is given, it is the store's (see
+    :func:`manifest_problem`). ``notes`` (a list) receives what passed only on a second look.
     """
     problems: list[str] = []
     n, L, D = len(fs), fs.num_layers, fs.dim
@@ -68,7 +73,71 @@ def verify(fs: FeatureStore, manifest=None, sample: int = 64, tolerance: float =
             if err > tolerance:
                 problems.append(f"pooled/mean of {fs.ids[r]!r} differs from its frames' mean (rel. err {err:.3g})")
                 break
-    if manifest is not None and manifest.sha256 != fs.attrs.get("manifest_sha256"):
-        problems.append(f"manifest {manifest.source} (sha256 {manifest.sha256[:12]}...) is not the one this store "
-                        f"was made from ({str(fs.attrs.get('manifest_sha256'))[:12]}...)")
+    if manifest is not None:
+        problem, note = manifest_problem(fs, manifest)
+        if problem:
+            problems.append(problem)
+        if note and notes is not None:
+            notes.append(note)
     return problems
+
+
+def manifest_problem(fs: FeatureStore, manifest) -> tuple[str | None, str | None]:
+    """(problem, note): is ``manifest`` the one the store was made from?
+
+    The same hash passes. A different hash (another manifest of the same clips: a folder scan and
+    an adapter's JSONL with more columns) passes with a note when it names the store's ids in the
+    store's order and each id's audio is the same file (or identical bytes) as in the manifest the
+    store recorded, which must still be readable and unchanged to compare against.
+    """
+    stored_sha = str(fs.attrs.get("manifest_sha256"))
+    if manifest.sha256 == stored_sha:
+        return None, None
+    differs = (f"manifest {manifest.source} (sha256 {manifest.sha256[:12]}...) is not the one this store was "
+               f"made from ({fs.attrs.get('manifest')}, sha256 {stored_sha[:12]}...)")
+    ids = [str(i) for i in fs.ids]
+    if manifest.ids != ids:
+        extra = sorted(set(manifest.ids) - set(ids))
+        missing = sorted(set(ids) - set(manifest.ids))
+        why = (f"{len(missing)} store ids not in it (e.g. {missing[0]!r})" if missing else
+               f"{len(extra)} ids not in the store (e.g. {extra[0]!r})" if extra else "its ids are in another order")
+        return f"{differs}: {why}", None
+    original = _recorded_manifest(fs, stored_sha)
+    if isinstance(original, str):
+        return f"{differs}; the ids agree but the audio cannot be compared: {original}", None
+    mine = dict(zip(manifest.ids, manifest.audio_paths()))
+    for i, audio in zip(original.ids, original.audio_paths()):
+        if not _same_audio(audio, mine[i]):
+            return f"{differs}: id {i!r} has other audio ({mine[i]}, the store's is {audio})", None
+    return None, (f"manifest {manifest.source} differs from the one this store was made from "
+                  f"({original.source}) but names the same {len(ids)} ids in the same order with the same "
+                  f"audio: it matches")
+
+
+def _recorded_manifest(fs: FeatureStore, sha: str):
+    """The manifest the store recorded (a Manifest), or why it cannot be used (a str)."""
+    from emostore.manifests import ManifestError, load_manifest
+
+    source = fs.attrs.get("manifest")
+    if not source or not Path(source).exists():
+        return f"the store's manifest {source} is not there"
+    try:
+        m = load_manifest(source)
+    except ManifestError as exc:
+        return str(exc)
+    if m.sha256 != sha:
+        return f"the store's manifest {source} has changed since extraction"
+    return m
+
+
+def _same_audio(a: str, b: str) -> bool:
+    """The same file, or two files with identical bytes (a URL only equals itself)."""
+    if a == b:
+        return True
+    if "://" in a or "://" in b:
+        return False
+    pa, pb = Path(a), Path(b)
+    try:
+        return pa.resolve() == pb.resolve() or pa.samefile(pb) or filecmp.cmp(pa, pb, shallow=False)
+    except OSError:
+        return False

@@ -15,14 +15,15 @@ in one file)::
 
     [[runs]]
     head = "probe"
-    layer = "all"          # every stored layer of the store: a probe curve
+    layer = "all"          # every stored layer of the store: a probe curve (emobox, ar-mlp, probe)
     lr = [1e-3, 1e-4]
 
     [[runs]]
     head = ["weighted-sum", "ar-mlp"]
 
-Settings that do not apply to a head are dropped rather than multiplying runs (``layer`` for
-weighted-sum, ``hidden`` for probe), and duplicate runs are merged. Each run gets a stable id:
+``fold = "all"`` is every fold of the partition. Settings that do not apply to a head are dropped
+rather than multiplying runs (``layer`` for weighted-sum, ``hidden`` for probe), and duplicate runs
+are merged. Each run gets a stable id:
 readable parts plus a hash of its inputs' absolute paths and its full training config, so
 re-running a sweep finds the runs already done.
 """
@@ -191,13 +192,22 @@ def _make_run(settings: dict, stored_layers) -> list[RunSpec]:
             raise SweepError(f"layer {layers[0]!r} is not in the store {inputs['store']} (stored: {stored})")
     else:
         layers = [None]  # weighted-sum reads every layer
+    folds = _partition_folds(inputs["partition"]) if base.fold == "all" else [base.fold]
     runs = []
-    for layer in layers:
-        cfg = replace(base, layer=layer)
-        if cfg.head == "probe":
-            cfg = replace(cfg, hidden=None)
-        runs.append(RunSpec(**inputs, config=cfg))
+    for fold in folds:
+        for layer in layers:
+            cfg = replace(base, layer=layer, fold=fold)
+            if cfg.head == "probe":
+                cfg = replace(cfg, hidden=None)
+            runs.append(RunSpec(**inputs, config=cfg))
     return runs
+
+
+def _partition_folds(partition: str) -> list[str]:
+    """``fold = "all"``: every fold of the partition file, in its order."""
+    from emostore.manifests.partitions import read_partition
+
+    return list(read_partition(partition).folds)
 
 
 def _stored_layers(store: str) -> list[int]:

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emostore.progress import as_factory
 from emostore.sweep.config import RunSpec, SweepError
 from emostore.sweep.results import ERROR_FILE, RESULTS_FILE, RUN_FILE, gather, write_results
 
@@ -119,13 +120,12 @@ def is_finished(run_dir: Path) -> bool:
 
 
 def run_sweep(runs: list[RunSpec], out: str | Path, jobs: int = 1, scheduler: str | None = None,
-              progress: bool = False, log=None) -> SweepSummary:
+              progress=None, log=None) -> SweepSummary:
     """Run every run of ``runs`` not finished under ``out/runs``; write ``out/results.sqlite``.
 
     The table is written even when the sweep is interrupted (Ctrl-C) or a worker dies.
+    ``progress``: a :class:`~emostore.progress.Progress` factory, one unit per run (default: quiet).
     """
-    from tqdm.auto import tqdm
-
     t0 = time.perf_counter()
     out = Path(out).resolve()
     runs_dir = out / RUNS_DIR
@@ -135,7 +135,7 @@ def run_sweep(runs: list[RunSpec], out: str | Path, jobs: int = 1, scheduler: st
     summary = SweepSummary(len(runs), len(runs) - len(todo), 0, 0, 0.0, out / RESULTS_FILE)
     if log and summary.skipped:
         log(f"{summary.skipped} of {len(runs)} runs already finished: skipped")
-    bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
+    bar = as_factory(progress)(len(todo), "sweep", "run")
     try:
         for res in _outcomes(todo, runs_dir, jobs, scheduler):
             if res["status"] == "done":
@@ -145,8 +145,7 @@ def run_sweep(runs: list[RunSpec], out: str | Path, jobs: int = 1, scheduler: st
                 summary.failures[res["run_id"]] = res["error"]
                 if log:
                     log(f"run {res['run_id']} failed: {res['error']}")
-            bar.update(1)
-            bar.set_postfix(failed=summary.failed)
+            bar.update(1, postfix=f"{summary.failed} failed")
     finally:
         bar.close()
         write_results(gather(runs_dir), summary.results)

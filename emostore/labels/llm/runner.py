@@ -96,10 +96,11 @@ def _client(settings: LLMSettings, api_key: str):
 
 def relabel_llm(rows: list[dict], classes: list[str] | tuple[str, ...] | None = None,
                 settings: LLMSettings | None = None, cache: AnswerCache | None = None,
-                api_key: str | None = None, progress: bool = False, client=None) -> LLMResult:
+                api_key: str | None = None, progress=None, client=None) -> LLMResult:
     """Adjusted distributions for ``rows`` (manifest dicts with ratings and descriptions).
 
-    ``api_key`` defaults to $OPENAI_API_KEY, needed only when something must be sent.
+    ``api_key`` defaults to $OPENAI_API_KEY, needed only when something must be sent. ``progress``:
+    a :class:`~emostore.progress.Progress` factory, one unit per item sent (default: quiet).
     """
     settings = settings or LLMSettings()
     settings.check()
@@ -117,9 +118,9 @@ def relabel_llm(rows: list[dict], classes: list[str] | tuple[str, ...] | None = 
         worker.api_key = _api_key(api_key)
         if client is None:
             worker.client = _client(settings, worker.api_key)
-        from tqdm import tqdm
+        from emostore.progress import as_factory
 
-        worker.bar = tqdm(total=len(todo), unit="item", desc="relabel llm", disable=not progress)
+        worker.bar = as_factory(progress)(len(todo), "relabel llm", "item")
         try:
             worker.run(todo)
         finally:
