@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emostore.extract.encoders.base import Encoder, EncoderError, register, sha256_files
+from emostore.extract.encoders.base import Encoder, EncoderError, register
+from emostore.provenance import files_sha256 as sha256_files
 
 PROBE_SAMPLES = 16000  # 1 s: long enough for every upstream's front end
 LOADER_SUFFIXES = ("_local", "_custom", "_url")
