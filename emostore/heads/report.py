@@ -61,7 +61,7 @@ def fold_mean(per_fold: dict[str, dict[str, Estimate]]) -> str:
     if not folds:
         return "mean over folds: no fold has labelled test utterances"
     width = max(len(k) for k in METRICS)
-    lines = [f"mean over {len(folds)} folds ({', '.join(folds)}):"]
+    lines = [f"mean over {len(folds)} fold{'s' if len(folds) > 1 else ''} ({', '.join(folds)}):"]
     for k in METRICS:
         v = np.array([est[k].value for est in folds.values()], dtype=np.float64)
         lines.append(f"  {k:<{width}}  {np.nanmean(v):.4f}  (min {np.nanmin(v):.4f}, max {np.nanmax(v):.4f})"
