@@ -138,3 +138,27 @@ def test_interval_comes_from_the_environment_and_a_bad_value_is_refused(monkeypa
     monkeypatch.setenv(INTERVAL_ENV, "soon")
     with pytest.raises(ValueError, match="EMOSTORE_PROGRESS_INTERVAL='soon'"):
         default_interval()
+
+
+@pytest.mark.parametrize("path", [("extract",), ("train",), ("sweep",), ("relabel", "llm"), ("relabel", "embed")])
+def test_every_long_command_takes_quiet_and_still_accepts_no_progress(path):
+    from emostore.cli import main
+
+    cmd = main
+    for name in path:
+        cmd = cmd.commands[name]
+    params = {p.name: p for p in cmd.params}
+    assert params["quiet"].opts == ["--quiet", "-q"] and params["quiet"].is_flag
+    assert "--no-progress" in params["progress"].secondary_opts and params["progress"].hidden
+
+
+def test_no_progress_means_quiet_and_the_default_is_auto(monkeypatch):
+    import io
+
+    from emostore.commands._progress import progress_factory
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal
+
+    modes = {(q, p): progress_factory(q, p)(1, "x").mode for q in (False, True) for p in (None, True, False)}
+    assert modes[(False, None)] == modes[(False, True)] == "lines"  # auto: lines off a terminal
+    assert {modes[k] for k in modes if k[0] or k[1] is False} == {"quiet"}
