@@ -79,7 +79,7 @@ def sweep(tmp_path_factory):
         for rule in RULES:
             train(f"fbank-probe-{rule}-{fold}", "fbank", rule, fold=fold)
             train(f"fbank-ws-{rule}-{fold}", "fbank", rule, fold=fold, head="weighted-sum")
-            train(f"whisper-ws-{rule}-{fold}", "whisper", rule, fold=fold, head="weighted-sum")
+            train(f"whisper-ws-{rule}-{fold}", "whisper", rule, fold=fold, head="weighted-sum", epochs=20)
         train(f"fbank-probe-slow-mr-{fold}", "fbank", "mr", fold=fold, lr=1e-3)
         for layer in range(5):
             train(f"whisper-probe-L{layer}-{fold}", "whisper", "mr", fold=fold, layer=layer)
@@ -178,6 +178,7 @@ def test_lower_is_better_metric_ranks_ascending_and_formats():
     assert "lower is better" in md
     ws = "[weighted-sum]"  # every cell names the head of its setting
     assert f"| B | 0.450 ± 0.071 (n=2) {ws} | **0.900 ± 0.000 (n=2)** {ws} | **0.675** | 1 |" in md
+    assert "| A | 0.700 ± 0.000 (n=3) [weighted-sum, best of 2] |" in md  # A/x: dev chose among 2 settings
     # C misses y: below the rule line, unranked, its partial average over its one cell; its x is the lowest: bold
     assert md.index("| *not ranked: missing a cell") < md.index(f"| C | **0.200 (n=1)** {ws} | – | 0.200 (of 1) | – |")
     back = pd.read_csv(StringIO(analysis.format_leaderboard(board, "csv")), index_col="encoder")
@@ -564,11 +565,14 @@ def test_every_cell_names_the_head_that_won_it_in_md_csv_and_html(sweep):
     html_text = analysis.format_leaderboard(board, "html")
     for r in cells.itertuples():
         assert csv.loc[r.encoder, f"{r.condition} head"] == r.head_used
+        assert csv.loc[r.encoder, f"{r.condition} settings"] == r.settings_compared
+        note = r.head_used + (f", best of {r.settings_compared}" if r.settings_compared > 1 else "")
         row = next(x for x in md.splitlines() if x.startswith(f"| {r.encoder} |"))
-        assert f"[{r.head_used}]" in row
-        html_row = re.search(rf"<tr><th>{re.escape(r.encoder)}</th>.*?</tr>", html_text).group(0)
-        assert f'<br><span class="note">{r.head_used}</span>' in html_row
-    assert "[head] = the head of that setting" in md
+        assert f"[{note}]" in row
+        html_row = re.search(rf"<tr><th>{re.escape(r.encoder)}</th>.*?</tr>", html_text, re.S).group(0)
+        assert f'<br><span class="note">{note}</span>' in html_row
+    assert cells["settings_compared"].max() > 1 and cells["head_used"].nunique() > 1  # the case worth marking
+    assert "[head] = the head of that setting, 'best of k'" in md
 
 
 def test_report_and_leaderboard_split_by_head(sweep, tmp_path):

@@ -15,7 +15,8 @@ Model selection happens on dev, never on test: in each cell (encoder, condition)
 (head and hyper-parameters) with the lowest mean dev loss over its runs wins
 (:func:`emostore.analysis.runs.select_best`), and only then is its test metric read. Settings of
 different heads compete in one cell unless ``head`` is a condition column (``by``), so every cell
-names the head that won it (a second line in HTML, ``[head]`` in Markdown, ``C head`` in CSV). A
+names the head that won it and, when it beat others, over how many settings (``best of k``): a
+second line in HTML, ``[head, best of k]`` in Markdown, ``C head`` / ``C settings`` in CSV. A
 cell shows the metric of that setting averaged over seeds within a fold, then over folds, with the
 standard deviation across folds (sample std, ddof 1; undefined for one fold) and ``n``, the runs.
 """
@@ -106,7 +107,8 @@ def leaderboard(results, metric: str = "macro_f1", by=None, head: str | None = N
 def board_from_cells(cells: pd.DataFrame) -> pd.DataFrame:
     """The wide table of :func:`leaderboard` from :func:`leaderboard_cells`' long one.
 
-    Per condition C: ``C``, ``C std``, ``C n``, ``C head``; then ``Cells`` (conditions present),
+    Per condition C: ``C``, ``C std``, ``C n``, ``C head``, ``C settings`` (how many settings the
+    cell's dev selection compared); then ``Cells`` (conditions present),
     ``Average`` and ``Rank`` (complete rows only), ``Partial average`` (rows missing a cell: the
     mean over the cells they have). Ranked rows first by rank, then the unranked ones by cells
     present and partial average.
@@ -120,6 +122,7 @@ def board_from_cells(cells: pd.DataFrame) -> pd.DataFrame:
         board[f"{c} std"] = sub["std"].reindex(encoders)
         board[f"{c} n"] = sub["n"].reindex(encoders).astype("Int64")
         board[f"{c} head"] = sub["head_used"].reindex(encoders)
+        board[f"{c} settings"] = sub["settings_compared"].reindex(encoders).astype("Int64")
     means = board[conditions]
     complete = means.notna().all(axis=1)
     board["Cells"] = means.notna().sum(axis=1).astype(int)
@@ -139,12 +142,20 @@ def caption(metric: str, conditions: int | None = None) -> str:
     """What the leaderboard's numbers and marks mean (printed under the table)."""
     count = f"{conditions} " if conditions else ""
     return (f"{definition(metric)}. Cell: mean ± std across folds (n = runs) of the setting with the lowest "
-            "dev loss in that cell, never chosen on test; [head] = the head of that setting (heads compete "
-            "by dev loss within a cell). Bold: the best value of the column over all rows. –: no finished run. "
+            "dev loss in that cell, never chosen on test; [head] = the head of that setting, 'best of k' = it "
+            "won the dev selection over k settings (heads compete within a cell: cells of one row may come from "
+            "different heads and selections of different breadth). Bold: the best value of the column over all rows. –: no finished run. "
             f"Average: mean over all {count}conditions; Rank: of the Average, only rows with every "
             "cell are ranked. Rows below the line miss a cell: not ranked; their Average is the partial mean "
             "over the k cells they have ('of k'), not comparable with the ranked averages: compare them "
             "column by column.")
+
+
+def _head_note(head, settings) -> str | None:
+    """``weighted-sum``, or ``emobox, best of 8`` where the cell's dev selection compared several settings."""
+    if not isinstance(head, str):
+        return None
+    return head if pd.isna(settings) or settings <= 1 else f"{head}, best of {int(settings)}"
 
 
 def _cells_text(board: pd.DataFrame, digits: int) -> tuple[list[str], list]:
@@ -159,8 +170,8 @@ def _cells_text(board: pd.DataFrame, digits: int) -> tuple[list[str], list]:
         row = [enc]
         for c in conditions:
             text = with_spread(r[c], r[f"{c} std"], r[f"{c} n"] if pd.notna(r[f"{c} n"]) else 0, digits)
-            head = r[f"{c} head"] if isinstance(r[f"{c} head"], str) else None
-            row.append(Cell(text, note=head, bold=c in best and r[c] == best[c]))
+            row.append(Cell(text, note=_head_note(r[f"{c} head"], r[f"{c} settings"]),
+                            bold=c in best and r[c] == best[c]))
         if pd.notna(r["Average"]):
             row.append(Cell(f"{r['Average']:.{digits}f}", bold=r["Average"] == best["Average"]))
             row.append(str(int(r["Rank"])))

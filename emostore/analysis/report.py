@@ -130,6 +130,7 @@ def _leaderboard_section(page: _Page, runs: pd.DataFrame, metrics: tuple[str, ..
     note = ("Settings chosen per cell by the lowest mean dev loss over their runs (never by a test score); "
             "settings of every head compete unless the report is split --by head. Settings compared: how many "
             "the winner beat or tied, counting itself.")
+    page.add("<h3>Settings chosen per cell</h3>")
     page.add('<div class="scroll">' + html_table(header, rows, note, cls="wide") + "</div>")
     try:
         radar = page.figure(plots.radar_chart(board, page.out / "plots" / "radar"), "radar",
