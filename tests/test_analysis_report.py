@@ -180,7 +180,8 @@ def test_lower_is_better_metric_ranks_ascending_and_formats():
     assert f"| B | 0.450 ± 0.071 (n=2) {ws} | **0.900 ± 0.000 (n=2)** {ws} | **0.675** | 1 |" in md
     assert "| A | 0.700 ± 0.000 (n=3) [weighted-sum, best of 2] |" in md  # A/x: dev chose among 2 settings
     # C misses y: below the rule line, unranked, its partial average over its one cell; its x is the lowest: bold
-    assert md.index("| *not ranked: missing a cell") < md.index(f"| C | **0.200 (n=1)** {ws} | – | 0.200 (of 1) | – |")
+    c_row = f"| C | **0.200 (n=1)** {ws} | – | 0.200 (of 1) | – |"
+    assert md.index("| *not ranked: missing a cell") < md.index(c_row)
     back = pd.read_csv(StringIO(analysis.format_leaderboard(board, "csv")), index_col="encoder")
     pd.testing.assert_frame_equal(back[["x", "y", "Average"]], board[["x", "y", "Average"]].astype(float),
                                   check_names=False)
@@ -573,6 +574,7 @@ def test_every_cell_names_the_head_that_won_it_in_md_csv_and_html(sweep):
         assert f'<br><span class="note">{note}</span>' in html_row
     assert cells["settings_compared"].max() > 1 and cells["head_used"].nunique() > 1  # the case worth marking
     assert "[head] = the head of that setting, 'best of k'" in md
+    assert "The line under a value = the head of that setting" in html_text
 
 
 def test_report_and_leaderboard_split_by_head(sweep, tmp_path):
@@ -602,7 +604,8 @@ def test_crossrule_compares_one_head_at_a_time(sweep):
     probe = table[(table["encoder"] == "fbank") & (table["head"] == "probe")]
     won = {g.groupby("setting")["dev_loss"].mean().idxmin() for _, g in probe.groupby("rule")}
     expected = {x for x in won if probe.loc[probe["setting"] == x, "rule"].nunique() >= 2}
-    assert expected and set(cross.loc[(cross["encoder"] == "fbank") & (cross["head"] == "probe"), "setting"]) == expected
+    got = set(cross.loc[(cross["encoder"] == "fbank") & (cross["head"] == "probe"), "setting"])
+    assert expected and got == expected
     assert set(analysis.crossrule(sweep["dir"], n_boot=0, head="probe")["head"]) == {"probe"}
     md = analysis.format_crossrule(cross)
     assert md.count("**fbank on emodb, head probe (head=probe") == 1 and "EMO-SUPERB" in md

@@ -42,7 +42,8 @@ from emostore.analysis.scoring import confusion_matrix, evaluate_run, fold_mean
 
 __all__ = [
     "AnalysisError", "NoData", "board_from_cells", "compare_predictions", "confusion_matrix", "crossrule",
-    "done_runs", "evaluate_run", "failed_runs", "fold_mean", "format_crossrule", "format_leaderboard", "format_leaderboards",
+    "done_runs", "evaluate_run", "failed_runs", "fold_mean", "format_crossrule", "format_leaderboard",
+    "format_leaderboards",
     "label_sets", "layer_weight_matrix", "layer_weights", "leaderboard", "leaderboard_cells", "learning_curves",
     "load_runs", "matrices", "probe_curves", "select_best", "write_report",
 ]

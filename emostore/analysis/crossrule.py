@@ -11,8 +11,9 @@ Which runs: those that differ only by the rule, i.e. share encoder, corpus, part
 selection is made per head (``select="dev"``, default: per encoder, corpus, head and training
 rule, the setting with the lowest dev loss among that head's settings), so every head trained on
 two or more rules gets its matrices; a head never hides another by winning the selection.
-``select="all"`` keeps every setting trained on two or more rules; ``head`` keeps one head. The label set of each (corpus, rule) is the one the table's
-runs trained on; a corpus whose runs used two files for one rule needs ``label_sets`` to say which.
+``select="all"`` keeps every setting trained on two or more rules; ``head`` keeps one head. The
+label set of each (corpus, rule) is the one the table's runs trained on; a corpus whose runs used
+two files for one rule needs ``label_sets`` to say which.
 """
 
 from __future__ import annotations

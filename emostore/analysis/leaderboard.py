@@ -138,13 +138,15 @@ def board_from_cells(cells: pd.DataFrame) -> pd.DataFrame:
     return board
 
 
-def caption(metric: str, conditions: int | None = None) -> str:
+def caption(metric: str, conditions: int | None = None, fmt: str = "md") -> str:
     """What the leaderboard's numbers and marks mean (printed under the table)."""
     count = f"{conditions} " if conditions else ""
+    mark = "[head]" if fmt == "md" else "The line under a value"
     return (f"{definition(metric)}. Cell: mean ± std across folds (n = runs) of the setting with the lowest "
-            "dev loss in that cell, never chosen on test; [head] = the head of that setting, 'best of k' = it "
+            f"dev loss in that cell, never chosen on test. {mark} = the head of that setting, 'best of k' = it "
             "won the dev selection over k settings (heads compete within a cell: cells of one row may come from "
-            "different heads and selections of different breadth). Bold: the best value of the column over all rows. –: no finished run. "
+            "different heads and selections of different breadth). Bold: the best value of the column over all "
+            "rows. –: no finished run. "
             f"Average: mean over all {count}conditions; Rank: of the Average, only rows with every "
             "cell are ranked. Rows below the line miss a cell: not ranked; their Average is the partial mean "
             "over the k cells they have ('of k'), not comparable with the ranked averages: compare them "
@@ -193,7 +195,7 @@ def format_leaderboard(board: pd.DataFrame, fmt: str = "md", digits: int = 3) ->
     if fmt == "csv":
         return _csv_frame(board).to_csv()
     header, rows = _cells_text(board, digits)
-    text = caption(metric, len(board.attrs["conditions"]))
+    text = caption(metric, len(board.attrs["conditions"]), fmt)
     if fmt == "md":
         return f"**{LABELS[metric]}**\n\n" + markdown_table(header, rows, caption=text)
     return html_table(header, rows, caption=text, cls="leaderboard")

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from emostore.analysis import plots
-from emostore.analysis.crossrule import crossrule, format_crossrule
+from emostore.analysis.crossrule import IDENTITY, crossrule, format_crossrule
 from emostore.analysis.layers import group_labels, layer_weight_matrix, layer_weights, probe_curves
 from emostore.analysis.formatting import html_table, number, with_ci
 from emostore.analysis.leaderboard import board_from_cells, format_leaderboard, format_leaderboards, leaderboard_cells
@@ -195,8 +195,8 @@ def _layers_section(page: _Page, runs: pd.DataFrame, metric: str, n_boot: int, s
                             "error bars = std over runs") for enc, paths in figures.items()]
         multi = weights[~weights["encoder"].isin(single)]
         if len(multi):
-            figs.append(page.figure(plots.layer_heatmap(layer_weight_matrix(multi), page.out / "plots" / "layer-heatmap"),
-                                    "layer_heatmap", "Layer weights heat map (encoders with several layers)"))
+            heat = plots.layer_heatmap(layer_weight_matrix(multi), page.out / "plots" / "layer-heatmap")
+            figs.append(page.figure(heat, "layer_heatmap", "Layer weights heat map (encoders with several layers)"))
         if single:
             page.note(f"{', '.join(single)}: a single layer, whose weight is 1 by construction; no figure.")
         page.add(f'<div class="figs">{"".join(figs)}</div>')
@@ -270,7 +270,7 @@ def write_report(results, out_dir: str | Path, metric: str | None = None, n_boot
                          "rank": None if pd.isna(r["Rank"]) else int(r["Rank"]), "cells": int(r["Cells"]),
                          "partial_average": None if pd.isna(r["Partial average"]) else float(r["Partial average"])}
                         for enc, r in board.iterrows()],
-        "crossrule_matrices": 0 if cross is None else int(cross.groupby(["encoder", "corpus", "head", "setting"]).ngroups),
+        "crossrule_matrices": 0 if cross is None else int(cross.groupby(IDENTITY).ngroups),
         **found,
     }
     page.write("summary.json", json.dumps(summary, indent=1) + "\n")

@@ -14,7 +14,8 @@ import click
 
 RESULTS = click.argument("results", type=click.Path(exists=True))
 METRIC_HELP = ("Metric: macro_f1 (EMO-SUPERB multi-label F1, share > 1/C) | ua | wa | macro_f1_single (argmax F1) "
-               "| kld | jsd (kld, jsd: lower is better). Default: the --protocol's primary metric.")
+               "| kld | jsd (kld, jsd: lower is better). Default: the --protocol's metrics (leaderboard, report: a "
+               "table each; crossrule, layers, compare: the primary one).")
 PROTOCOL_HELP = ("Benchmark whose metrics to report when --metric is not given: emo-superb (macro_f1, multi-label) "
                  "or emobox (ua, wa, macro_f1_single; UA primary).")
 FORMATS = ["md", "csv", "html"]
