@@ -112,9 +112,9 @@ class _Page:
 def _leaderboard_section(page: _Page, runs: pd.DataFrame, metrics: tuple[str, ...],
                          by) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One leaderboard per metric (the protocol's primary first); the primary's board and cells."""
-    boards = [board_from_cells(leaderboard_cells(runs, m, by=by)) for m in metrics]
     cells = leaderboard_cells(runs, metrics[0], by=by)
-    board = boards[0]
+    board = board_from_cells(cells)
+    boards = [board, *[board_from_cells(leaderboard_cells(runs, m, by=by)) for m in metrics[1:]]]
     page.write("leaderboard.md", format_leaderboards(boards, "md"))
     page.write("leaderboard.csv", format_leaderboards(boards, "csv"))
     page.write("leaderboard_cells.csv", cells.to_csv(index=False))
@@ -129,7 +129,7 @@ def _leaderboard_section(page: _Page, runs: pd.DataFrame, metrics: tuple[str, ..
              str(r.folds), str(r.n)] for r in cells.itertuples()]
     note = ("Settings chosen per cell by the lowest mean dev loss over their runs (never by a test score); "
             "settings of every head compete unless the report is split --by head. Settings compared: how many "
-            "the winner beat or tied, counting itself.")
+            "settings the selection chose among, the winner included.")
     page.add("<h3>Settings chosen per cell</h3>")
     page.add('<div class="scroll">' + html_table(header, rows, note, cls="wide") + "</div>")
     try:
@@ -261,7 +261,7 @@ def write_report(results, out_dir: str | Path, metric: str | None = None, n_boot
     _failed_section(page, failed)
 
     summary = {
-        "metric": metric, "metrics": list(metrics), "protocol": None if protocol is None else protocol,
+        "metric": metric, "metrics": list(metrics), "protocol": protocol,
         "by": list(by or []), "n_boot": n_boot, "seed": seed,
         "runs": {"done": len(runs), "failed": len(failed)},
         "encoders": sorted(runs["encoder"].unique()), "corpora": sorted(runs["corpus"].unique()),
