@@ -79,7 +79,8 @@ def sweep(tmp_path_factory):
     for fold in ("f1", "f2"):
         for rule in RULES:
             train(f"fbank-probe-{rule}-{fold}", "fbank", rule, fold=fold)
-            train(f"whisper-ws-{rule}-{fold}", "whisper", rule, fold=fold, head="weighted-sum")
+            train(f"fbank-ws-{rule}-{fold}", "fbank", rule, fold=fold, head="weighted-sum")
+            train(f"whisper-ws-{rule}-{fold}", "whisper", rule, fold=fold, head="weighted-sum", epochs=20)
         train(f"fbank-probe-slow-mr-{fold}", "fbank", "mr", fold=fold, lr=1e-3)
         for layer in range(5):
             train(f"whisper-probe-L{layer}-{fold}", "whisper", "mr", fold=fold, layer=layer)
@@ -102,7 +103,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 def test_fixture_table_is_real(sweep):
     df = load_results(sweep["dir"])
-    assert (df["status"] == "done").sum() == 24 and (df["status"] == "failed").sum() == 1
+    assert (df["status"] == "done").sum() == 30 and (df["status"] == "failed").sum() == 1
     assert set(df.loc[df["status"] == "done", "encoder"]) == {"fbank", "whisper-tiny.en"}
     assert set(df["rule"].dropna()) == set(RULES)
     assert "layer 7" in sweep["error"] and (sweep["dir"] / "runs" / "fbank-probe-L7" / "error.json").exists()
@@ -139,6 +140,17 @@ def _hand_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _three_corpora() -> pd.DataFrame:
+    """The hand table plus a third corpus z for A and B (a radar needs three corpora); A's z cell is won
+    by an emobox setting, so the board's cells name two different heads."""
+    t = _hand_table()
+    extra = t[(t["corpus"] == "y") & t["encoder"].isin(["A", "B"])].assign(
+        corpus="z", store=lambda d: d["store"].str.replace("/y-", "/z-"), labels="/l/z.mr.jsonl",
+        run_id=lambda d: d["run_id"] + "-z")
+    extra.loc[extra["encoder"] == "A", "head"] = "emobox"
+    return pd.concat([t, extra], ignore_index=True)
+
+
 def test_leaderboard_averages_and_ranks_by_hand():
     board = analysis.leaderboard(_hand_table(), "macro_f1")
     assert board.attrs["conditions"] == ["x", "y"]
@@ -165,8 +177,12 @@ def test_lower_is_better_metric_ranks_ascending_and_formats():
     assert board.loc["B", "Rank"] == 1 and board.loc["A", "Rank"] == 2
     md = analysis.format_leaderboard(board, "md")
     assert "lower is better" in md
-    assert "| B | 0.450 ± 0.071 (n=2) | **0.900 ± 0.000 (n=2)** | **0.675** | 1 |" in md
-    assert "| C | **0.200 (n=1)** | – | – | – |" in md  # C's x is the lowest KLD: bold
+    ws = "[weighted-sum]"  # every cell names the head of its setting
+    assert f"| B | 0.450 ± 0.071 (n=2) {ws} | **0.900 ± 0.000 (n=2)** {ws} | **0.675** | 1 |" in md
+    assert "| A | 0.700 ± 0.000 (n=3) [weighted-sum, best of 2] |" in md  # A/x: dev chose among 2 settings
+    # C misses y: below the rule line, unranked, its partial average over its one cell; its x is the lowest: bold
+    c_row = f"| C | **0.200 (n=1)** {ws} | – | 0.200 (of 1) | – |"
+    assert md.index("| *not ranked: missing a cell") < md.index(c_row)
     back = pd.read_csv(StringIO(analysis.format_leaderboard(board, "csv")), index_col="encoder")
     pd.testing.assert_frame_equal(back[["x", "y", "Average"]], board[["x", "y", "Average"]].astype(float),
                                   check_names=False)
@@ -180,9 +196,11 @@ def test_leaderboard_errors_name_the_problem():
         analysis.leaderboard(t[t["status"] == "failed"])
     two_rules = t.copy()
     two_rules.loc[0:3, "rule"] = "ar"
-    with pytest.raises(AnalysisError, match=r"several label-set rules \(mr, ar\).*add rule"):
-        analysis.leaderboard(two_rules, by=["corpus"])
+    # rules never compete in one cell: rule is part of every condition once several rules are present
+    assert analysis.leaderboard(two_rules, by=["corpus"]).attrs["conditions"] == ["x/mr", "x/ar", "y/mr"]
     assert analysis.leaderboard(two_rules).attrs["conditions"] == ["x/mr", "x/ar", "y/mr"]
+    with pytest.raises(AnalysisError, match="conditions can be made of corpus, rule, head.*got speaker"):
+        analysis.leaderboard(t, by=["speaker"])
     with pytest.raises(AnalysisError, match="unknown metric 'f2'"):
         analysis.leaderboard(t, "f2")
     no_dev = t.assign(dev_loss=np.nan)
@@ -198,7 +216,7 @@ def test_leaderboard_on_real_runs_reads_test_metrics_of_dev_selected_settings(sw
     cells = analysis.leaderboard_cells(sweep["dir"]).set_index(["encoder", "condition"])
     table = analysis.done_runs(sweep["dir"])
     fb = cells.loc[("fbank", "emodb/mr")]
-    assert fb["settings_compared"] == 2  # lr 1e-2 vs 1e-3, picked by dev loss
+    assert fb["settings_compared"] == 3  # probe lr 1e-2 vs 1e-3 vs weighted-sum, picked by dev loss
     dev = table[(table["encoder"] == "fbank") & (table["rule"] == "mr")].groupby("setting")["dev_loss"].mean()
     assert fb["setting"] == dev.idxmin()
     chosen = table[table["run_id"].isin(fb["run_ids"].split())]
@@ -212,7 +230,7 @@ def test_crossrule_diagonal_is_each_runs_own_evaluate_files_score(sweep):
     table = analysis.done_runs(sweep["dir"])
     assert set(cross["encoder"]) == {"fbank", "whisper-tiny.en"}
     for r in cross.itertuples():
-        runs = table[(table["encoder"] == r.encoder) & (table["setting"] == r.setting)
+        runs = table[(table["encoder"] == r.encoder) & (table["setting"] == r.setting) & (table["head"] == r.head)
                      & (table["rule"] == r.train_rule)]
         assert len(runs) == 2  # one per fold
         ref = [_own_score(x, sweep["labels"][r.test_rule], sweep["folds"]).metrics["macro_f1"].value
@@ -224,11 +242,12 @@ def test_crossrule_diagonal_is_each_runs_own_evaluate_files_score(sweep):
     # one fold: the cell's CI is evaluate_files' own bootstrap CI, replicate for replicate
     one = analysis.crossrule(table[table["fold"] == "f1"], n_boot=N_BOOT)
     for r in one[one["train_rule"] == one["test_rule"]].itertuples():
-        x = table[(table["setting"] == r.setting) & (table["rule"] == r.train_rule) & (table["fold"] == "f1")]
+        x = table[(table["setting"] == r.setting) & (table["rule"] == r.train_rule) & (table["fold"] == "f1")
+                  & (table["encoder"] == r.encoder)]
         ev = _own_score(x.iloc[0].to_dict(), sweep["labels"][r.test_rule], sweep["folds"], n_boot=N_BOOT)
         m = ev.metrics["macro_f1"]
         assert (r.value, r.ci_low, r.ci_high) == pytest.approx((m.value, m.ci_low, m.ci_high), abs=1e-12)
-    ((ident, m),) = [x for x in analysis.matrices(cross) if x[0]["encoder"] == "fbank"]
+    ((ident, m),) = [x for x in analysis.matrices(cross) if x[0]["encoder"] == "fbank" and x[0]["head"] == "probe"]
     assert list(m.index) == list(m.columns) == ["mr", "pr", "ar"]
 
 
@@ -288,15 +307,19 @@ def test_crossrule_scores_each_row_on_every_rules_test_set_real_crema_d(crema):
     ((_, m),) = analysis.matrices(cross)
     assert m.to_numpy().std(axis=0).min() > 0 and m.to_numpy().std(axis=1).min() > 0  # rows and columns differ
     md = analysis.format_crossrule(cross)
-    assert "| train \\ test | MR | PR | AR |" in md and md.count("[") == 9
+    assert "| train \\ test | MR | PR | AR |" in md
+    assert sum(x.count("[") for x in md.splitlines() if x.startswith("| ")) == 9  # a CI in every cell
 
 
 def test_layer_weights_table_equals_the_json_files(sweep):
     w = analysis.layer_weights(sweep["dir"])
     table = analysis.done_runs(sweep["dir"])
-    assert set(w["rule"]) == set(RULES) and set(w["encoder"]) == {"whisper-tiny.en"}
+    assert set(w["rule"]) == set(RULES) and set(w["encoder"]) == {"fbank", "whisper-tiny.en"}
+    assert (w.loc[w["encoder"] == "fbank", "weight"] == 1.0).all()  # one layer: weight 1 by construction
+    w = w[w["encoder"] == "whisper-tiny.en"]
     for (rule,), g in w.groupby(["rule"]):
-        files = table[(table["head"] == "weighted-sum") & (table["rule"] == rule)]["layer_weights"]
+        files = table[(table["head"] == "weighted-sum") & (table["rule"] == rule)
+                      & (table["encoder"] == "whisper-tiny.en")]["layer_weights"]
         read = [json.loads(Path(p).read_text()) for p in files]
         assert len(read) == 2 and all(x["layers"] == [0, 1, 2, 3, 4] for x in read)
         assert g["layer"].tolist() == read[0]["layers"]
@@ -365,8 +388,9 @@ def test_evaluate_files_restricted_to_ids(sweep):
 
 
 def test_plots_write_png_and_svg_of_the_stated_size(sweep, tmp_path):
-    board = analysis.leaderboard(sweep["dir"])
+    board = analysis.leaderboard(_three_corpora())
     w = analysis.layer_weights(sweep["dir"])
+    w = w[w["encoder"] == "whisper-tiny.en"]
     curves = analysis.probe_curves(sweep["dir"], n_boot=50)
     table = analysis.done_runs(sweep["dir"])
     runs = table[table["run_id"].str.startswith("whisper-probe-L2-")]
@@ -383,8 +407,9 @@ def test_plots_write_png_and_svg_of_the_stated_size(sweep, tmp_path):
         assert _png_size(png) == (round(width * plots.DPI), round(height * plots.DPI)), kind
         assert png.stat().st_size > 5000  # drawn, not blank
         assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()
-    with pytest.raises(NoData, match="at least 3 conditions"):
-        plots.radar_chart(analysis.leaderboard(sweep["dir"], rule="mr"), tmp_path / "r1")
+    # one corpus with three rules is 3 conditions but not 3 corpora: no radar
+    with pytest.raises(NoData, match="at least 3 corpora and this leaderboard has 1 \\(emodb\\)"):
+        plots.radar_chart(analysis.leaderboard(sweep["dir"]), tmp_path / "r1")
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -403,13 +428,14 @@ def test_cli_leaderboard_crossrule_layers_compare(sweep, tmp_path):
 
     res = cli.invoke(main, ["crossrule", str(sweep["dir"]), "--n-boot", "50", "--format", "csv"])
     assert res.exit_code == 0, res.output
-    assert len(pd.read_csv(StringIO(res.output))) == 18  # 2 models × 3 × 3
+    assert len(pd.read_csv(StringIO(res.output))) == 27  # 3 (encoder, head) models × 3 × 3
     res = cli.invoke(main, ["crossrule", str(sweep["dir"]), "--labels", "ar"])
     assert res.exit_code == 1 and "Error: --labels takes RULE=PATH, got 'ar'" in res.output
 
     res = cli.invoke(main, ["layers", str(sweep["dir"]), "--n-boot", "50", "--out", str(tmp_path / "layers")])
     assert res.exit_code == 0, res.output
-    for name in ("layers.csv", "layer_matrix.csv", "probes.csv", "layer-weights.png", "probe-curves.svg"):
+    for name in ("layers.csv", "layer_matrix.csv", "probes.csv", "layer-weights-whisper-tiny.en.png",
+                 "probe-curves.svg"):
         assert (tmp_path / "layers" / name).stat().st_size > 0
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "layers" / "layers.csv"),
                                   analysis.layer_weights(sweep["dir"]), check_dtype=False)
@@ -442,8 +468,8 @@ def test_report_cli_end_to_end_in_headless_chromium(sweep, tmp_path):
                  "summary.json"):
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["runs"] == {"done": 24, "failed": 1} and summary["rules"] == list(RULES)
-    assert summary["crossrule_matrices"] == 2 and summary["layer_weights"] == 3
+    assert summary["runs"] == {"done": 30, "failed": 1} and summary["rules"] == list(RULES)
+    assert summary["crossrule_matrices"] == 3 and summary["layer_weights"] == 6
     assert [r["encoder"] for r in summary["leaderboard"]] == list(analysis.leaderboard(sweep["dir"]).index)
     page = (out / "index.html").read_text()
     assert not re.search(r"(https?:)?//[a-z]", page.replace("file://", ""))  # no network URL
@@ -477,3 +503,175 @@ def test_evaluate_does_not_import_analysis():
             "print('emostore.analysis' in sys.modules, hasattr(e, 'layer_weights'))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert p.stdout.split() == ["False", "False"]
+
+
+# -- a leaderboard that cannot mislead: missing cells, heads, protocols --------------------------
+
+
+@pytest.fixture(scope="module")
+def missing_cell(sweep):
+    """The real sweep with one encoder's cells dropped where it does not win: that encoder is then better on
+    every cell it has, and incomplete (as a sweep whose last run never finished)."""
+    table = analysis.done_runs(sweep["dir"])
+    full = analysis.leaderboard(table)
+    conds = full.attrs["conditions"]
+    wins = {e: [c for c in conds if full.at[e, c] > full.drop(index=e)[c].max()] for e in full.index}
+    better = max(wins, key=lambda e: len(wins[e]))
+    assert wins[better], f"fixture needs an encoder that strictly wins a cell: {full[conds]}"
+    drop = [c for c in conds if c not in wins[better]] or conds[-1:]
+    rules = [c.split("/")[1] for c in drop]
+    kept = table[~((table["encoder"] == better) & table["rule"].isin(rules))]
+    other = next(e for e in full.index if e != better)
+    return {"table": kept, "better": better, "other": other, "dropped": drop,
+            "shared": [c for c in conds if c not in drop]}
+
+
+def test_incomplete_row_is_never_ranked_above_or_below_and_shows_its_partial_average(missing_cell):
+    """The issue's case: Whisper missing a cell used to print "– | –" under FBANK's Rank 1."""
+    mc = missing_cell
+    board = analysis.leaderboard(mc["table"])
+    better, other = board.loc[mc["better"]], board.loc[mc["other"]]
+    assert list(board.index) == [mc["other"], mc["better"]]  # ranked rows first, then below the line
+    assert other["Rank"] == 1 and other["Cells"] == 3 and pd.isna(other["Partial average"])
+    assert pd.isna(better["Rank"]) and pd.isna(better["Average"]) and better["Cells"] == len(mc["shared"])
+    assert better["Partial average"] == pytest.approx(np.mean([better[c] for c in mc["shared"]]), abs=1e-12)
+    # the incomplete encoder beats the ranked one on every shared cell, and the table shows it
+    assert all(better[c] > other[c] for c in mc["shared"])
+    md = analysis.format_leaderboard(board, "md")
+    lines = md.splitlines()
+    rule_at = next(i for i, x in enumerate(lines) if x.startswith("| *not ranked: missing a cell"))
+    assert lines[rule_at - 1].startswith(f"| {mc['other']} |") and lines[rule_at + 1].startswith(f"| {mc['better']} |")
+    row = lines[rule_at + 1].split(" | ")
+    assert row[-2] == f"{better['Partial average']:.3f} (of {len(mc['shared'])})" and row[-1] == "– |"
+    assert sum(cell.startswith("**") for cell in row[1:-2]) == len(mc["shared"])  # its cells are bold
+    html_text = analysis.format_leaderboard(board, "html")
+    assert html_text.index('<tbody class="below-rule">') < html_text.index(f"<th>{mc['better']}</th>")
+    assert html_text.index(f"<th>{mc['other']}</th>") < html_text.index('<tbody class="below-rule">')
+    back = pd.read_csv(StringIO(analysis.format_leaderboard(board, "csv")), index_col="encoder")
+    assert back.loc[mc["better"], "Partial average"] == pytest.approx(better["Partial average"])
+    assert np.isnan(back.loc[mc["better"], "Rank"]) and back.loc[mc["other"], "Rank"] == 1
+
+
+def test_every_cell_names_the_head_that_won_it_in_md_csv_and_html(sweep):
+    cells = analysis.leaderboard_cells(sweep["dir"])
+    table = analysis.done_runs(sweep["dir"]).set_index("run_id")
+    for r in cells.itertuples():  # the head is the chosen runs' own head
+        heads = set(table.loc[r.run_ids.split(), "head"])
+        assert heads == {r.head_used.split(" ")[0]} and r.head_used.startswith(r.setting.split()[0][5:])
+    board = analysis.board_from_cells(cells)
+    md = analysis.format_leaderboard(board, "md")
+    csv = pd.read_csv(StringIO(analysis.format_leaderboard(board, "csv")), index_col="encoder")
+    html_text = analysis.format_leaderboard(board, "html")
+    for r in cells.itertuples():
+        assert csv.loc[r.encoder, f"{r.condition} head"] == r.head_used
+        assert csv.loc[r.encoder, f"{r.condition} settings"] == r.settings_compared
+        note = r.head_used + (f", best of {r.settings_compared}" if r.settings_compared > 1 else "")
+        row = next(x for x in md.splitlines() if x.startswith(f"| {r.encoder} |"))
+        assert f"[{note}]" in row
+        html_row = re.search(rf"<tr><th>{re.escape(r.encoder)}</th>.*?</tr>", html_text, re.S).group(0)
+        assert f'<br><span class="note">{note}</span>' in html_row
+    assert cells["settings_compared"].max() > 1 and cells["head_used"].nunique() > 1  # the case worth marking
+    assert "[head] = the head of that setting, 'best of k'" in md
+    assert "The line under a value = the head of that setting" in html_text
+
+
+def test_report_and_leaderboard_split_by_head(sweep, tmp_path):
+    res = CliRunner().invoke(main, ["leaderboard", str(sweep["dir"]), "--by", "head", "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    back = pd.read_csv(StringIO(res.output), index_col="encoder")
+    assert {"emodb/mr/probe", "emodb/mr/weighted-sum", "emodb/ar/weighted-sum"} <= set(back.columns)
+    assert back.loc["whisper-tiny.en", "emodb/mr/probe head"].startswith("probe L")  # the best probe layer
+    out = tmp_path / "by-head"
+    res = CliRunner().invoke(main, ["report", str(sweep["dir"]), "--out", str(out), "--by", "head", "--n-boot", "20"])
+    assert res.exit_code == 0, res.output
+    cells = pd.read_csv(out / "leaderboard_cells.csv")
+    assert (cells["head"] == cells["head_used"].str.split(" ").str[0]).all()  # one head per column
+    assert json.loads((out / "summary.json").read_text())["by"] == ["head"]
+    assert "emodb/mr/weighted-sum" in (out / "leaderboard.md").read_text()
+
+
+def test_crossrule_compares_one_head_at_a_time(sweep):
+    cross = analysis.crossrule(sweep["dir"], n_boot=0)
+    table = analysis.done_runs(sweep["dir"])
+    assert set(map(tuple, cross[["encoder", "head"]].drop_duplicates().to_numpy())) == {
+        ("fbank", "probe"), ("fbank", "weighted-sum"), ("whisper-tiny.en", "weighted-sum")}
+    for ident, m in analysis.matrices(cross):
+        assert ident["setting"].startswith(f"head={ident['head']} ") and list(m.index) == list(RULES)
+    # dev selection per head: fbank's probe matrices are the probe settings that won some training rule
+    # among probe settings only, and were trained on two or more rules
+    probe = table[(table["encoder"] == "fbank") & (table["head"] == "probe")]
+    won = {g.groupby("setting")["dev_loss"].mean().idxmin() for _, g in probe.groupby("rule")}
+    expected = {x for x in won if probe.loc[probe["setting"] == x, "rule"].nunique() >= 2}
+    got = set(cross.loc[(cross["encoder"] == "fbank") & (cross["head"] == "probe"), "setting"])
+    assert expected and got == expected
+    assert set(analysis.crossrule(sweep["dir"], n_boot=0, head="probe")["head"]) == {"probe"}
+    md = analysis.format_crossrule(cross)
+    assert md.count("**fbank on emodb, head probe (head=probe") == 1 and "EMO-SUPERB" in md
+
+
+def test_crossrule_on_one_rule_says_which_commands_add_rules(sweep):
+    one = analysis.done_runs(sweep["dir"], rule="mr")
+    with pytest.raises(NoData, match=r"only mr: make a label set per rule \(emostore labels aggregate MANIFEST "
+                                     r"--rule pr .*one --labels per rule"):
+        analysis.crossrule(one)
+    res = CliRunner().invoke(main, ["crossrule", str(sweep["dir"]), "--head", "no-such-head"])
+    assert res.exit_code == 1 and "no finished run in the results table with head=no-such-head" in res.output
+
+
+def test_layer_weight_figures_are_per_encoder_and_skip_single_layer_encoders(sweep, tmp_path):
+    w = analysis.layer_weights(sweep["dir"])
+    figures, single = plots.layer_weights_plots(w, tmp_path / "lw")
+    assert single == ["fbank"] and list(figures) == ["whisper-tiny.en"]
+    png, svg = figures["whisper-tiny.en"]
+    assert png.name == "lw-whisper-tiny.en.png" and _png_size(png) == (800, 400)
+    with pytest.raises(AnalysisError, match="one layer-weight figure per encoder; got fbank, whisper-tiny.en"):
+        plots.layer_weights_plot(w, tmp_path / "both")
+
+
+def test_protocol_picks_the_metrics_and_every_table_names_its_definition(sweep):
+    from emostore.evaluate.metrics import METRICS
+    from emostore.evaluate.protocols import DEFINITIONS, PROTOCOLS, pick_metrics
+
+    assert set(DEFINITIONS) == set(METRICS) and all(m in METRICS for ms in PROTOCOLS.values() for m in ms)
+    assert pick_metrics() == ("macro_f1",) and pick_metrics(protocol="emobox") == ("ua", "wa", "macro_f1_single")
+    assert pick_metrics("kld", "emobox") == ("kld",)
+    with pytest.raises(EvaluationError, match="unknown protocol 'superb'; known: emo-superb, emobox"):
+        pick_metrics(protocol="superb")
+    cli = CliRunner()
+    res = cli.invoke(main, ["leaderboard", str(sweep["dir"]), "--protocol", "emobox", "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    back = pd.read_csv(StringIO(res.output))
+    assert list(dict.fromkeys(back["metric"])) == ["ua", "wa", "macro_f1_single"] and len(back) == 6
+    for m in ("ua", "wa", "macro_f1_single"):
+        ref = analysis.leaderboard(sweep["dir"], m)
+        got = back[back["metric"] == m].set_index("encoder")["emodb/mr"]
+        np.testing.assert_allclose(got.loc[ref.index], ref["emodb/mr"], rtol=1e-12)
+    md = cli.invoke(main, ["leaderboard", str(sweep["dir"])]).output
+    assert md.startswith("**macro-F1 (multi-label, share > 1/C)**")
+    assert "macro-F1, multi-label (EMO-SUPERB): a class is on where its share > 1/C" in md
+    md = cli.invoke(main, ["leaderboard", str(sweep["dir"]), "--protocol", "emobox"]).output
+    assert md.count("(EmoBox)") >= 3 and "single-label (EmoBox): argmax prediction" in md
+    # the two F1s are different numbers on the same runs: a label matters
+    a, b = analysis.leaderboard(sweep["dir"], "macro_f1"), analysis.leaderboard(sweep["dir"], "macro_f1_single")
+    assert not np.allclose(a["emodb/mr"], b.loc[a.index, "emodb/mr"])
+
+
+def test_report_on_a_sweep_with_a_missing_cell_captions_every_table(missing_cell, tmp_path):
+    out = tmp_path / "report"
+    analysis.write_report(missing_cell["table"], out, n_boot=20, protocol="emobox")
+    page = (out / "index.html").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metrics"] == ["ua", "wa", "macro_f1_single"]
+    rows = {r["encoder"]: r for r in summary["leaderboard"]}
+    assert rows[missing_cell["better"]]["rank"] is None and rows[missing_cell["better"]]["partial_average"] > 0
+    assert rows[missing_cell["other"]]["rank"] == 1
+    tables = re.findall(r"<table.*?</table>", page, re.S)
+    assert len(tables) >= 8 and all("<caption>" in t for t in tables)  # every table explains itself
+    assert "caption { caption-side: bottom;" in page
+    board = tables[0]
+    assert all(k in board for k in ("Bold: the best value", "–: no finished run", "Rank: of the Average"))
+    assert page.count('<table class="leaderboard">') == 3 and page.count('<tbody class="below-rule">') == 3
+    assert "no radar chart: it needs at least 3 corpora and this leaderboard has 1 (emodb)" in page
+    assert "fbank: a single layer, whose weight is 1 by construction; no figure." in page
+    assert (out / "plots" / "layer-weights-whisper-tiny.en.png").is_file()
+    assert not (out / "plots" / "radar.png").exists()

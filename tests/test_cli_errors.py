@@ -71,7 +71,7 @@ def test_every_package_error_derives_from_emostore_error():
     errors = _package_errors()
     assert "emostore.store.writer.StoreError" in errors and "emostore.extract.audio.AudioError" in errors
     # control flow inside the LLM runner, never raised out of it
-    internal = {"emostore.labels.llm.runner._Fatal", "emostore.labels.llm.runner._GaveUp"}
+    internal = {"emostore.labels.llm.transport.Fatal", "emostore.labels.llm.transport.GaveUp"}
     stray = sorted(k for k, cls in errors.items()
                    if k not in internal and not issubclass(cls, EmostoreError))
     assert stray == []

@@ -187,5 +187,5 @@ def test_run_ids_read_as_their_settings_with_the_hash_last(tmp_path):
     (tmp_path / "s.zarr" / "zarr.json").write_text('{"attributes": {"fingerprint": "x"}}')
     spec = {k: (str(tmp_path / v) if k in ("store", "labels", "partition") else v) for k, v in spec.items()}
     ids = [r.run_id for r in expand(spec, stored_layers=lambda store: [0, 1, 2, 3, 4])]
-    assert [i.rsplit("-", 1)[0] for i in ids] == ["probe-L4-lr0.001-fold2-s3", "emobox-L2-lr0.0001-h128-fold2-s3"]
+    assert [i.rsplit("-", 1)[0] for i in ids] == ["probe-L4-lr0.001-fold2-s3", "emobox-L2-lr0.001-h128-fold2-s3"]
     assert all(len(i.rsplit("-", 1)[1]) == 10 for i in ids)

@@ -5,7 +5,7 @@ a DataFrame, and returns a pandas DataFrame)::
 
     from emostore import analysis
 
-    board = analysis.leaderboard("sweep/", metric="macro_f1")   # encoders × corpora, Average, Rank
+    board = analysis.leaderboard("sweep/", metric="macro_f1")   # encoders × corpora, Average, Rank (complete rows)
     print(analysis.format_leaderboard(board, "md"))              # or "csv", "html"
     cross = analysis.crossrule("sweep/", n_boot=1000)          # train rule × test rule, 95% CIs (long form)
     analysis.matrices(cross)                                     # [(identity, train × test DataFrame)]
@@ -25,7 +25,9 @@ Model selection is always on dev loss (:func:`select_best`), never on test score
 from emostore.analysis.compare import compare_predictions
 from emostore.analysis.crossrule import crossrule, format_crossrule, label_sets, matrices
 from emostore.analysis.layers import layer_weight_matrix, layer_weights, probe_curves
-from emostore.analysis.leaderboard import board_from_cells, format_leaderboard, leaderboard, leaderboard_cells
+from emostore.analysis.leaderboard import (
+    board_from_cells, format_leaderboard, format_leaderboards, leaderboard, leaderboard_cells,
+)
 from emostore.analysis.report import write_report
 from emostore.analysis.runs import (
     AnalysisError,
@@ -41,6 +43,7 @@ from emostore.analysis.scoring import confusion_matrix, evaluate_run, fold_mean
 __all__ = [
     "AnalysisError", "NoData", "board_from_cells", "compare_predictions", "confusion_matrix", "crossrule",
     "done_runs", "evaluate_run", "failed_runs", "fold_mean", "format_crossrule", "format_leaderboard",
+    "format_leaderboards",
     "label_sets", "layer_weight_matrix", "layer_weights", "leaderboard", "leaderboard_cells", "learning_curves",
     "load_runs", "matrices", "probe_curves", "select_best", "write_report",
 ]

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from emostore.analysis.layers import group_labels
-from emostore.analysis.runs import NoData
+from emostore.analysis.runs import AnalysisError, NoData
 from emostore.evaluate.files import LABELS
 from emostore.evaluate.metrics import HIGHER_IS_BETTER
 
@@ -62,21 +62,35 @@ def _metric_name(metric: str) -> str:
     return LABELS.get(metric, metric)
 
 
+HEAD_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
 def radar_chart(board: pd.DataFrame, stem: str | Path) -> list[Path]:
     """Encoders over conditions (the :func:`~emostore.analysis.leaderboard.leaderboard` table): one
-    polygon per encoder, one spoke per condition. Needs at least 3 conditions."""
+    polygon (colour) per encoder, one spoke per condition, the marker shape of each point = the head
+    that won that cell. Needs at least 3 corpora: with fewer the spokes are rules or heads of one or
+    two corpora, and a polygon's area would suggest a breadth the sweep does not have."""
     conditions, metric = board.attrs["conditions"], board.attrs["metric"]
-    if len(conditions) < 3:
-        raise NoData(f"a radar chart needs at least 3 conditions (corpora or corpus/rule); "
-                            f"this leaderboard has {len(conditions)}")
+    corpora = board.attrs.get("corpora") or []
+    if len(corpora) < 3:
+        raise NoData(f"no radar chart: it needs at least 3 corpora and this leaderboard has {len(corpora)} "
+                     f"({', '.join(corpora)}); the table above holds every number")
+    heads = sorted({h for c in conditions for h in board.get(f"{c} head", pd.Series(dtype=object)).dropna()})
+    marker = {h: HEAD_MARKERS[i % len(HEAD_MARKERS)] for i, h in enumerate(heads)}
     fig = _figure("radar")
     ax = fig.add_subplot(projection="polar")
     angles = np.linspace(0, 2 * np.pi, len(conditions), endpoint=False)
     closed = np.append(angles, angles[0])
     for enc, r in board.iterrows():
         v = r[conditions].to_numpy(dtype=float)
-        ax.plot(closed, np.append(v, v[0]), marker="o", label=str(enc))
-        ax.fill(closed, np.append(v, v[0]), alpha=0.1)
+        line, = ax.plot(closed, np.append(v, v[0]), label=str(enc))
+        ax.fill(closed, np.append(v, v[0]), alpha=0.1, color=line.get_color())
+        for angle, value, c in zip(angles, v, conditions):
+            head = r.get(f"{c} head")
+            if np.isfinite(value):
+                ax.plot([angle], [value], marker=marker.get(head, "o"), color=line.get_color(), linestyle="none")
+    for h in heads:  # marker legend entries, in black
+        ax.plot([], [], marker=marker[h], color="black", linestyle="none", label=f"head: {h}")
     ax.set_xticks(angles, conditions)
     ax.tick_params(axis="x", pad=10)
     top = np.nanmax(board[conditions].to_numpy(dtype=float))
@@ -84,7 +98,7 @@ def radar_chart(board: pd.DataFrame, stem: str | Path) -> list[Path]:
     ax.set_rlabel_position(float(np.degrees(np.pi / len(conditions))))  # between the first two spokes
     ax.tick_params(axis="y", labelsize=8, labelcolor="grey")
     ax.set_title(_metric_name(metric), fontsize=10, pad=22)
-    _legend_below(ax, len(board))
+    _legend_below(ax, len(board) + len(heads))
     return save(fig, stem)
 
 
@@ -111,9 +125,15 @@ def confusion_plot(matrix: pd.DataFrame, stem: str | Path, title: str | None = N
 
 
 def layer_weights_plot(weights: pd.DataFrame, stem: str | Path) -> list[Path]:
-    """Learned layer weights (:func:`~emostore.analysis.layers.layer_weights`), EMO-SUPERB Fig. 4
-    style: one bar per layer, grouped by model, error bars = std over runs."""
-    w = weights.assign(group=group_labels(weights))
+    """Learned layer weights of ONE encoder (:func:`~emostore.analysis.layers.layer_weights`),
+    EMO-SUPERB Fig. 4 style: one bar per layer, grouped by model (corpus, rule), error bars = std
+    over runs, the uniform start 1/L dotted. One encoder per figure: encoders have different layer
+    counts and so different uniform levels, and one axis for all hides the smaller profile."""
+    encoders = weights["encoder"].unique()
+    if len(encoders) != 1:
+        raise AnalysisError(f"one layer-weight figure per encoder; got {', '.join(map(str, encoders))} "
+                            "(use layer_weights_plots)")
+    w = weights.assign(group=group_labels(weights, ["corpus", "rule"]))
     groups = list(dict.fromkeys(w["group"]))
     fig = _figure("layer_weights")
     ax = fig.add_subplot()
@@ -122,15 +142,28 @@ def layer_weights_plot(weights: pd.DataFrame, stem: str | Path) -> list[Path]:
         sub = w[w["group"] == g]
         x = sub["layer"].to_numpy() - 0.4 + width * (k + 0.5)
         ax.bar(x, sub["weight"], width, yerr=sub["std"].fillna(0), capsize=2, label=g)
-    sizes = w.groupby("group")["layer"].count()
-    if sizes.nunique() == 1:
-        ax.axhline(1.0 / sizes.iloc[0], color="grey", linestyle=":", linewidth=1, label="uniform (start)")
     layers = sorted(w["layer"].unique())
+    ax.axhline(1.0 / len(layers), color="grey", linestyle=":", linewidth=1, label=f"uniform start 1/{len(layers)}")
     ax.set_xticks(layers, [str(x) for x in layers])
     ax.set_xlabel("layer (0 = embeddings)")
     ax.set_ylabel("weight (softmax)")
-    _legend_below(ax, len(groups) + (sizes.nunique() == 1))
+    ax.set_title(f"{encoders[0]}: learned layer weights (weighted-sum head)", fontsize=9)
+    _legend_below(ax, len(groups) + 1)
     return save(fig, stem)
+
+
+def layer_weights_plots(weights: pd.DataFrame, stem: str | Path) -> tuple[dict[str, list[Path]], list[str]]:
+    """:func:`layer_weights_plot` per encoder, written to ``stem-<encoder>``: the figures by encoder,
+    and the encoders left out because they have a single layer (its weight is 1 by construction)."""
+    stem = Path(stem)
+    figures, single = {}, []
+    for enc, sub in weights.groupby("encoder", sort=True):
+        if sub["layer"].nunique() < 2:
+            single.append(str(enc))
+            continue
+        slug = "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in str(enc))
+        figures[str(enc)] = layer_weights_plot(sub, stem.with_name(f"{stem.name}-{slug}"))
+    return figures, single
 
 
 def layer_heatmap(matrix: pd.DataFrame, stem: str | Path) -> list[Path]:
@@ -170,7 +203,7 @@ def probe_curves_plot(curves: pd.DataFrame, stem: str | Path) -> list[Path]:
     ax.set_xticks(layers, [str(x) for x in layers])
     ax.set_xlabel("layer (0 = embeddings)")
     arrow = "↑" if HIGHER_IS_BETTER.get(metric, True) else "↓"
-    ax.set_ylabel(f"{metric} {arrow}")
+    ax.set_ylabel(f"{_metric_name(metric)} {arrow}", fontsize=8)
     ax.set_title(f"linear probe per layer: {_metric_name(metric)}, 95% CI", fontsize=9)
     _legend_below(ax, c["group"].nunique())
     return save(fig, stem)

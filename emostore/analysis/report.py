@@ -21,13 +21,17 @@ from pathlib import Path
 import pandas as pd
 
 from emostore.analysis import plots
-from emostore.analysis.crossrule import crossrule, format_crossrule
+from emostore.analysis.crossrule import IDENTITY, crossrule, format_crossrule
 from emostore.analysis.layers import group_labels, layer_weight_matrix, layer_weights, probe_curves
 from emostore.analysis.formatting import html_table, number, with_ci
-from emostore.analysis.leaderboard import board_from_cells, format_leaderboard, leaderboard_cells
-from emostore.analysis.runs import NoData, done_runs, failed_runs, learning_curves, load_runs, plain, rule_order
+from emostore.analysis.leaderboard import board_from_cells, format_leaderboard, format_leaderboards, leaderboard_cells
+from emostore.analysis.runs import (
+    AnalysisError, NoData, done_runs, failed_runs, learning_curves, load_runs, plain, rule_order,
+)
 from emostore.analysis.scoring import check_metric, confusion_matrix
+from emostore.evaluate import EvaluationError
 from emostore.evaluate.files import LABELS
+from emostore.evaluate.protocols import definition, pick_metrics
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
@@ -36,7 +40,12 @@ h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.25rem; margin-
   border-bottom: 1px solid #ddd; padding-bottom: .2rem; } h3 { font-size: 1.05rem; }
 p.meta, p.note { color: #555; } p.note { font-style: italic; }
 table { border-collapse: collapse; margin: .6rem 0 1rem; font-size: .88rem; }
-caption { caption-side: top; text-align: left; color: #555; font-size: .85rem; padding-bottom: .3rem; }
+caption { caption-side: bottom; text-align: left; color: #555; font-size: .8rem; padding-top: .3rem;
+          white-space: normal; max-width: 1100px; }
+td .note, th .note { color: #666; font-size: .75rem; }
+tbody.below-rule { border-top: 3px double #666; } tr.rule th { text-align: left; font-weight: normal;
+  font-style: italic; background: #fff7e6; }
+h4 { font-size: .95rem; margin: 1.2rem 0 .2rem; }
 th, td { border: 1px solid #ccc; padding: .25rem .55rem; text-align: right; white-space: nowrap; }
 thead th { background: #f2f4f7; text-align: center; } tbody th { text-align: left; background: #fafbfc; }
 td.text, th.text { text-align: left; white-space: normal; }
@@ -100,22 +109,33 @@ class _Page:
                 f'(<a href="{html.escape(svg)}">SVG</a>)</figcaption></figure>')
 
 
-def _leaderboard_section(page: _Page, runs: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    cells = leaderboard_cells(runs, metric)
+def _leaderboard_section(page: _Page, runs: pd.DataFrame, metrics: tuple[str, ...],
+                         by) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One leaderboard per metric (the protocol's primary first); the primary's board and cells."""
+    cells = leaderboard_cells(runs, metrics[0], by=by)
     board = board_from_cells(cells)
-    page.write("leaderboard.md", format_leaderboard(board, "md"))
-    page.write("leaderboard.csv", format_leaderboard(board, "csv"))
+    boards = [board, *[board_from_cells(leaderboard_cells(runs, m, by=by)) for m in metrics[1:]]]
+    page.write("leaderboard.md", format_leaderboards(boards, "md"))
+    page.write("leaderboard.csv", format_leaderboards(boards, "csv"))
     page.write("leaderboard_cells.csv", cells.to_csv(index=False))
     page.add('<h2 id="leaderboard">Leaderboard</h2>')
-    page.add('<div class="scroll">' + format_leaderboard(board, "html") + "</div>")
-    header = ["encoder", "condition", "selected setting", "mean dev loss", "settings compared", "folds", "runs"]
-    rows = [[r.encoder, r.condition, r.setting, number(r.mean_dev_loss, 4), str(r.settings_compared),
+    for b in boards:
+        if len(boards) > 1:
+            page.add(f"<h3>{html.escape(LABELS[b.attrs['metric']])}</h3>")
+        page.add('<div class="scroll">' + format_leaderboard(b, "html") + "</div>")
+    header = ["encoder", "condition", "head", "selected setting", "mean dev loss", "settings compared", "folds",
+              "runs"]
+    rows = [[r.encoder, r.condition, r.head_used, r.setting, number(r.mean_dev_loss, 4), str(r.settings_compared),
              str(r.folds), str(r.n)] for r in cells.itertuples()]
-    page.add('<div class="scroll">' + html_table(header, rows, "Settings chosen by dev loss (never by test score)",
-                                                 cls="wide") + "</div>")
+    note = ("Settings chosen per cell by the lowest mean dev loss over their runs (never by a test score); "
+            "settings of every head compete unless the report is split --by head. Settings compared: how many "
+            "settings the selection chose among, the winner included.")
+    page.add("<h3>Settings chosen per cell</h3>")
+    page.add('<div class="scroll">' + html_table(header, rows, note, cls="wide") + "</div>")
     try:
         radar = page.figure(plots.radar_chart(board, page.out / "plots" / "radar"), "radar",
-                            "Encoders over conditions (radar)")
+                            f"Encoders over conditions (radar), {LABELS[board.attrs['metric']]}; "
+                            "marker shape = head of the cell")
         page.add(f'<div class="figs">{radar}</div>')
     except NoData as exc:
         page.note(str(exc))
@@ -130,7 +150,7 @@ def _cells_section(page: _Page, runs: pd.DataFrame, cells: pd.DataFrame) -> None
     for r in cells.itertuples():
         sub = runs[runs["run_id"].isin(r.run_ids.split())]
         name = _slug(f"{r.encoder}-{r.condition}")
-        title = f"{r.encoder} · {r.condition}"
+        title = f"{r.encoder} · {r.condition} · {r.head_used}"
         cm = plots.confusion_plot(confusion_matrix(sub), page.out / "plots" / f"confusion-{name}", title)
         lc = plots.learning_curves_plot(learning_curves(sub), page.out / "plots" / f"learning-{name}", title)
         figs.append(page.figure(cm, "confusion", f"Confusion matrix, {title}"))
@@ -146,8 +166,8 @@ def _crossrule_section(page: _Page, runs: pd.DataFrame, metric: str, n_boot: int
         page.note(str(exc))
         return None
     page.write("crossrule.csv", format_crossrule(cross, "csv"))
-    page.add('<p class="meta">Rows: the rule the model was trained on; columns: the rule of the test label set. '
-             f"Mean over folds with a 95% bootstrap CI ({n_boot} replicates, seed {seed}).</p>")
+    page.add(f'<p class="meta">One matrix per encoder, corpus and head (the head\'s dev-selected setting per '
+             f"training rule); bootstrap seed {seed}.</p>")
     page.add('<div class="scroll">' + format_crossrule(cross, "html") + "</div>")
     return cross
 
@@ -166,12 +186,19 @@ def _layers_section(page: _Page, runs: pd.DataFrame, metric: str, n_boot: int, s
         page.add("<h3>Learned layer weights (weighted-sum heads)</h3>")
         header = ["model \\ layer", *[str(c) for c in matrix.columns]]
         rows = [[i, *[number(v, 3) for v in r]] for i, r in zip(matrix.index, matrix.to_numpy())]
-        caption = "Mean softmax weight over folds and seeds"
+        caption = ("Mean softmax weight over folds and seeds of the dev-selected weighted-sum setting; layer 0 = "
+                   "embeddings; –: the encoder has no such layer. A flat row near 1/L barely moved from the "
+                   "uniform start.")
         page.add('<div class="scroll">' + html_table(header, rows, caption) + "</div>")
-        figs = [page.figure(plots.layer_weights_plot(weights, page.out / "plots" / "layer-weights"), "layer_weights",
-                            "Layer weights per layer (EMO-SUPERB Fig. 4 style), error bars = std over runs"),
-                page.figure(plots.layer_heatmap(matrix, page.out / "plots" / "layer-heatmap"), "layer_heatmap",
-                            "Layer weights heat map")]
+        figures, single = plots.layer_weights_plots(weights, page.out / "plots" / "layer-weights")
+        figs = [page.figure(paths, "layer_weights", f"{enc}: layer weights per layer (EMO-SUPERB Fig. 4 style), "
+                            "error bars = std over runs") for enc, paths in figures.items()]
+        multi = weights[~weights["encoder"].isin(single)]
+        if len(multi):
+            heat = plots.layer_heatmap(layer_weight_matrix(multi), page.out / "plots" / "layer-heatmap")
+            figs.append(page.figure(heat, "layer_heatmap", "Layer weights heat map (encoders with several layers)"))
+        if single:
+            page.note(f"{', '.join(single)}: a single layer, whose weight is 1 by construction; no figure.")
         page.add(f'<div class="figs">{"".join(figs)}</div>')
         found["layer_weights"] = len(matrix)
     try:
@@ -182,10 +209,12 @@ def _layers_section(page: _Page, runs: pd.DataFrame, metric: str, n_boot: int, s
         page.write("probes.csv", curves.to_csv(index=False))
         page.add("<h3>Per-layer linear probes</h3>")
         labels = group_labels(curves)
-        header = ["model", "layer", f"{metric} [95% CI]", "folds", "runs", "utterances"]
+        header = ["model", "layer", f"{LABELS[metric]} [95% CI]", "folds", "runs", "utterances"]
         rows = [[g, str(r.layer), with_ci(r.value, r.ci_low, r.ci_high), str(r.folds), str(r.runs), str(r.n)]
                 for g, r in zip(labels, curves.itertuples())]
-        page.add('<div class="scroll">' + html_table(header, rows, LABELS[metric]) + "</div>")
+        caption = (f"{definition(metric)}, of a linear probe on one layer (dev-selected per layer), mean over folds "
+                   f"and seeds [95% bootstrap CI, {n_boot} replicates]; utterances: test utterances scored.")
+        page.add('<div class="scroll">' + html_table(header, rows, caption) + "</div>")
         fig = plots.probe_curves_plot(curves, page.out / "plots" / "probe-curves")
         fig = page.figure(fig, "probe_curves", "Probe metric per layer, 95% CI band")
         page.add(f'<div class="figs">{fig}</div>')
@@ -200,37 +229,48 @@ def _failed_section(page: _Page, failed: pd.DataFrame) -> None:
         return
     header = ["run", "head", "fold", "seed", "error"]
     rows = [[r.run_id, _text(r.head), _text(r.fold), _text(r.seed), _text(r.error)] for r in failed.itertuples()]
-    page.add('<div class="scroll">' + html_table(header, rows, cls="wide") + "</div>")
+    caption = "Runs that stopped with an error (error.json); they count in no table above. –: not set."
+    page.add('<div class="scroll">' + html_table(header, rows, caption, cls="wide") + "</div>")
 
 
-def write_report(results, out_dir: str | Path, metric: str = "macro_f1", n_boot: int = 1000, seed: int = 0,
-                 title: str = "emostore sweep report") -> pd.DataFrame:
+def write_report(results, out_dir: str | Path, metric: str | None = None, n_boot: int = 1000, seed: int = 0,
+                 title: str = "emostore sweep report", protocol: str | None = None, by=None) -> pd.DataFrame:
     """Write ``index.html`` and its tables, figures and ``summary.json`` to ``out_dir`` (module doc).
 
-    ``results``: a sweep directory, its results.sqlite or the table as a DataFrame. Returns the
-    files written (``path``, ``bytes``), ``index.html`` last.
+    ``results``: a sweep directory, its results.sqlite or the table as a DataFrame. ``metric``: one
+    metric; without it the ``protocol``'s metrics (default EMO-SUPERB: ``macro_f1``), one
+    leaderboard each, the first (primary) also for the cross-rule matrices and probe curves.
+    ``by``: extra condition columns of the leaderboard (e.g. ``["head"]``). Returns the files
+    written (``path``, ``bytes``), ``index.html`` last.
     """
-    check_metric(metric)
+    try:
+        metrics = pick_metrics(metric, protocol)
+    except EvaluationError as exc:
+        raise AnalysisError(str(exc)) from None
+    metric = check_metric(metrics[0])
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     all_runs = load_runs(results)
     runs = done_runs(all_runs)
     failed = failed_runs(all_runs)
     page = _Page(out)
-    board, cells = _leaderboard_section(page, runs, metric)
+    board, cells = _leaderboard_section(page, runs, metrics, by)
     cross = _crossrule_section(page, runs, metric, n_boot, seed)
     found = _layers_section(page, runs, metric, n_boot, seed)
     _cells_section(page, runs, cells)
     _failed_section(page, failed)
 
     summary = {
-        "metric": metric, "n_boot": n_boot, "seed": seed,
+        "metric": metric, "metrics": list(metrics), "protocol": protocol,
+        "by": list(by or []), "n_boot": n_boot, "seed": seed,
         "runs": {"done": len(runs), "failed": len(failed)},
         "encoders": sorted(runs["encoder"].unique()), "corpora": sorted(runs["corpus"].unique()),
         "rules": rule_order(runs["rule"].dropna()),
         "leaderboard": [{"encoder": enc, "average": None if pd.isna(r["Average"]) else float(r["Average"]),
-                         "rank": None if pd.isna(r["Rank"]) else int(r["Rank"])} for enc, r in board.iterrows()],
-        "crossrule_matrices": 0 if cross is None else int(cross.groupby(["encoder", "corpus", "setting"]).ngroups),
+                         "rank": None if pd.isna(r["Rank"]) else int(r["Rank"]), "cells": int(r["Cells"]),
+                         "partial_average": None if pd.isna(r["Partial average"]) else float(r["Partial average"])}
+                        for enc, r in board.iterrows()],
+        "crossrule_matrices": 0 if cross is None else int(cross.groupby(IDENTITY).ngroups),
         **found,
     }
     page.write("summary.json", json.dumps(summary, indent=1) + "\n")
@@ -243,7 +283,8 @@ def write_report(results, out_dir: str | Path, metric: str = "macro_f1", n_boot:
     head = (f"<h1>{html.escape(title)}</h1>"
             f'<p class="meta">{len(runs)} finished and {len(failed)} failed runs; encoders: '
             f"{html.escape(', '.join(summary['encoders']))}; corpora: {html.escape(', '.join(summary['corpora']))}; "
-            f"rules: {html.escape(', '.join(summary['rules']))}. Metric: {html.escape(LABELS[metric])}.</p>"
+            f"rules: {html.escape(', '.join(summary['rules']))}. Metrics: "
+            f"{html.escape('; '.join(definition(m) for m in metrics))}.</p>"
             f'<p class="meta">{nav}</p><p class="meta">Files: {files}</p>')
     doc = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
            f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n"

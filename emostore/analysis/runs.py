@@ -58,6 +58,15 @@ def setting_of(row) -> str:
     return " ".join(parts)
 
 
+def head_of(row) -> str:
+    """The head a run trained, with the layer for a single-layer head: ``weighted-sum``, ``probe L3``."""
+    head = plain(row.get("head"))
+    if head is None:
+        return "?"
+    layer = plain(row.get("layer"))
+    return f"{head} L{layer}" if layer is not None and head in ("probe", "emobox") else str(head)
+
+
 def load_runs(results) -> pd.DataFrame:
     """Every row (done and failed) of a results table, with ``corpus``, ``rule`` and ``setting`` filled in.
 

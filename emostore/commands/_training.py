@@ -12,20 +12,26 @@ from emostore.commands import _choices
 
 TRAIN_OPTIONS = [  # (flag, click.option keywords)
     ("--preset", dict(type=_choices.presets(),
+<<<<<<< HEAD
                       help="A published recipe's defaults (emobox: emobox head, 100 epochs, 10 warm-up, "
                            "20% of train as dev when the fold has none); other options override it.")),
     ("--layer", dict(type=int, help="Encoder layer read by the emobox, ar-mlp and probe heads (weighted-sum "
                                     "ignores it) [default: last stored].")),
+=======
+                      help="A published recipe's defaults (emobox: emobox head, 100 epochs, 10 warm-up, no early "
+                           "stopping, 20% of train as dev when the fold has none); other options override it.")),
+    ("--layer", dict(type=int, help="Encoder layer for emobox / ar-mlp / probe [default: last stored].")),
+>>>>>>> main
     ("--hidden", dict(type=int, help="Hidden size [default: 256, ar-mlp 1024].")),
     ("--seed", dict(type=int, help="[default: 0]")),
-    ("--epochs", dict(type=int, help="[default: 20]")),
-    ("--lr", dict(type=float, help="AdamW learning rate [default: 1e-4].")),
+    ("--epochs", dict(type=int, help="Most epochs; early stopping usually ends a run sooner [default: 100].")),
+    ("--lr", dict(type=float, help="AdamW learning rate [default: 1e-3; probe 1e-2].")),
     ("--batch-size", dict(type=int, help="[default: 32]")),
     ("--beta", dict(type=float, help="Class-balanced weighting (Cui et al.); 0 disables [default: 0.99].")),
     ("--smoothing", dict(type=float, help="Label smoothing of the train loss [default: 0].")),
     ("--warmup-epochs", dict(type=int, help="Linear lr warm-up epochs [default: 0].")),
-    ("--patience", dict(type=int, help="Early stopping: stop after this many epochs without a lower dev loss "
-                                       "[default: off].")),
+    ("--patience", dict(type=int, help="Early stopping: stop after this many epochs without a lower dev loss; "
+                                       "0: run every epoch [default: 10; --preset emobox: 0].")),
     ("--valid-fraction", dict(type=float, help="Share of train held out as dev when the fold has no dev part "
                                                "[default: 0].")),
     ("--features", dict(type=_choices.feature_kinds(),

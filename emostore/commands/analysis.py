@@ -13,12 +13,38 @@ from pathlib import Path
 import click
 
 RESULTS = click.argument("results", type=click.Path(exists=True))
-METRIC_HELP = "Metric: macro_f1 | ua | wa | macro_f1_single | kld | jsd (kld, jsd: lower is better)."
+METRIC_HELP = ("Metric: macro_f1 (EMO-SUPERB multi-label F1, share > 1/C) | ua | wa | macro_f1_single (argmax F1) "
+               "| kld | jsd (kld, jsd: lower is better). Default: the --protocol's metrics (leaderboard, report: a "
+               "table each; crossrule, layers, compare: the primary one).")
+PROTOCOL_HELP = ("Benchmark whose metrics to report when --metric is not given: emo-superb (macro_f1, multi-label) "
+                 "or emobox (ua, wa, macro_f1_single; UA primary).")
 FORMATS = ["md", "csv", "html"]
 
 
 def _metric(f):
-    return click.option("--metric", "-m", default="macro_f1", show_default=True, metavar="NAME", help=METRIC_HELP)(f)
+    f = click.option("--protocol", type=click.Choice(["emo-superb", "emobox"]), default="emo-superb",
+                     show_default=True, help=PROTOCOL_HELP)(f)
+    return click.option("--metric", "-m", default=None, metavar="NAME", help=METRIC_HELP)(f)
+
+
+def _metrics(metric: str | None, protocol: str) -> tuple[str, ...]:
+    """--metric, else the protocol's metrics (primary first), as the analysis error class."""
+    from emostore.analysis import AnalysisError
+    from emostore.evaluate import EvaluationError
+    from emostore.evaluate.protocols import pick_metrics
+
+    try:
+        return pick_metrics(metric, protocol)
+    except EvaluationError as exc:
+        raise AnalysisError(str(exc)) from None
+
+
+def _by(text: str | None) -> list[str] | None:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+
+BY_HELP = ("Columns added to each condition, comma-separated, from rule, head, features, preset (corpus, and rule "
+           "when the runs use several rules, are always in): --by head gives one column per head.")
 
 
 def _boot_options(minimum: int, help_text: str):
@@ -56,24 +82,22 @@ def _fmt_from(fmt: str | None, out: str | None) -> str:
 @_metric
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="Output format (default: from --out's suffix, else md).")
-@click.option("--by", default=None, metavar="COLS",
-              help="Columns that make a condition, comma-separated, from corpus, rule, head, features, preset "
-                   "(default: corpus, plus rule when the runs use several rules).")
+@click.option("--by", default=None, metavar="COLS", help=BY_HELP)
 @click.option("--head", default=None, help="Only runs of this head (e.g. weighted-sum).")
 @click.option("--rule", default=None, help="Only runs trained on this label-set rule (e.g. mr).")
 @click.option("--out", "-o", default=None, type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
-def leaderboard_cmd(results, metric, fmt, by, head, rule, out):
-    """Encoders × corpora table of RESULTS (EMO-SUPERB Table 2 layout).
+def leaderboard_cmd(results, metric, protocol, fmt, by, head, rule, out):
+    """Encoders × corpora table of RESULTS (EMO-SUPERB Table 2 layout), one per metric.
 
     RESULTS is a sweep directory or its results.sqlite. Per cell: the setting with the lowest mean
     dev loss (selection never looks at test scores), its test metric averaged over seeds, then
-    folds, ± the std across folds, and n = runs; then the Average over conditions and its Rank.
+    folds, ± the std across folds, n = runs, and the head of that setting. Average and Rank only
+    for encoders with every cell; the others follow below a line with their partial average.
     """
-    from emostore.analysis import format_leaderboard, leaderboard
+    from emostore.analysis import format_leaderboards, leaderboard
 
-    cols = [c.strip() for c in by.split(",") if c.strip()] if by else None
-    board = leaderboard(results, metric, by=cols, head=head, rule=rule)
-    _emit(format_leaderboard(board, _fmt_from(fmt, out)), out)
+    boards = [leaderboard(results, m, by=_by(by), head=head, rule=rule) for m in _metrics(metric, protocol)]
+    _emit(format_leaderboards(boards, _fmt_from(fmt, out)), out)
 
 
 @click.command("crossrule")
@@ -85,15 +109,18 @@ def leaderboard_cmd(results, metric, fmt, by, head, rule, out):
                    "trained on two or more rules.")
 @click.option("--labels", "overrides", multiple=True, metavar="RULE=PATH",
               help="Label set to test RULE on (default: the one the table's runs trained on). Repeatable.")
+@click.option("--head", default=None, help="Only this head (default: a matrix per head).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="md/html: one matrix per model; csv: the long table (default: from --out's suffix, else md).")
 @click.option("--out", "-o", default=None, type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
-def crossrule_cmd(results, metric, n_boot, seed, select, overrides, fmt, out):
+def crossrule_cmd(results, metric, protocol, n_boot, seed, select, overrides, head, fmt, out):
     """Train-rule × test-rule matrix of RESULTS (all-inclusive-rule paper, Tables 4–6).
 
     For runs that differ only by their label-set rule (MR, PR, AR...), each run's predictions are
     scored on every rule's label set over its fold's test utterances; cells are averaged over folds
-    and seeds, with 95% bootstrap CIs.
+    and seeds, with 95% bootstrap CIs. One matrix per encoder, corpus and head (dev selection per
+    head). Needs runs on two or more rules: one --labels per rule in the sweep. Metric: --metric,
+    else the protocol's primary one.
     """
     from emostore.analysis import AnalysisError, crossrule, format_crossrule
 
@@ -103,7 +130,8 @@ def crossrule_cmd(results, metric, n_boot, seed, select, overrides, fmt, out):
         if not sep or not rule or not path:
             raise AnalysisError(f"--labels takes RULE=PATH, got {item!r}")
         sets[rule] = path
-    cross = crossrule(results, metric, n_boot=n_boot, seed=seed, select=select, label_sets_by_rule=sets)
+    cross = crossrule(results, _metrics(metric, protocol)[0], n_boot=n_boot, seed=seed, select=select,
+                      label_sets_by_rule=sets, head=head)
     _emit(format_crossrule(cross, _fmt_from(fmt, out)), out)
 
 
@@ -114,7 +142,7 @@ def crossrule_cmd(results, metric, n_boot, seed, select, overrides, fmt, out):
 @click.option("--out", "-o", default=None, type=click.Path(file_okay=False),
               help="Folder for layers.csv, layer_matrix.csv, probes.csv and the figures (PNG + SVG); "
                    "without it the tables are printed.")
-def layers_cmd(results, metric, n_boot, seed, out):
+def layers_cmd(results, metric, protocol, n_boot, seed, out):
     """Layer-wise analysis of RESULTS: learned layer weights and per-layer probe curves.
 
     Layer weights: the weighted-sum heads' softmax weights per layer (dev-selected setting, mean ±
@@ -132,7 +160,7 @@ def layers_cmd(results, metric, n_boot, seed, out):
     except NoData as exc:
         missing.append(str(exc))
     try:
-        parts["probes.csv"] = probe_curves(results, metric, n_boot=n_boot, seed=seed)
+        parts["probes.csv"] = probe_curves(results, _metrics(metric, protocol)[0], n_boot=n_boot, seed=seed)
     except NoData as exc:
         missing.append(str(exc))
     if not parts:
@@ -150,8 +178,11 @@ def layers_cmd(results, metric, n_boot, seed, out):
         (folder / name).write_text(df.to_csv(index=name == "layer_matrix.csv"), encoding="utf-8")
         written.append(folder / name)
     if "layers.csv" in parts:
-        written += plots.layer_weights_plot(parts["layers.csv"], folder / "layer-weights")
+        figures, single = plots.layer_weights_plots(parts["layers.csv"], folder / "layer-weights")
+        written += [p for paths in figures.values() for p in paths]
         written += plots.layer_heatmap(parts["layer_matrix.csv"], folder / "layer-heatmap")
+        for enc in single:
+            click.echo(f"note: {enc} has a single layer (weight 1 by construction): no layer-weight figure", err=True)
     if "probes.csv" in parts:
         written += plots.probe_curves_plot(parts["probes.csv"], folder / "probe-curves")
     click.echo("\n".join(str(p) for p in written))
@@ -162,17 +193,20 @@ def layers_cmd(results, metric, n_boot, seed, out):
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder to write the report to.")
 @_metric
 @_bootstrap
+@click.option("--by", default=None, metavar="COLS", help=BY_HELP)
 @click.option("--title", default="emostore sweep report", show_default=True, help="Page title.")
-def report_cmd(results, out, metric, n_boot, seed, title):
+def report_cmd(results, out, metric, protocol, n_boot, seed, by, title):
     """One static HTML report of RESULTS: OUT/index.html plus its tables and figures.
 
-    Leaderboard (Markdown, CSV, HTML), cross-rule matrix (when the runs use two or more rules),
-    layer weights and probe curves, per-model confusion matrices and learning curves, failed runs
-    with their errors, and summary.json. Plain HTML, relative links: the folder opens anywhere.
+    Leaderboards (one per metric of the protocol, Markdown, CSV, HTML), cross-rule matrices per head
+    (when the runs use two or more rules), layer weights per encoder and probe curves, per-model
+    confusion matrices and learning curves, failed runs with their errors, and summary.json. Plain
+    HTML, relative links: the folder opens anywhere.
     """
     from emostore.analysis import write_report
 
-    files = write_report(results, out, metric=metric, n_boot=n_boot, seed=seed, title=title)
+    files = write_report(results, out, metric=metric, n_boot=n_boot, seed=seed, title=title, protocol=protocol,
+                         by=_by(by))
     click.echo(f"{Path(out) / 'index.html'}: {len(files)} files, {files['bytes'].sum() / 1024:.0f} KiB")
 
 
@@ -187,7 +221,7 @@ def report_cmd(results, out, metric, n_boot, seed, title):
               help="With --fold: score only that fold's test utterances (what a run predicts).")
 @click.option("--fold", default=None, help="Fold of --partition.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def compare_cmd(pred_a, pred_b, labels_path, metric, n_boot, seed, partition, fold, as_json):
+def compare_cmd(pred_a, pred_b, labels_path, metric, protocol, n_boot, seed, partition, fold, as_json):
     """Paired bootstrap test: are predictions PRED_A better than PRED_B?
 
     Both are scored on the same utterances of the label set; each bootstrap replicate resamples
@@ -196,6 +230,7 @@ def compare_cmd(pred_a, pred_b, labels_path, metric, n_boot, seed, partition, fo
     """
     from emostore.analysis import compare_predictions
 
+    metric = _metrics(metric, protocol)[0]
     r = compare_predictions(pred_a, pred_b, labels_path, metric, n_boot=n_boot, seed=seed,
                             partition=partition, fold=fold).iloc[0].to_dict()
     if as_json:

@@ -161,7 +161,7 @@ def _train(fs, records, classes, partition, cfg, log, source, on_epoch, progress
                              "lr": opt.param_groups[0]["lr"]}, head)
         if log:
             log(f"epoch {epoch}/{cfg.epochs}: train loss {train_losses[-1]:.4f}, dev loss {dev_loss:.4f}")
-        if cfg.patience is not None and epoch - best_epoch >= cfg.patience and best_state is not None:
+        if cfg.patience and epoch - best_epoch >= cfg.patience and best_state is not None:
             stop = f"early stop: no better dev loss for {cfg.patience} epochs (best: epoch {best_epoch})"
             bar.write(stop)
             if log:
