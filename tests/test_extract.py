@@ -259,7 +259,9 @@ def test_verify_reports_overlapping_frames_and_wrong_manifest(whisper_store, tmp
     off = np.asarray(g["offsets"][:])
     off[1] = off[0]
     g["offsets"][:] = off
-    problems = emostore.store.verify(emostore.store.open(copy), load_manifest(small_manifest))
+    rows = [json.loads(line) for line in small_manifest.read_text().splitlines()]
+    other = write_manifest(tmp_path / "other.jsonl", rows[::-1])  # the same clips in another order
+    problems = emostore.store.verify(emostore.store.open(copy), load_manifest(other))
     assert any("overlap" in p for p in problems)
     assert any("is not the one this store was made from" in p for p in problems)
     result = CliRunner().invoke(main, ["store", "verify", str(copy)])

@@ -76,7 +76,7 @@ def test_full_disk_names_the_last_committed_row_and_a_rerun_resumes_to_the_clean
     # the disk fills up as block 2 (rows 3-4) marks itself done: rows 1-2 are committed
     _fail_writes(monkeypatch, errno.ENOSPC, lambda p, calls: _is_done_chunk(p) and any(map(_is_done_chunk, calls)))
     result = CliRunner().invoke(main, ["extract", str(small_manifest), "--encoder", "fbank", "--block-rows", "2",
-                                       "--max-batch", "1", "--out", str(tmp_path / "s.zarr")])
+                                       "--max-batch", "1", "--quiet", "--out", str(tmp_path / "s.zarr")])
     assert result.exit_code == 1 and "Traceback" not in result.output
     line = result.output.strip()
     assert "\n" not in line and "disk is full" in line and "free space and re-run" in line

@@ -12,16 +12,10 @@ from emostore.commands import _choices
 
 TRAIN_OPTIONS = [  # (flag, click.option keywords)
     ("--preset", dict(type=_choices.presets(),
-<<<<<<< HEAD
-                      help="A published recipe's defaults (emobox: emobox head, 100 epochs, 10 warm-up, "
-                           "20% of train as dev when the fold has none); other options override it.")),
-    ("--layer", dict(type=int, help="Encoder layer read by the emobox, ar-mlp and probe heads (weighted-sum "
-                                    "ignores it) [default: last stored].")),
-=======
                       help="A published recipe's defaults (emobox: emobox head, 100 epochs, 10 warm-up, no early "
                            "stopping, 20% of train as dev when the fold has none); other options override it.")),
-    ("--layer", dict(type=int, help="Encoder layer for emobox / ar-mlp / probe [default: last stored].")),
->>>>>>> main
+    ("--layer", dict(type=int, help="Encoder layer read by the emobox, ar-mlp and probe heads (weighted-sum "
+                                    "ignores it) [default: last stored].")),
     ("--hidden", dict(type=int, help="Hidden size [default: 256, ar-mlp 1024].")),
     ("--seed", dict(type=int, help="[default: 0]")),
     ("--epochs", dict(type=int, help="Most epochs; early stopping usually ends a run sooner [default: 100].")),
