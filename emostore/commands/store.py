@@ -28,7 +28,8 @@ def info(path, as_json):
 
 @store.command("verify")
 @click.argument("path", type=click.Path(exists=True))
-@click.option("--manifest", type=click.Path(exists=True), default=None, help="Also check the store was made from it (or from a manifest with the same ids and audio).")
+@click.option("--manifest", type=click.Path(exists=True), default=None,
+              help="Also check the store was made from it (or from a manifest with the same ids and audio).")
 def verify_cmd(path, manifest):
     """Check offsets, done mask, shapes, NaNs and (with --manifest) that the store was made from MANIFEST.
 

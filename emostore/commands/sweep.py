@@ -17,7 +17,8 @@ from emostore.commands._training import grid_value, train_options
 @click.option("--store", "stores", multiple=True, help="Feature store(s) (a grid axis when repeated).")
 @click.option("--labels", "label_sets", multiple=True, help="Label set(s).")
 @click.option("--partition", "partitions", multiple=True, help="Partition file(s).")
-@click.option("--fold", "folds", multiple=True, metavar="NAME|all", help="Fold name(s); `all`: every fold of the partition.")
+@click.option("--fold", "folds", multiple=True, metavar="NAME|all",
+              help="Fold name(s); `all`: every fold of the partition.")
 @click.option("--head", "heads", multiple=True, type=_choices.heads(),
               help="Head(s).")
 @train_options(multiple=True)

@@ -18,7 +18,8 @@ F1_NOTE = ("macro_f1 is EMO-SUPERB's multi-label macro-F1 (a class counts as pre
            "> 1/C); macro_f1_single takes the argmax class")
 
 
-def test_estimates(result: RunResult, records, n_boot: int = DEFAULT_BOOT, seed: int = 0) -> tuple[dict[str, Estimate], int]:
+def test_estimates(result: RunResult, records, n_boot: int = DEFAULT_BOOT,
+                   seed: int = 0) -> tuple[dict[str, Estimate], int]:
     """(metric -> Estimate with a 95% percentile CI, n) on the run's kept test utterances; ({}, 0) if none."""
     probs = dict(zip(result.test_ids, result.test_probs))
     kept = [r for r in records if r.excluded is None and r.id in probs]
