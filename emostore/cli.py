@@ -10,7 +10,7 @@ import click
 
 from emostore import __version__
 from emostore.commands import (
-    analysis, evaluate, extract, labels, manifest, partition, relabel, store, sweep, train,
+    analysis, evaluate, extract, labels, manifest, partition, recipe, relabel, store, sweep, train,
 )
 from emostore.commands._errors import PolicyGroup
 
@@ -20,12 +20,14 @@ from emostore.commands._errors import PolicyGroup
 def main():
     """emostore: run each speech encoder once, keep every layer, do the rest from the cache.
 
-    Start with `emostore extract FOLDER_OR_MANIFEST --out corpus.zarr`, then inspect the
-    store with `emostore store info` and `emostore store verify`.
+    Start with `emostore recipe`: the whole pipeline on a bundled EmoDB subset (extract once,
+    sweep heads from the store, HTML report). Then `emostore recipe CORPUS ROOT` on your corpus,
+    or the steps one by one: `manifest build`, `partition`, `labels aggregate`, `extract`, `sweep`,
+    `report`.
     """
 
 
-for _group in (extract, store, manifest, partition, labels, relabel, train, sweep, evaluate, analysis):
+for _group in (recipe, extract, store, manifest, partition, labels, relabel, train, sweep, evaluate, analysis):
     _group.register(main)
 
 

@@ -33,7 +33,7 @@ def test_top_level_help_imports_no_library_stack():
 
 def test_every_group_is_assembled():
     assert set(main.commands) == {
-        "extract", "encoders", "store", "manifest", "partition", "labels", "relabel", "train", "sweep", "evaluate",
+        "recipe", "extract", "encoders", "store", "manifest", "partition", "labels", "relabel", "train", "sweep", "evaluate",
         "leaderboard", "crossrule", "layers", "report", "compare"}
     assert set(main.commands["store"].commands) == {"info", "verify", "export", "import"}
 

@@ -1,0 +1,45 @@
+"""`emostore recipe`: every step on the bundled EmoDB subset, and a second run that does no work again."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from emostore.cli import main
+from emostore.manifests.emobox_published import shipped
+from emostore.store import open as open_store
+
+
+def test_recipe_runs_every_step_then_reuses_every_store_and_run(tmp_path):
+    out = tmp_path / "r"
+    args = ["recipe", "--encoder", "fbank", "--head", "probe", "--head", "weighted-sum", "--n-boot", "50",
+            "--out", str(out)]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    # the partition is EmoBox's published EmoDB folds restricted to the 135 bundled clips
+    part = json.loads((out / "partition.json").read_text())
+    ids = {json.loads(line)["id"] for line in (out / "manifest.jsonl").read_text().splitlines()}
+    assert len(ids) == 135 and list(part) == [f"fold{k}" for k in range(1, 6)]
+    for name, fold in part.items():
+        assert fold["test"] == [i for i in shipped("emodb").folds[name]["test"] if i in ids]
+    fs = open_store(out / "stores" / "fbank.zarr")
+    assert int(fs.done.sum()) == 135 and not fs.has_frames  # no frame head asked for: pooled only
+    table = (out / "summary.md").read_text()
+    assert table.startswith("| encoder | labels | head (dev-selected) | folds | UA % |")
+    assert "| fbank | MR | weighted-sum | 5 |" in table and "| fbank | MR | probe L0 | 5 |" in table
+    assert (out / "report" / "index.html").is_file() and table.splitlines()[0] in first.output
+    assert "[5/6] sweep: 10 runs: 10 trained, 0 already done, 0 failed" in first.output
+
+    stamp = (out / "stores" / "fbank.zarr" / "zarr.json").stat().st_mtime_ns
+    second = CliRunner().invoke(main, args)
+    assert second.exit_code == 0, second.output
+    assert "fbank.zarr: finished, nothing to do (135 rows done, 0 failed earlier)" in second.output
+    assert "[5/6] sweep: 10 runs: 0 trained, 10 already done, 0 failed" in second.output
+    assert "[1/6] manifest: 135" in second.output and (out / "stores" / "fbank.zarr" / "zarr.json").stat().st_mtime_ns == stamp
+    assert (out / "summary.md").read_text() == table  # same runs, same seeds: the same numbers
+
+
+def test_recipe_needs_corpus_and_root_together():
+    res = CliRunner().invoke(main, ["recipe", "emodb"])
+    assert res.exit_code == 2 and "give both CORPUS and ROOT, or neither" in res.output
