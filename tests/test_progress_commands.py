@@ -140,7 +140,8 @@ def test_interval_comes_from_the_environment_and_a_bad_value_is_refused(monkeypa
         default_interval()
 
 
-@pytest.mark.parametrize("path", [("extract",), ("train",), ("sweep",), ("relabel", "llm"), ("relabel", "embed")])
+@pytest.mark.parametrize("path", [("recipe",), ("extract",), ("train",), ("sweep",), ("relabel", "llm"),
+                                  ("relabel", "embed")])
 def test_every_long_command_takes_quiet_and_still_accepts_no_progress(path):
     from emostore.cli import main
 

@@ -102,9 +102,10 @@ def _settle(target: Path, write: Callable[[Path], object]) -> bool:
 class Recipe:
     """One recipe run over ``opts`` (see the module doc); ``log`` receives one line per step."""
 
-    def __init__(self, opts: RecipeOptions, log: Callable[[str], None] = print):
+    def __init__(self, opts: RecipeOptions, log: Callable[[str], None] = print, progress=None):
         self.opts = opts
         self.log = log
+        self.progress = progress  # a factory from emostore.progress; None: quiet
         self.out = Path(opts.out)
         self.steps: list[StepResult] = []
         self.total_steps = 5 + len(opts.encoders)
@@ -190,7 +191,7 @@ class Recipe:
         frames = any(h in FRAME_HEADS for h in self.opts.heads)
 
         def run():
-            opts = ExtractOptions(encoder=encoder, device=self.opts.device, frames=frames, progress=True)
+            opts = ExtractOptions(encoder=encoder, device=self.opts.device, frames=frames, progress=self.progress)
             summary = extract(load_manifest(manifest), str(path), opts)
             status = "done" if summary.extracted or summary.failed else "current"
             return status, summary_text(str(path), summary), path
@@ -212,7 +213,7 @@ class Recipe:
 
         def run():
             runs = expand(spec)
-            summary = run_sweep(runs, out, jobs=self.opts.jobs, progress=True, log=self.log)
+            summary = run_sweep(runs, out, jobs=self.opts.jobs, progress=self.progress, log=self.log)
             if summary.failed:
                 first = next(iter(summary.failures.items()))
                 self.log(f"{summary.failed} runs failed, e.g. {first[0]}: {first[1]}")
@@ -303,9 +304,12 @@ def format_summary(table) -> str:
     return "\n".join(lines)
 
 
-def run_recipe(opts: RecipeOptions, log: Callable[[str], None] = print) -> RecipeResult:
-    """Run every step of the recipe (module doc); returns the steps, the summary table and the report."""
-    return Recipe(opts, log=log).run()
+def run_recipe(opts: RecipeOptions, log: Callable[[str], None] = print, progress=None) -> RecipeResult:
+    """Run every step of the recipe (module doc); returns the steps, the summary table and the report.
+
+    ``log`` gets one line per step; ``progress`` (a factory, :mod:`emostore.progress`) reports
+    extraction and the sweep."""
+    return Recipe(opts, log=log, progress=progress).run()
 
 
 __all__ = ["RecipeError", "RecipeOptions", "RecipeResult", "format_summary", "run_recipe", "summary_table"]
