@@ -23,8 +23,10 @@ import torch
 from emostore import __version__
 from emostore.extract import audio
 from emostore.extract.encoders import DEFAULT_ENCODER, Encoder, load_encoder
+from emostore.extract.frameplan import FrameLayout, pack_order, plan_layout
 from emostore.manifests import Manifest
 from emostore.store import layout
+from emostore.store.regions import RegionWriter
 from emostore.store.writer import StoreWriter, json_attrs
 
 
@@ -66,6 +68,7 @@ class Plan:
     probe_errors: dict[int, str]
     sample_rate: int
     blocks: list[tuple[list[int], list[Batch]]] = field(default_factory=list)
+    layout: FrameLayout | None = None  # every row's planned place in `frames`
 
     @property
     def audio_seconds(self) -> float:
@@ -125,7 +128,7 @@ def _probe_all(manifest: Manifest, rows: list[int], target_rate: int, workers: i
 
 def _pack(rows: list[int], samples: dict[int, int], encoder: Encoder, opts: ExtractOptions) -> list[Batch]:
     """Length-sorted greedy packing; a padded batch costs len(batch) x its longest clip."""
-    order = sorted(rows, key=lambda r: (encoder.cost_seconds(samples[r]), r))
+    order = pack_order(rows, samples, encoder)
     batches: list[Batch] = []
     cur: list[int] = []
     longest = 0.0
@@ -145,9 +148,12 @@ def _pack(rows: list[int], samples: dict[int, int], encoder: Encoder, opts: Extr
 def make_plan(manifest: Manifest, encoder: Encoder, opts: ExtractOptions, done: np.ndarray) -> Plan:
     n = len(manifest)
     pending = [r for r in range(n) if not done[r]]
-    samples, errors = _probe_all(manifest, pending, encoder.sample_rate, opts.workers)
-    plan = Plan(num_rows=n, pending=pending, samples=samples, probe_errors=errors,
-                sample_rate=encoder.sample_rate)
+    # finished rows are probed too: the frame layout is planned over every row, every run
+    every, errors = _probe_all(manifest, list(range(n)), encoder.sample_rate, opts.workers)
+    samples = {r: every[r] for r in pending if r in every}
+    plan = Plan(num_rows=n, pending=pending, samples=samples,
+                probe_errors={r: e for r, e in errors.items() if not done[r]},
+                sample_rate=encoder.sample_rate, layout=plan_layout(n, every, encoder, opts.block_rows))
     for start in range(0, n, opts.block_rows):
         block = [r for r in range(start, min(n, start + opts.block_rows)) if not done[r]]
         if block:
@@ -303,6 +309,29 @@ def _encode_groups(encoder: Encoder, waves: dict[int, np.ndarray]) -> Iterator[t
                     yield r, f"encoder failed: {type(exc1).__name__}: {exc1}"
 
 
+def block_region(frames, layout: FrameLayout, first_row: int, done: np.ndarray, shared_edges: bool = False):
+    """The writer of one block's planned frame range; a block with finished rows keeps their frames."""
+    start = first_row // layout.block_rows * layout.block_rows
+    lo, hi = layout.region(start)
+    return RegionWriter(frames, lo, hi, shared_edges=shared_edges,
+                        keep_existing=bool(done[start:start + layout.block_rows].any()))
+
+
+def encode_batch(manifest: Manifest, encoder: Encoder, waves: dict[int, np.ndarray], layer_idx: torch.Tensor,
+                 frames_dtype: torch.dtype, layout: FrameLayout, failed: dict[int, str]) -> list:
+    """[(row, pooled [L, D] float32, frames [T, L, D])] in planned frame order; failures go to ``failed``."""
+    results = []
+    for r, hidden in _encode_rows(encoder, waves):
+        if isinstance(hidden, torch.Tensor):
+            hidden = layout.frames_error(r, hidden.shape[0]) or hidden
+        if isinstance(hidden, str):
+            failed[r] = f"{manifest.rows[r]['audio']}: {hidden}"
+            continue
+        h = hidden.index_select(1, layer_idx)
+        results.append((r, h.mean(0).cpu().numpy(), h.to(frames_dtype).cpu().numpy()))
+    return sorted(results, key=lambda item: layout.offsets[item[0]])
+
+
 def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = False,
             log=print) -> Summary | str:
     """Run (or, with ``dry_run``, describe) extraction of ``manifest`` into the store at ``out``."""
@@ -339,6 +368,8 @@ def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = 
     try:
         skipped = int(writer.done.sum())
         plan = make_plan(manifest, encoder, opts, writer.done)
+        plan.layout.check_done(writer.done, writer.offsets, writer.num_frames, str(out))
+        writer.reserve_frames(plan.layout.total)
         writer.set_attrs(batching={"batch_seconds": opts.batch_seconds, "max_batch": opts.max_batch,
                                    "device": opts.device})
         summary = _run(manifest, encoder, layers, policy, writer, plan, opts)
@@ -382,27 +413,23 @@ def _run(manifest, encoder, layers, policy, writer, plan, opts) -> Summary:
             nframes = np.zeros(len(rows), dtype=np.int64)
             offsets = np.zeros(len(rows), dtype=np.int64)
             failed = {r: plan.probe_errors[r] for r in block_rows if r in plan.probe_errors}
+            region = block_region(writer.frames, plan.layout, block_rows[0], writer.done)
             for _ in batches:
                 waves, bad = futures.pop(k).result()
                 submit(k + ahead)
                 k += 1
                 failed.update(bad)
                 t = time.perf_counter()
-                results = []
-                for r, hidden in _encode_rows(encoder, waves):
-                    if isinstance(hidden, str):
-                        failed[r] = f"{manifest.rows[r]['audio']}: {hidden}"
-                        continue
-                    h = hidden.index_select(1, layer_idx)
-                    results.append((r, h.mean(0).cpu().numpy(), h.to(frames_dtype).cpu().numpy()))
+                results = encode_batch(manifest, encoder, waves, layer_idx, frames_dtype, plan.layout, failed)
                 enc_time += time.perf_counter() - t
 
-                def write(results=results, pos=pos, pooled=pooled, nframes=nframes, offsets=offsets):
+                def write(results=results, pos=pos, pooled=pooled, nframes=nframes, offsets=offsets, region=region):
                     for r, pooled_row, frames in results:
                         i = pos[r]
                         pooled[i] = pooled_row
                         nframes[i] = frames.shape[0]
-                        offsets[i] = writer.add_frames(frames)
+                        offsets[i] = plan.layout.offsets[r]
+                        region.put(frames, offsets[i])
 
                 sink.submit(write)
                 secs = sum(len(w) for w in waves.values()) / encoder.sample_rate
@@ -411,8 +438,12 @@ def _run(manifest, encoder, layers, policy, writer, plan, opts) -> Summary:
                 rate = extracted / max(time.perf_counter() - started, 1e-9)
                 bar.set_postfix_str(f"{rate:.1f} utt/s", refresh=False)
             failed_total += len(failed)
-            sink.submit(lambda rows=rows, pooled=pooled, nframes=nframes, offsets=offsets, failed=failed:
-                        writer.commit_block(rows, pooled, nframes, offsets, failed))
+
+            def commit(rows=rows, pooled=pooled, nframes=nframes, offsets=offsets, failed=failed, region=region):
+                region.finish()
+                writer.commit_block(rows, pooled, nframes, offsets, failed)
+
+            sink.submit(commit)
         sink.close()
     except BaseException:
         # Ctrl-C or an error mid-run: blocks already queued are whole, so finish committing

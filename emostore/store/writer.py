@@ -1,11 +1,12 @@
 """Create or resume a feature store and commit extraction results block by block.
 
-Commit protocol (what makes SIGKILL safe): frames are appended in extraction order and flushed
-in whole shards; when a block of utterances is finished, its remaining frames, pooled rows,
+Commit protocol (what makes SIGKILL safe): every row's place in ``frames`` is planned before
+encoding (:mod:`emostore.extract.frameplan`); a block's frames go to its own range in whole
+shards (:mod:`emostore.store.regions`); when the block is finished, its pooled rows,
 ``num_frames``/``offsets`` and error entries are written, and only then ``done``. Zarr's local
-store writes each chunk through a temporary file and a rename, so a kill leaves every chunk
-either old or new. On reopen, frames past the last done utterance are cut off and the
-unfinished block is redone exactly as planned.
+store writes each chunk through a temporary file and a rename (an object store writes each
+object whole or not at all), so a kill leaves every chunk either old or new. On reopen, an
+unfinished block is redone exactly as planned, overwriting its range.
 """
 
 from __future__ import annotations
@@ -42,12 +43,6 @@ class StoreWriter:
         self.errors: dict[str, dict] = {e["id"]: e for e in group[layout.ERRORS].attrs.get("entries", [])}
         self.frames = group[layout.FRAMES] if layout.FRAMES in group else None
         self.pooled = group[layout.POOLED]
-        self._buf: list[np.ndarray] = []
-        self._buf_len = 0
-        self.frames_end = self._committed_frames_end()
-        if self.frames is not None and self.frames.shape[0] != self.frames_end:
-            # Drop frames written by a run that died before marking their block done.
-            self.frames.resize((self.frames_end, *self.frames.shape[1:]))
 
     # -- creation / resume -------------------------------------------------------------
     @classmethod
@@ -88,37 +83,11 @@ class StoreWriter:
         group.attrs.update({**attrs, "fingerprint": fingerprint})
         return cls(group, lock)
 
-    def _committed_frames_end(self) -> int:
-        if not self.done.any():
-            return 0
-        return int((self.offsets + self.num_frames)[self.done].max())
-
     # -- writing -------------------------------------------------------------------------
-    def add_frames(self, hidden: np.ndarray) -> int:
-        """Queue one utterance's frames [T, L, D]; returns its offset. Flushes whole shards."""
-        offset = self.frames_end + self._buf_len
-        if self.frames is None:
-            return offset
-        self._buf.append(hidden)
-        self._buf_len += hidden.shape[0]
-        shard = self.frames.shards[0]
-        boundary = (offset + hidden.shape[0]) // shard * shard
-        if boundary > self.frames_end:
-            self._flush_frames(boundary - self.frames_end)
-        return offset
-
-    def _flush_frames(self, count: int | None = None) -> None:
-        if self.frames is None or not self._buf:
-            return
-        data = np.concatenate(self._buf, axis=0) if len(self._buf) > 1 else self._buf[0]
-        count = data.shape[0] if count is None else count
-        start, end = self.frames_end, self.frames_end + count
-        self.frames.resize((end, *self.frames.shape[1:]))
-        self.frames[start:end] = data[:count].astype(self.frames.dtype, copy=False)
-        rest = data[count:]
-        self._buf = [rest] if rest.shape[0] else []
-        self._buf_len = rest.shape[0]
-        self.frames_end = end
+    def reserve_frames(self, total: int) -> None:
+        """Size ``frames`` to the planned total once, before any block writes into it."""
+        if self.frames is not None and self.frames.shape[0] != total:
+            self.frames.resize((total, *self.frames.shape[1:]))
 
     def commit_block(
         self,
@@ -128,8 +97,7 @@ class StoreWriter:
         offsets: np.ndarray,
         failed: dict[int, str],
     ) -> None:
-        """Make a finished block durable: frames, pooled rows, index, errors, then ``done``."""
-        self._flush_frames()
+        """Make a finished block durable (its frames are written): pooled rows, index, errors, then ``done``."""
         ok = np.array([r not in failed for r in rows], dtype=bool)
         good = rows[ok]
         if good.size:
