@@ -50,6 +50,13 @@ class ExtractOptions:
     workers: int = 2
     corpus: str | None = None
     progress: bool = True
+    # Dask: run blocks on the cluster at `scheduler`, or on a local one of `processes` workers
+    scheduler: str | None = None
+    processes: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return bool(self.scheduler) or self.processes > 0
 
 
 @dataclass
@@ -336,7 +343,8 @@ def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = 
             log=print) -> Summary | str:
     """Run (or, with ``dry_run``, describe) extraction of ``manifest`` into the store at ``out``."""
     t0 = time.perf_counter()
-    encoder = load_encoder(opts.encoder, opts.device)
+    # on a cluster the workers encode; the coordinator's copy only plans (kept off the GPUs)
+    encoder = load_encoder(opts.encoder, "cpu" if opts.distributed else opts.device)
     layers = _select_layers(encoder, opts.layers)
     policy = _audio_policy(manifest, encoder, opts)
     desc = encoder.describe()
@@ -372,7 +380,12 @@ def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = 
         writer.reserve_frames(plan.layout.total)
         writer.set_attrs(batching={"batch_seconds": opts.batch_seconds, "max_batch": opts.max_batch,
                                    "device": opts.device})
-        summary = _run(manifest, encoder, layers, policy, writer, plan, opts)
+        if opts.distributed:
+            from emostore.extract.cluster import run_on_cluster
+
+            summary = run_on_cluster(manifest, encoder, layers, policy, writer, plan, opts, out, log)
+        else:
+            summary = _run(manifest, encoder, layers, policy, writer, plan, opts)
     finally:
         writer.close()
     summary.skipped = skipped
