@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from emostore.store import layout
+from emostore.store import layout, urls
 
 FRAME_DTYPES = ("float16", "float32")
 
@@ -31,7 +31,8 @@ def _fingerprint_mismatch(old: dict, new: dict) -> list[str]:
 
 
 class StoreWriter:
-    """Owns one store during extraction; not for concurrent writers."""
+    """The coordinator's side of one store during extraction: the lock, the index arrays, errors
+    and ``done``. Frames are written by block writers (:mod:`emostore.store.regions`)."""
 
     def __init__(self, group: zarr.Group, lock=None):
         self.group = group
@@ -59,9 +60,10 @@ class StoreWriter:
         block_rows: int = layout.BLOCK_ROWS,
         compress: bool = False,
     ) -> "StoreWriter":
-        """Open ``path`` for extraction; a store made with other inputs is refused, not mixed."""
-        path = Path(path)
-        if (path / "zarr.json").exists():
+        """Open ``path`` (a folder or an fsspec URL) for extraction; a store made with other inputs
+        is refused, not mixed."""
+        path = urls.normalise(path)
+        if urls.exists(urls.join(path, "zarr.json")):
             lock = _lock_store(path)
             group = zarr.open_group(path, mode="r+")
             old = group.attrs.get("fingerprint")
@@ -74,9 +76,9 @@ class StoreWriter:
                     "extract into a new --out or delete this store"
                 )
             return cls(group, lock)
-        if path.exists() and not path.is_dir():
+        if urls.is_file(path):
             raise StoreError(f"{path}: is a file; --out must be a new or existing store folder")
-        if path.exists() and any(path.iterdir()):
+        if not urls.is_empty_location(path):
             raise StoreError(f"{path}: exists, is not empty and is not a feature store")
         group = init_group(path, ids, num_layers, dim, frames_dtype, block_rows, compress)
         lock = _lock_store(path)
@@ -98,6 +100,8 @@ class StoreWriter:
         failed: dict[int, str],
     ) -> None:
         """Make a finished block durable (its frames are written): pooled rows, index, errors, then ``done``."""
+        if self._lock is not None:
+            self._lock.check()
         ok = np.array([r not in failed for r in rows], dtype=bool)
         good = rows[ok]
         if good.size:
@@ -128,17 +132,11 @@ class StoreWriter:
             self._lock = None
 
 
-def _lock_store(path: Path):
-    """One writer per store: a second one would truncate frames the first has not committed."""
-    import fcntl
+def _lock_store(path):
+    """One writer per store (emostore/store/lock.py): two would commit over each other."""
+    from emostore.store.lock import lock_store
 
-    fh = open(path / ".lock", "a+")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        fh.close()
-        raise StoreError(f"{path}: another extraction is writing this store (lock {path / '.lock'})") from None
-    return fh
+    return lock_store(path)
 
 
 def init_group(path, ids: list[str], num_layers: int, dim: int, frames_dtype: str | None,
