@@ -5,8 +5,8 @@ one-writer lock, plans every row's place in ``frames`` (:mod:`emostore.extract.f
 submits one task per unfinished block. A worker decodes and encodes its block and writes the
 whole shards of the block's frame range, which no other block touches; it hands back the
 pooled rows, frame counts, failures and the pieces of the (at most two) shards it shares with
-neighbouring blocks. The coordinator writes those pieces, then commits the block (index arrays,
-errors, ``done``), one block at a time, in completion order. A worker that dies mid-block has
+neighbouring blocks. The coordinator writes each shared shard once, whole, when all blocks in it
+have delivered, then commits those blocks (index arrays, errors, ``done``), one at a time. A worker that dies mid-block has
 committed nothing; Dask runs the block again on another worker, and it rewrites the same range.
 """
 
@@ -196,10 +196,14 @@ def run_on_cluster(manifest, encoder, layers, policy, writer, plan, opts, out, l
     from tqdm.auto import tqdm
 
     from emostore.extract.runner import Summary
-    from emostore.store.regions import write_edges
+    from emostore.store.regions import SharedShards
 
     threads = 0 if opts.scheduler else max(1, (os.cpu_count() or 1) // max(1, opts.processes))
     jobs = block_jobs(manifest, plan, writer, opts, layers, policy, out, threads)
+    running = {job.first_row: job.region for job in jobs}
+    shared = SharedShards(writer.frames, running, [r for k, r in enumerate(plan.layout.regions)
+                                                   if k * opts.block_rows not in running])
+    finished: dict[int, BlockResult] = {}
     extracted = failed_total = 0
     enc_time = 0.0
     bar = tqdm(total=round(plan.audio_seconds, 1), unit="audio-s", unit_scale=True, desc="extract",
@@ -218,13 +222,16 @@ def run_on_cluster(manifest, encoder, layers, policy, writer, plan, opts, out, l
                     raise ClusterError(
                         f"block of rows {job.first_row}..{job.first_row + opts.block_rows - 1} failed on the cluster "
                         f"({type(exc).__name__}: {exc}); finished blocks are kept, re-run to resume") from None
-                write_edges(writer.frames, res.edges)
-                writer.commit_block(res.rows, res.pooled, res.num_frames, res.offsets, res.failed)
                 for r, reason in sorted(res.failed.items()):
                     bar.write(f"worker {res.worker}: row {r} ({manifest.ids[r]}): {reason}")
-                extracted += len(res.rows) - len(res.failed)
-                failed_total += len(res.failed)
-                enc_time += res.encode_seconds
+                finished[res.first_row] = res
+                # a block is committed once the shards it shares with its neighbours are written
+                for first in shared.add(res.first_row, res.edges):
+                    done = finished.pop(first)
+                    writer.commit_block(done.rows, done.pooled, done.num_frames, done.offsets, done.failed)
+                    extracted += len(done.rows) - len(done.failed)
+                    failed_total += len(done.failed)
+                    enc_time += done.encode_seconds
                 bar.update(round(job.seconds, 1))
                 bar.set_postfix_str(f"{len(cl.scheduler_info().get('workers', {}))} workers, "
                                     f"{failed_total} failed", refresh=False)

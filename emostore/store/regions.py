@@ -91,9 +91,63 @@ class RegionWriter:
         self.start = upto
 
 
-def write_edges(array, edges: list[tuple[int, np.ndarray]]) -> None:
-    """The coordinator's half: write a block's shared-shard pieces (read-modify-write, one writer)."""
-    if array is None:
-        return
-    for start, piece in edges:
-        array[start:start + piece.shape[0]] = piece
+class SharedShards:
+    """The coordinator's half: collect blocks' pieces of shared shards and write each such shard
+    once, whole (no read-modify-write), when every running block that touches it has delivered.
+
+    ``regions`` maps each block of the run to its frame range; ``others`` are the ranges of
+    blocks not in this run (finished before): a shard that also holds one of those is read back
+    once and overlaid. ``add`` returns the blocks whose shared shards are all written: only then
+    may they be committed (``done`` promises their frames are durable).
+    """
+
+    def __init__(self, array, regions: dict[int, tuple[int, int]], others: list[tuple[int, int]]):
+        self.array = array
+        self.shard = int(array.shards[0]) if array is not None else 1
+        self.waiting: dict[int, set[int]] = {}  # shard -> running blocks still to deliver into it
+        self.needs: dict[int, set[int]] = {}  # block -> its shared shards not yet written
+        self.pieces: dict[int, list[tuple[int, np.ndarray]]] = {}
+        self.keep: set[int] = set()  # shards that also hold frames of blocks outside this run
+        for block, (lo, hi) in regions.items():
+            shared = self._shared(lo, hi) if array is not None else set()
+            self.needs[block] = set(shared)
+            for k in shared:
+                self.waiting.setdefault(k, set()).add(block)
+        for lo, hi in others:
+            if hi > lo:
+                self.keep.update(k for k in range(lo // self.shard, (hi - 1) // self.shard + 1) if k in self.waiting)
+
+    def _shared(self, lo: int, hi: int) -> set[int]:
+        if hi <= lo:
+            return set()
+        S = self.shard
+        return {k for k in range(lo // S, (hi - 1) // S + 1) if not (k * S >= lo and (k + 1) * S <= hi)}
+
+    def add(self, block: int, edges: list[tuple[int, np.ndarray]]) -> list[int]:
+        """Take ``block``'s pieces; return the blocks now ready to commit (possibly including it)."""
+        for start, piece in edges:
+            self.pieces.setdefault(start // self.shard, []).append((start, piece))
+        ready = [] if self.needs.get(block) else [block]
+        for k in sorted(k for k, blocks in self.waiting.items() if block in blocks):
+            self.waiting[k].discard(block)
+            if self.waiting[k]:
+                continue
+            self._write(k)
+            del self.waiting[k]
+            for b, shards in self.needs.items():
+                if k in shards:
+                    shards.discard(k)
+                    if not shards:
+                        ready.append(b)
+        return ready
+
+    def _write(self, k: int) -> None:
+        lo = k * self.shard
+        hi = min(lo + self.shard, self.array.shape[0])
+        if k in self.keep:
+            buf = np.asarray(self.array[lo:hi])
+        else:
+            buf = np.zeros((hi - lo, *self.array.shape[1:]), dtype=self.array.dtype)
+        for start, piece in self.pieces.pop(k, []):
+            buf[start - lo:start - lo + piece.shape[0]] = piece
+        self.array[lo:hi] = buf
