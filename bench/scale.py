@@ -139,7 +139,10 @@ class MotoServer:
         s3fs.S3FileSystem().mkdir("bench")
 
     def requests(self) -> list[str]:
-        return [line for line in self.log.read_text().splitlines() if "HTTP/1.1" in line]
+        import re
+
+        text = re.sub(r"\x1b\[[0-9;]*m", "", self.log.read_text())  # werkzeug colours some lines
+        return [line for line in text.splitlines() if "HTTP/1.1" in line]
 
     def close(self):
         self.proc.terminate()
@@ -215,8 +218,12 @@ def request_counts(tmp: Path, s3: MotoServer) -> None:
     import emostore.store
 
     url = "s3://bench/scale-8.zarr"
+    before = len(s3.requests())
+    fs = emostore.store.open(url)
+    fs.ids, fs.done, fs.offsets, fs.num_frames  # noqa: B018
+    time.sleep(0.3)
+    print(f"requests  {'open store, read ids/done/offsets/num_frames':40s}: {len(s3.requests()) - before:4d}")
     patterns = {
-        "open store (attrs)": lambda fs: fs.attrs,
         "pooled, one layer, all rows": lambda fs: fs.pooled(layer=0),
         "pooled, all layers, all rows": lambda fs: fs.pooled(),
         "frames of one utterance, all layers": lambda fs: fs.frames(5),
@@ -230,8 +237,8 @@ def request_counts(tmp: Path, s3: MotoServer) -> None:
         read(fs)
         time.sleep(0.3)  # the server writes its log line after answering
         reqs = s3.requests()[before:]
-        gets = sum(1 for r in reqs if '"GET ' in r)
-        print(f"requests  {name:40s}: {len(reqs):4d} ({gets} GET)")
+        kinds = {m: sum(1 for r in reqs if f'"{m} ' in r) for m in ("GET", "HEAD", "PUT", "POST", "DELETE")}
+        print(f"requests  {name:40s}: {len(reqs):4d} (" + ", ".join(f"{v} {k}" for k, v in kinds.items() if v) + ")")
 
 
 def main() -> None:

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from emostore.heads.heads import LAYERED, HeadError
 from emostore.heads.train import TrainConfig, TrainError, config_from
+from emostore.store import urls
 
 INPUTS = ("store", "labels", "partition")
 
@@ -166,9 +167,11 @@ def _make_run(settings: dict, stored_layers) -> list[RunSpec]:
     missing = [k for k in INPUTS if not settings.get(k)]
     if missing:
         raise SweepError(f"the sweep needs {', '.join(missing)} (in the file or as options)")
-    inputs = {k: str(Path(str(settings.pop(k))).resolve()) for k in INPUTS}  # workers may run elsewhere
+    # absolute paths, as workers may run elsewhere; a store may also be an fsspec URL (s3://...)
+    inputs = {k: str(settings.pop(k)) for k in INPUTS}
+    inputs = {k: v if urls.is_url(v) else str(Path(v).resolve()) for k, v in inputs.items()}
     for k, v in inputs.items():
-        if not Path(v).exists():
+        if not urls.exists(v):
             raise SweepError(f"{k} {v}: no such file or store")
     if settings.get("head") is None and settings.get("preset") is None:
         raise SweepError("every run needs a head (or a preset naming one)")
