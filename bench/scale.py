@@ -17,7 +17,7 @@ block). Throughput is audio seconds per second; the scaling efficiency is throug
 
 Each N runs into a local folder and (unless ``--no-s3`` or moto is missing) into an
 S3-compatible server (``moto_server``, a separate process on 127.0.0.1). A last line runs the
-real ``fbank`` encoder on ``--real-clips`` EmoDB clips with 2 processes vs 1 and prints the
+real encoder (``--real-encoder``, default Whisper tiny.en) on ``--real-clips`` EmoDB clips with 2 processes vs 1 and prints the
 ratio of the two throughputs (cluster start excluded): on this machine's 2 shared cores that is
 bound by CPU, not by orchestration.
 
@@ -249,8 +249,8 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=128, help="stand-in encoder width D")
     ap.add_argument("--no-s3", action="store_true")
     ap.add_argument("--requests", action="store_true", help="also count S3 requests per read pattern")
-    ap.add_argument("--real-clips", type=int, default=96)
-    ap.add_argument("--real-encoder", default="fbank")
+    ap.add_argument("--real-clips", type=int, default=64)
+    ap.add_argument("--real-encoder", default="ct2-whisper")
     ap.add_argument("--audio-dir", default=str(REPO.parent / "shared" / "data" / "emodb" / "wav"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:

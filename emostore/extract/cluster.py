@@ -6,8 +6,9 @@ submits one task per unfinished block. A worker decodes and encodes its block an
 whole shards of the block's frame range, which no other block touches; it hands back the
 pooled rows, frame counts, failures and the pieces of the (at most two) shards it shares with
 neighbouring blocks. The coordinator writes each shared shard once, whole, when all blocks in it
-have delivered, then commits those blocks (index arrays, errors, ``done``), one at a time. A worker that dies mid-block has
-committed nothing; Dask runs the block again on another worker, and it rewrites the same range.
+have delivered, then commits those blocks (index arrays, errors, ``done``; blocks that finish
+together in one commit). A worker that dies mid-block has committed nothing; Dask runs the
+block again on another worker, and it rewrites the same range.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class BlockResult:
 
 
 _ENCODERS: dict[tuple[str, str], object] = {}
+# A finished block whose shared shard still waits for a neighbour is written into it (a
+# read-modify-write) and committed after this many seconds.
+SHARED_WAIT_S = 10.0
 
 
 def worker_device(device: str, worker_name) -> str:
@@ -209,30 +213,42 @@ def run_on_cluster(manifest, encoder, layers, policy, writer, plan, opts, out, l
     bar = tqdm(total=round(plan.audio_seconds, 1), unit="audio-s", unit_scale=True, desc="extract",
                disable=None if opts.progress else True, dynamic_ncols=True)
     with _client_or(client, opts) as cl:
-        from distributed import as_completed
+        from distributed import wait
 
         futures = {cl.submit(run_block, job, pure=False, key=f"emostore-block-{job.first_row}-{os.getpid()}"
                              f"-{time.monotonic_ns()}"): job for job in jobs}
         try:
-            for fut in as_completed(futures):
-                job = futures.pop(fut)
+            while futures:
                 try:
-                    res: BlockResult = fut.result()
-                except Exception as exc:
-                    raise ClusterError(
-                        f"block of rows {job.first_row}..{job.first_row + opts.block_rows - 1} failed on the cluster "
-                        f"({type(exc).__name__}: {exc}); finished blocks are kept, re-run to resume") from None
-                for r, reason in sorted(res.failed.items()):
-                    bar.write(f"worker {res.worker}: row {r} ({manifest.ids[r]}): {reason}")
-                finished[res.first_row] = res
-                # a block is committed once the shards it shares with its neighbours are written
-                for first in shared.add(res.first_row, res.edges):
-                    done = finished.pop(first)
-                    writer.commit_block(done.rows, done.pooled, done.num_frames, done.offsets, done.failed)
-                    extracted += len(done.rows) - len(done.failed)
-                    failed_total += len(done.failed)
-                    enc_time += done.encode_seconds
-                bar.update(round(job.seconds, 1))
+                    batch = wait(list(futures), timeout=SHARED_WAIT_S / 2, return_when="FIRST_COMPLETED").done
+                except TimeoutError:
+                    batch = set()
+                ready: list[BlockResult] = []
+                for fut in batch:
+                    job = futures.pop(fut)
+                    try:
+                        res: BlockResult = fut.result()
+                    except Exception as exc:
+                        raise ClusterError(
+                            f"block of rows {job.first_row}..{job.first_row + opts.block_rows - 1} failed on the "
+                            f"cluster ({type(exc).__name__}: {exc}); finished blocks are kept, re-run to resume") from None
+                    for r, reason in sorted(res.failed.items()):
+                        bar.write(f"worker {res.worker}: row {r} ({manifest.ids[r]}): {reason}")
+                    finished[res.first_row] = res
+                    # a block is committed once the shards it shares with its neighbours are written
+                    ready += [finished.pop(first) for first in shared.add(res.first_row, res.edges)]
+                    bar.update(round(job.seconds, 1))
+                # a slow block must not hold its neighbours' commits back for long
+                ready += [finished.pop(first) for first in shared.flush(SHARED_WAIT_S)]
+                if ready:  # blocks finished together are committed together: one write of each index array
+                    writer.commit_block(np.concatenate([d.rows for d in ready]),
+                                        np.concatenate([d.pooled for d in ready]),
+                                        np.concatenate([d.num_frames for d in ready]),
+                                        np.concatenate([d.offsets for d in ready]),
+                                        {r: why for d in ready for r, why in d.failed.items()})
+                    extracted += sum(len(d.rows) - len(d.failed) for d in ready)
+                    failed_total += sum(len(d.failed) for d in ready)
+                    enc_time += sum(d.encode_seconds for d in ready)
                 bar.set_postfix_str(f"{len(cl.scheduler_info().get('workers', {}))} workers, "
                                     f"{failed_total} failed", refresh=False)
         finally:

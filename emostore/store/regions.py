@@ -98,7 +98,9 @@ class SharedShards:
     ``regions`` maps each block of the run to its frame range; ``others`` are the ranges of
     blocks not in this run (finished before): a shard that also holds one of those is read back
     once and overlaid. ``add`` returns the blocks whose shared shards are all written: only then
-    may they be committed (``done`` promises their frames are durable).
+    may they be committed (``done`` promises their frames are durable). So that a slow block does
+    not hold back its neighbours' commits for long, ``flush(older_than)`` writes the pieces that
+    have waited longer into their shards now (read-modify-write) and returns the blocks that frees.
     """
 
     def __init__(self, array, regions: dict[int, tuple[int, int]], others: list[tuple[int, int]]):
@@ -107,7 +109,8 @@ class SharedShards:
         self.waiting: dict[int, set[int]] = {}  # shard -> running blocks still to deliver into it
         self.needs: dict[int, set[int]] = {}  # block -> its shared shards not yet written
         self.pieces: dict[int, list[tuple[int, np.ndarray]]] = {}
-        self.keep: set[int] = set()  # shards that also hold frames of blocks outside this run
+        self.keep: set[int] = set()  # shards that also hold frames written earlier (read them back)
+        self.since: dict[int, float] = {}  # shard -> when its oldest unwritten piece arrived
         for block, (lo, hi) in regions.items():
             shared = self._shared(lo, hi) if array is not None else set()
             self.needs[block] = set(shared)
@@ -125,8 +128,11 @@ class SharedShards:
 
     def add(self, block: int, edges: list[tuple[int, np.ndarray]]) -> list[int]:
         """Take ``block``'s pieces; return the blocks now ready to commit (possibly including it)."""
+        import time
+
         for start, piece in edges:
             self.pieces.setdefault(start // self.shard, []).append((start, piece))
+            self.since.setdefault(start // self.shard, time.monotonic())
         ready = [] if self.needs.get(block) else [block]
         for k in sorted(k for k, blocks in self.waiting.items() if block in blocks):
             self.waiting[k].discard(block)
@@ -134,11 +140,32 @@ class SharedShards:
                 continue
             self._write(k)
             del self.waiting[k]
-            for b, shards in self.needs.items():
-                if k in shards:
-                    shards.discard(k)
-                    if not shards:
-                        ready.append(b)
+            ready += self._written(k)
+        return ready
+
+    def flush(self, older_than: float) -> list[int]:
+        """Write pieces that have waited ``older_than`` seconds; return the blocks now ready."""
+        import time
+
+        ready = []
+        now = time.monotonic()
+        for k in [k for k, t in self.since.items() if now - t >= older_than and k in self.waiting]:
+            self._write(k)
+            self.keep.add(k)  # later pieces of this shard are overlaid on what is there now
+            delivered = {b for b, shards in self.needs.items() if k in shards and b not in self.waiting[k]}
+            for b in delivered:
+                self.needs[b].discard(k)
+                if not self.needs[b]:
+                    ready.append(b)
+        return ready
+
+    def _written(self, k: int) -> list[int]:
+        ready = []
+        for b, shards in self.needs.items():
+            if k in shards:
+                shards.discard(k)
+                if not shards:
+                    ready.append(b)
         return ready
 
     def _write(self, k: int) -> None:
@@ -150,4 +177,5 @@ class SharedShards:
             buf = np.zeros((hi - lo, *self.array.shape[1:]), dtype=self.array.dtype)
         for start, piece in self.pieces.pop(k, []):
             buf[start - lo:start - lo + piece.shape[0]] = piece
+        self.since.pop(k, None)
         self.array[lo:hi] = buf
