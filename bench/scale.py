@@ -178,7 +178,7 @@ def scaling(args, tmp: Path, s3: MotoServer | None) -> None:
         targets.append(("s3", lambda n: f"s3://bench/scale-{n}.zarr"))
     base = {}
     for n in (1, 2, 4, 8):
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                           preload=[str(preload)]) as lc, Client(lc) as client:
             _warm(client)
             opts = ExtractOptions(encoder=f"bench-sleep:{args.latency},{args.layers},{args.dim}", block_rows=32, max_batch=8,
@@ -203,7 +203,7 @@ def real_encoder_ratio(args, tmp: Path) -> None:
     manifest.write_text("".join(json.dumps({"id": p.stem, "audio": str(p)}) + "\n" for p in clips))
     times = {}
     for n in (1, 2):
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as lc, Client(lc):
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0") as lc, Client(lc):
             opts = ExtractOptions(encoder=args.real_encoder, block_rows=max(1, len(clips) // 8), progress=False,
                                   scheduler=lc.scheduler_address)
             timed_cluster_run(manifest, str(tmp / f"warm-{n}.zarr"), opts)  # workers import and load once

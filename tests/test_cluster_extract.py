@@ -95,7 +95,7 @@ def cluster(s3, tmp_path_factory):
 
     hook_dir = tmp_path_factory.mktemp("hook")
     (hook_dir / "emostore_test_hook.py").write_text(f"HOOK_CONF = {str(hook_dir / 'hook.json')!r}\n" + HOOK)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       preload=[str(hook_dir / "emostore_test_hook.py")]) as lc, Client(lc) as client:
         yield {"address": lc.scheduler_address, "client": client, "hook": hook_dir}
 

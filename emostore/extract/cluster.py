@@ -170,7 +170,7 @@ def cluster_client(scheduler: str | None, processes: int):
         with client:
             yield client
         return
-    with LocalCluster(n_workers=processes, threads_per_worker=1, processes=True, dashboard_address=None) as lc:
+    with LocalCluster(n_workers=processes, threads_per_worker=1, processes=True, dashboard_address=":0") as lc:
         with Client(lc) as client:
             yield client
 
