@@ -45,6 +45,7 @@ print(json.dumps({"peak_mib": peak_kib / 1024, "seconds": time.perf_counter() - 
 def build_store(path: Path, size_mb: int, frames_per_clip: int, seed: int = 0) -> int:
     """A frames store of about ``size_mb`` MiB of float16 frames; returns its number of clips."""
     from emostore.store import layout
+    from emostore.store.regions import RegionWriter
     from emostore.store.writer import StoreWriter
 
     per_clip = frames_per_clip * LAYERS * DIM * 2
@@ -56,14 +57,17 @@ def build_store(path: Path, size_mb: int, frames_per_clip: int, seed: int = 0) -
     w = StoreWriter.create_or_resume(path, ids=ids, attrs=attrs, fingerprint={"synthetic": size_mb},
                                      num_layers=LAYERS, dim=DIM, frames_dtype="float16")
     rng = np.random.default_rng(seed)
+    w.reserve_frames(n * frames_per_clip)
     for start in range(0, n, layout.BLOCK_ROWS):
         rows = np.arange(start, min(n, start + layout.BLOCK_ROWS))
         pooled = np.empty((len(rows), LAYERS, DIM), dtype=np.float32)
-        offsets = np.empty(len(rows), dtype=np.int64)
+        offsets = rows * frames_per_clip
+        region = RegionWriter(w.frames, offsets[0], offsets[-1] + frames_per_clip)
         for k in range(len(rows)):
             x = rng.standard_normal((frames_per_clip, LAYERS, DIM), dtype=np.float32)
-            offsets[k] = w.add_frames(x)
+            region.put(x, offsets[k])
             pooled[k] = x.mean(0)
+        region.finish()
         w.commit_block(rows, pooled, np.full(len(rows), frames_per_clip), offsets, {})
     w.close()
     return n

@@ -164,7 +164,7 @@ def test_dask_cluster_gives_the_same_runs_as_local_processes(fbank_fold, tmp_pat
     runs = expand(_base(fbank_fold, head=["probe", "ar-mlp"], seed=[3]))
     local = run_sweep(runs, tmp_path / "local", jobs=1)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         remote = run_sweep(runs, tmp_path / "dask", scheduler=cluster.scheduler_address)
     assert (local.done, remote.done, remote.failed) == (2, 2, 0)
     a, b = load_results(tmp_path / "local"), load_results(tmp_path / "dask")

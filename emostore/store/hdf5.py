@@ -62,8 +62,10 @@ def export_hdf5(fs: FeatureStore, out: str | Path) -> None:
 
 
 def import_hdf5(src: str | Path, out: str | Path) -> FeatureStore:
-    src, out = Path(src), Path(out)
-    if out.exists():
+    from emostore.store import urls
+
+    src, out = Path(src), urls.normalise(out)
+    if urls.exists(out):
         raise StoreError(f"{out}: already exists; choose another path")
     with h5py.File(src, "r") as h5:
         if "emostore_attrs" not in h5.attrs:

@@ -30,7 +30,9 @@ class FeatureStore:
     """One (corpus, encoder) store opened read-only."""
 
     def __init__(self, path: str | Path):
-        self.path = str(path)
+        from emostore.store import urls
+
+        self.path = urls.normalise(path)  # a folder or an fsspec URL (s3://, gs://, memory://, file://)
         try:
             self.group = zarr.open_group(self.path, mode="r")
         except (FileNotFoundError, zarr.errors.GroupNotFoundError):
@@ -144,8 +146,9 @@ class FeatureStore:
         return da.from_zarr(self.group[layout.FRAMES])
 
     def nbytes_stored(self) -> int:
-        root = Path(self.path)
-        return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+        from emostore.store import urls
+
+        return urls.nbytes(self.path)
 
 
 def open(path: str | Path) -> FeatureStore:  # noqa: A001 - mirrors zarr.open / h5py.File

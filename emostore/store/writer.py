@@ -6,12 +6,16 @@ nodes. A store with no committed row (no ``done`` row and no error entry) holds 
 keeping, so a re-run re-creates it, whatever a kill left of its nodes. This needs no rename, so
 it holds on object stores too (an object is written whole or not at all).
 
-Commit protocol (what makes SIGKILL safe): frames are appended in extraction order and flushed
-in whole shards; when a block of utterances is finished, its remaining frames, pooled rows,
+Commit protocol (what makes SIGKILL safe): every row's place in ``frames`` is planned before
+encoding (:mod:`emostore.extract.frameplan`); a block's frames go to its own range in whole
+shards (:mod:`emostore.store.regions`); when the block is finished, its pooled rows,
 ``num_frames``/``offsets`` and error entries are written, and only then ``done``. Zarr's local
-store writes each chunk through a temporary file and a rename, so a kill leaves every chunk
-either old or new. On reopen, frames past the last done utterance are cut off and the
-unfinished block is redone exactly as planned.
+store writes each chunk through a temporary file and a rename (an object store writes each
+object whole or not at all), so a kill leaves every chunk either old or new. On reopen, an
+unfinished block is redone exactly as planned, overwriting its range.
+
+A store path is a local folder or an fsspec URL (:mod:`emostore.store.urls`); the one-writer lock
+is a ``flock`` locally and a lease object on object storage (:mod:`emostore.store.lock`).
 
 A store whose every row is done needs no writes: it is opened read-only and without the lock,
 so a finished store on a read-only volume re-runs as "nothing to do".
@@ -29,7 +33,7 @@ import zarr
 from zarr.storage import LocalStore
 
 from emostore.errors import EmostoreError
-from emostore.store import kill_hook, layout
+from emostore.store import kill_hook, layout, urls
 
 FRAME_DTYPES = ("float16", "float32")
 
@@ -43,7 +47,8 @@ def _fingerprint_mismatch(old: dict, new: dict) -> list[str]:
 
 
 class StoreWriter:
-    """Owns one store during extraction; not for concurrent writers."""
+    """The coordinator's side of one store during extraction: the lock, the index arrays, errors
+    and ``done``. Frames are written by block writers (:mod:`emostore.store.regions`)."""
 
     def __init__(self, group: zarr.Group, lock=None):
         self.group = group
@@ -55,12 +60,6 @@ class StoreWriter:
         self.errors: dict[str, dict] = {e["id"]: e for e in group[layout.ERRORS].attrs.get("entries", [])}
         self.frames = group[layout.FRAMES] if layout.FRAMES in group else None
         self.pooled = group[layout.POOLED]
-        self._buf: list[np.ndarray] = []
-        self._buf_len = 0
-        self.frames_end = self._committed_frames_end()
-        if self.writable and self.frames is not None and self.frames.shape[0] != self.frames_end:
-            # Drop frames written by a run that died before marking their block done.
-            self.frames.resize((self.frames_end, *self.frames.shape[1:]))
 
     @property
     def writable(self) -> bool:
@@ -82,12 +81,16 @@ class StoreWriter:
         block_rows: int = layout.BLOCK_ROWS,
         compress: bool = False,
     ) -> "StoreWriter":
-        """Open ``path`` for extraction; a store made with other inputs is refused, not mixed.
+        """Open ``path`` (a folder or an fsspec URL) for extraction; a store made with other inputs
+        is refused, not mixed.
 
         A finished store (every row done) comes back read-only and unlocked; a store with no
         committed row is re-created; anything else is resumed under the lock.
         """
-        path = Path(path)
+        if urls.is_url(path):
+            return cls._create_or_resume_url(urls.normalise(path), ids, attrs, fingerprint, num_layers, dim,
+                                             frames_dtype, block_rows, compress)
+        path = urls.local_path(path)
         if path.exists() and not path.is_dir():
             raise StoreError(f"{path}: is a file; --out must be a new or existing store folder")
         existing = _open_existing(path, fingerprint)
@@ -113,37 +116,36 @@ class StoreWriter:
             lock.close()
             raise
 
-    def _committed_frames_end(self) -> int:
-        if not self.done.any():
-            return 0
-        return int((self.offsets + self.num_frames)[self.done].max())
+    @classmethod
+    def _create_or_resume_url(cls, path: str, ids, attrs, fingerprint, num_layers, dim, frames_dtype, block_rows,
+                              compress) -> "StoreWriter":
+        """:meth:`create_or_resume` on object storage: the same rules, through fsspec and the lease lock."""
+        if urls.is_file(path):
+            raise StoreError(f"{path}: is a file; --out must be a new or existing store folder")
+        existing = _open_existing_url(path, fingerprint)
+        if existing is not None and bool(np.asarray(existing[layout.DONE][:]).all()):
+            return cls(existing)
+        lock = _lock_store(path)
+        try:
+            existing = _open_existing_url(path, fingerprint)  # again, now that we hold the lock
+            if existing is not None:
+                return cls(zarr.open_group(path, mode="r+"), lock)
+            fs, root = urls.filesystem(path)
+            for child in fs.ls(root, detail=False) if fs.exists(root) else []:
+                if child.rstrip("/").rsplit("/", 1)[-1] != ".lock":
+                    fs.rm(child, recursive=True)
+            group = init_group(path, ids, num_layers, dim, frames_dtype, block_rows, compress,
+                               attrs={**attrs, "fingerprint": fingerprint})
+            return cls(group, lock)
+        except BaseException:
+            lock.close()
+            raise
 
     # -- writing -------------------------------------------------------------------------
-    def add_frames(self, hidden: np.ndarray) -> int:
-        """Queue one utterance's frames [T, L, D]; returns its offset. Flushes whole shards."""
-        offset = self.frames_end + self._buf_len
-        if self.frames is None:
-            return offset
-        self._buf.append(hidden)
-        self._buf_len += hidden.shape[0]
-        shard = self.frames.shards[0]
-        boundary = (offset + hidden.shape[0]) // shard * shard
-        if boundary > self.frames_end:
-            self._flush_frames(boundary - self.frames_end)
-        return offset
-
-    def _flush_frames(self, count: int | None = None) -> None:
-        if self.frames is None or not self._buf:
-            return
-        data = np.concatenate(self._buf, axis=0) if len(self._buf) > 1 else self._buf[0]
-        count = data.shape[0] if count is None else count
-        start, end = self.frames_end, self.frames_end + count
-        self.frames.resize((end, *self.frames.shape[1:]))
-        self.frames[start:end] = data[:count].astype(self.frames.dtype, copy=False)
-        rest = data[count:]
-        self._buf = [rest] if rest.shape[0] else []
-        self._buf_len = rest.shape[0]
-        self.frames_end = end
+    def reserve_frames(self, total: int) -> None:
+        """Size ``frames`` to the planned total once, before any block writes into it."""
+        if self.frames is not None and self.frames.shape[0] != total:
+            self.frames.resize((total, *self.frames.shape[1:]))
 
     def commit_block(
         self,
@@ -153,8 +155,9 @@ class StoreWriter:
         offsets: np.ndarray,
         failed: dict[int, str],
     ) -> None:
-        """Make a finished block durable: frames, pooled rows, index, errors, then ``done``."""
-        self._flush_frames()
+        """Make a finished block durable (its frames are written): pooled rows, index, errors, then ``done``."""
+        if self._lock is not None:
+            self._lock.check()
         ok = np.array([r not in failed for r in rows], dtype=bool)
         good = rows[ok]
         if good.size:
@@ -191,17 +194,11 @@ _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-def _lock_store(path: Path):
-    """One writer per store: a second one would truncate frames the first has not committed."""
-    import fcntl
+def _lock_store(path):
+    """One writer per store (emostore/store/lock.py): two would commit over each other."""
+    from emostore.store.lock import lock_store
 
-    fh = open(path / ".lock", "a+")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        fh.close()
-        raise StoreError(f"{path}: another extraction is writing this store (lock {path / '.lock'})") from None
-    return fh
+    return lock_store(path)
 
 
 def _has_committed_row(group: zarr.Group) -> bool:
@@ -217,6 +214,31 @@ def _settled(group: zarr.Group) -> np.ndarray:
     settled = np.asarray(group[layout.DONE][:], dtype=bool)
     settled[[e["index"] for e in group[layout.ERRORS].attrs.get("entries", [])]] = True
     return settled
+
+
+def _check_fingerprint(path, group: zarr.Group, fingerprint: dict) -> zarr.Group:
+    old = group.attrs.get("fingerprint")
+    if old is None:
+        raise StoreError(f"{path}: exists but is not an emostore feature store")
+    diff = _fingerprint_mismatch(old, fingerprint)
+    if diff:
+        raise StoreError(
+            f"{path}: was made with different {', '.join(diff)}; "
+            "extract into a new --out or delete this store"
+        )
+    return group
+
+
+def _open_existing_url(path: str, fingerprint: dict) -> zarr.Group | None:
+    """:func:`_open_existing` for a URL."""
+    if not urls.exists(urls.join(path, "zarr.json")):
+        if not urls.is_empty_location(path) and not urls.is_file(urls.join(path, ".lock")):
+            raise StoreError(f"{path}: exists, is not empty and is not a feature store")
+        return None
+    group = zarr.open_group(path, mode="r")
+    if not _has_committed_row(group) and "fingerprint" in group.attrs:
+        return None
+    return _check_fingerprint(path, group, fingerprint)
 
 
 def _open_existing(path: Path, fingerprint: dict) -> zarr.Group | None:
@@ -235,16 +257,7 @@ def _open_existing(path: Path, fingerprint: dict) -> zarr.Group | None:
         if "fingerprint" in group.attrs or all(_leftover(p.name) or p.name in layout.TOP_LEVEL
                                                for p in path.iterdir()):
             return None
-    old = group.attrs.get("fingerprint")
-    if old is None:
-        raise StoreError(f"{path}: exists but is not an emostore feature store")
-    diff = _fingerprint_mismatch(old, fingerprint)
-    if diff:
-        raise StoreError(
-            f"{path}: was made with different {', '.join(diff)}; "
-            "extract into a new --out or delete this store"
-        )
-    return group
+    return _check_fingerprint(path, group, fingerprint)
 
 
 def stored_fingerprint(path: str | Path) -> dict | None:
@@ -257,7 +270,10 @@ def stored_fingerprint(path: str | Path) -> dict | None:
 
 def existing_done(path: str | Path, fingerprint: dict) -> np.ndarray | None:
     """``done`` of the store at ``path`` (checked against ``fingerprint``), None if it would be created."""
-    path = Path(path)
+    if urls.is_url(path):
+        group = _open_existing_url(urls.normalise(path), fingerprint)
+        return None if group is None else np.asarray(group[layout.DONE][:], dtype=bool)
+    path = urls.local_path(path)
     if path.exists() and not path.is_dir():
         raise StoreError(f"{path}: is a file; --out must be a new or existing store folder")
     group = _open_existing(path, fingerprint)
@@ -316,7 +332,11 @@ def store_os_error(path: str | Path, exc: OSError) -> Exception:
     return exc
 
 
-def _open_group(path: Path, mode: str, **kwargs) -> zarr.Group:
+def _open_group(path, mode: str, **kwargs) -> zarr.Group:
+    if urls.is_url(path):  # fsspec store; the kill hook is a local test hook
+        if mode == "create":
+            return zarr.create_group(str(path), zarr_format=3, **kwargs)
+        return zarr.open_group(str(path), mode=mode, **kwargs)
     store = LocalStore(path, read_only=mode == "r")
     if mode != "r":
         store = kill_hook.wrap(store)
@@ -335,7 +355,7 @@ def init_group(path, ids: list[str], num_layers: int, dim: int, frames_dtype: st
     if frames_dtype is not None and frames_dtype not in FRAME_DTYPES:
         raise StoreError(f"frames dtype must be one of {', '.join(FRAME_DTYPES)}, not {frames_dtype!r}")
     n = len(ids)
-    group = _open_group(Path(path), mode="create", attributes=attrs or {})
+    group = _open_group(path if urls.is_url(path) else Path(path), mode="create", attributes=attrs or {})
     group.create_array(layout.IDS, shape=(n,), dtype=str, chunks=(max(n, 1),))[:] = np.asarray(ids, dtype=object)
     for name in (layout.NUM_FRAMES, layout.OFFSETS):
         group.create_array(name, shape=(n,), dtype="int64", chunks=(max(n, 1),), fill_value=0)

@@ -42,6 +42,7 @@ from emostore.heads.heads import LAYERED, HeadError
 from emostore.heads.train import TrainConfig, TrainError, config_from
 from emostore.errors import EmostoreError
 from emostore.provenance import file_sha256
+from emostore.store import urls
 
 INPUTS = ("store", "labels", "partition")
 
@@ -81,13 +82,13 @@ def input_digest(path: str) -> str:
     In the run id, so an input regenerated at the same path makes new runs instead of being
     skipped as done.
     """
-    p = Path(path)
-    if p.is_file():
-        return file_sha256(p)
-    meta = p / "zarr.json"
-    if not meta.is_file():
+    if not urls.is_url(path) and Path(path).is_file():
+        return file_sha256(path)
+    meta = urls.join(path, "zarr.json")
+    if not urls.is_file(meta):
         raise SweepError(f"{path}: neither a file nor a Zarr store")
-    attrs = json.loads(meta.read_text(encoding="utf-8")).get("attributes", {})
+    fs, inside = urls.filesystem(meta)
+    attrs = json.loads(fs.cat_file(inside).decode("utf-8")).get("attributes", {})
     key = json.dumps([attrs.get("fingerprint"), attrs.get("manifest_sha256")], sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -171,9 +172,11 @@ def _make_run(settings: dict, stored_layers) -> list[RunSpec]:
     missing = [k for k in INPUTS if not settings.get(k)]
     if missing:
         raise SweepError(f"the sweep needs {', '.join(missing)} (in the file or as options)")
-    inputs = {k: str(Path(str(settings.pop(k))).resolve()) for k in INPUTS}  # workers may run elsewhere
+    # absolute paths, as workers may run elsewhere; a store may also be an fsspec URL (s3://...)
+    inputs = {k: str(settings.pop(k)) for k in INPUTS}
+    inputs = {k: v if urls.is_url(v) else str(Path(v).resolve()) for k, v in inputs.items()}
     for k, v in inputs.items():
-        if not Path(v).exists():
+        if not urls.exists(v):
             raise SweepError(f"{k} {v}: no such file or store")
     if settings.get("head") is None and settings.get("preset") is None:
         raise SweepError("every run needs a head (or a preset naming one)")
