@@ -109,7 +109,9 @@ def _read_only_volume(monkeypatch):
             raise OSError(errno.EROFS, "Read-only file system", str(file))
         return open(file, mode, *a, **kw)
 
-    monkeypatch.setattr(store_writer, "open", ro_open, raising=False)
+    from emostore.store import lock as store_lock
+
+    monkeypatch.setattr(store_lock, "open", ro_open, raising=False)  # the lock file (emostore/store/lock.py)
     _fail_writes(monkeypatch, errno.EROFS)
 
 

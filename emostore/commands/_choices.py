@@ -65,3 +65,19 @@ def class_list(classes: str | None) -> list[str] | None:
     if len(set(c.lower() for c in out)) != len(out):
         raise click.BadParameter("a class is listed twice", param_hint="--classes")
     return out
+
+
+class StoreLocation(click.Path):
+    """A feature store: an existing local path, or an fsspec URL (``s3://``...) passed on unchecked
+    (the reader says clearly when nothing is there)."""
+
+    def __init__(self):
+        super().__init__(exists=True)
+
+    def convert(self, value, param, ctx):
+        from emostore.store.urls import is_url
+
+        return str(value) if is_url(value) else super().convert(value, param, ctx)
+
+
+STORE = StoreLocation()

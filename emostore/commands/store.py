@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from emostore.commands import _choices
+
 
 @click.group()
 def store():
@@ -14,7 +16,7 @@ def store():
 
 
 @store.command()
-@click.argument("path", type=click.Path(exists=True))
+@click.argument("path", type=_choices.STORE)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def info(path, as_json):
     """Summarise a store: corpus, encoder, N, L, D, bytes, errors."""
@@ -27,7 +29,7 @@ def info(path, as_json):
 
 
 @store.command("verify")
-@click.argument("path", type=click.Path(exists=True))
+@click.argument("path", type=_choices.STORE)
 @click.option("--manifest", type=click.Path(exists=True), default=None,
               help="Also check the store was made from it (or from a manifest with the same ids and audio).")
 def verify_cmd(path, manifest):
@@ -51,7 +53,7 @@ def verify_cmd(path, manifest):
 
 
 @store.command("export")
-@click.argument("path", type=click.Path(exists=True))
+@click.argument("path", type=_choices.STORE)
 @click.option("--hdf5", "hdf5_out", required=True, type=click.Path(), help="HDF5 file to write.")
 def export_cmd(path, hdf5_out):
     """Export a store to one HDF5 file (h5py), for tools that do not read Zarr."""

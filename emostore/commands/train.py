@@ -10,7 +10,8 @@ from emostore.commands._training import train_options
 
 
 @click.command()
-@click.option("--store", "store_path", required=True, type=click.Path(exists=True), help="Feature store (.zarr).")
+@click.option("--store", "store_path", required=True, type=_choices.STORE,
+              help="Feature store (a .zarr folder or an fsspec URL such as s3://bucket/x.zarr).")
 @click.option("--labels", required=True, type=click.Path(exists=True, dir_okay=False), help="Label set (JSONL).")
 @click.option("--partition", "partition_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Partition JSON ({fold: {train, dev, test}}).")

@@ -37,6 +37,11 @@ class FeatureStore:
             self.group = zarr.open_group(self.path, mode="r")
         except (FileNotFoundError, zarr.errors.GroupNotFoundError):
             raise StoreError(f"{self.path}: no feature store here") from None
+        except Exception as exc:  # a remote location: credentials, endpoint, bucket, network
+            if not urls.is_url(self.path):
+                raise
+            raise StoreError(f"{self.path}: cannot open ({type(exc).__name__}: {exc}); check the "
+                             "filesystem's credentials and endpoint (e.g. AWS_* / AWS_ENDPOINT_URL for s3://)") from None
         if "fingerprint" not in self.group.attrs:
             raise StoreError(f"{self.path}: a Zarr group, but not an emostore feature store")
         version = self.group.attrs.get("format_version")
