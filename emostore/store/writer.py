@@ -23,7 +23,6 @@ so a finished store on a read-only volume re-runs as "nothing to do".
 
 from __future__ import annotations
 
-import errno
 import json
 import shutil
 from pathlib import Path
@@ -190,10 +189,6 @@ class StoreWriter:
             self._lock = None
 
 
-_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-
-
 def _lock_store(path):
     """One writer per store (emostore/store/lock.py): two would commit over each other."""
     from emostore.store.lock import lock_store
@@ -207,6 +202,9 @@ def _has_committed_row(group: zarr.Group) -> bool:
         return bool(np.asarray(group[layout.DONE][:]).any()) or bool(group[layout.ERRORS].attrs.get("entries"))
     except KeyError:  # a node not created yet: killed during creation
         return False
+
+
+from emostore.store.failures import _READ_ONLY, store_os_error  # noqa: E402  (it reads stores through _settled)
 
 
 def _settled(group: zarr.Group) -> np.ndarray:
@@ -300,36 +298,6 @@ def _remove_partials(path: Path) -> None:
     """Zarr's temporary files of writes a kill interrupted (each chunk itself is old or new)."""
     for p in path.rglob("*.partial"):
         p.unlink(missing_ok=True)
-
-
-def committed_rows(path: str | Path) -> tuple[int, int, int, str | None]:
-    """(k: rows 1..k are committed, rows committed in all, total rows, id of row k) read back from
-    disk; zeros without a store."""
-    try:
-        group = zarr.open_group(str(path), mode="r")
-        settled = _settled(group)
-        ids = group[layout.IDS]
-    except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
-        return 0, 0, 0, None
-    k = int(settled.size if settled.all() else np.argmin(settled))
-    return k, int(settled.sum()), int(settled.size), (str(ids[k - 1]) if k else None)
-
-
-def store_os_error(path: str | Path, exc: OSError) -> Exception:
-    """One line for the OS errors a user fixes (full disk, read-only volume); others pass unchanged."""
-    if exc.errno in _DISK_FULL:
-        k, _, n, last = committed_rows(path)
-        where = (f"the store is intact up to row {k} of {n} ({last!r})" if k
-                 else "the store has no committed row yet")
-        return StoreError(f"{path}: the disk is full ({exc.strerror}); {where}; "
-                          "free space and re-run the same command to resume")
-    if exc.errno in _READ_ONLY:
-        _, settled, n, _ = committed_rows(path)
-        if not n:
-            return StoreError(f"{path}: cannot create a store here ({exc.strerror}); choose a writable --out")
-        return StoreError(f"{path}: the store is read-only ({exc.strerror}) and {n - settled} of {n} rows are not "
-                          "extracted yet; copy it to a writable place (or extract into a new --out) to finish it")
-    return exc
 
 
 def _open_group(path, mode: str, **kwargs) -> zarr.Group:
