@@ -25,7 +25,7 @@ from emostore.manifests.partitions.io import (
 from emostore.manifests.partitions.leakage import check_leakage
 from emostore.manifests.partitions.registry import make_partition, normalise_corpus, register_rule, rule_names
 from emostore.manifests.partitions.rules.emo_superb import emo_superb
-from emostore.manifests.partitions.rules.emobox import emobox
+from emostore.manifests.partitions.rules.emobox_stated import emobox
 from emostore.manifests.partitions.rules.official import official
 
 RULES = rule_names()  # every rule the modules of .rules register, alphabetically
