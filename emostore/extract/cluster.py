@@ -22,10 +22,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from emostore.errors import EmostoreError
 from emostore.extract.frameplan import FrameLayout
 
 
-class ClusterError(ValueError):
+class ClusterError(EmostoreError, ValueError):
     """The Dask cluster cannot be reached or started, or it keeps losing a block's workers."""
 
 
