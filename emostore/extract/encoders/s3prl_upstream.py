@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emostore.extract.encoders.base import Encoder, EncoderError, register, sha256_files
+from emostore.extract.encoders.base import Encoder, EncoderError, register
+from emostore.provenance import files_sha256
 
 PROBE_SAMPLES = 16000  # 1 s: long enough for every upstream's front end
 LOADER_SUFFIXES = ("_local", "_custom", "_url")
@@ -261,7 +262,7 @@ class S3PRLEncoder(Encoder):
         files = [self.ckpt] if self.ckpt and self.ckpt.is_file() else (
             sorted(p for p in self.ckpt.iterdir() if p.is_file()) if self.ckpt else [])
         return {"backend": self.backend, "name": self.name, "weights": str(self.ckpt) if self.ckpt else None,
-                "weights_sha256": sha256_files(files) if files else None,
+                "weights_sha256": files_sha256(files) if files else None,
                 "config": {"upstream": self.upstream_name, "family": self.family,
                            "s3prl": getattr(s3prl, "__version__", None), "num_layers": self.num_layers,
                            "dim": self.dim, "downsample_rate": self.stride, "frame_offset": self.offset,
