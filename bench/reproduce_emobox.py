@@ -26,7 +26,7 @@ sweeps skip finished runs, so an interrupted run picks up where it stopped):
    encoders, then the frame-level ``emobox`` head on the layers ``--emobox-runs`` names
    (``PROTOCOL:ENCODER:LAYER`` with LAYER a number, ``last`` or ``best`` = the probe layer with the
    lowest dev loss on that protocol). A whole grid of 100-epoch frame runs on every layer does not
-   fit 2 shared CPU cores, so the default is the last layer on EmoBox's folds; what ran is printed.
+   fit 2 shared CPU cores, so the default is the last layer, both protocols; what ran is printed.
 5. One markdown table: protocol x encoder x head (the grid point with the lowest mean dev loss, as
    EmoBox selects on dev) -> UA / WA / macro-F1, single-label as EmoBox reports them (argmax class;
    ``macro_f1_single``), fold means with 95 % percentile bootstrap CIs (``fold_mean``); per-layer
@@ -323,7 +323,7 @@ def main(argv=None) -> int:
     ap.add_argument("--manifest", default=None,
                     help="EmoDB manifest to use (default: the --store-dir stores' own, else built from --data)")
     ap.add_argument("--jobs", type=int, default=2, help="sweep processes")
-    ap.add_argument("--emobox-runs", default="emobox:whisper:last,emobox:fbank:last",
+    ap.add_argument("--emobox-runs", default="emobox:whisper:last,emobox:fbank:last,emobox-rule:whisper:last,emobox-rule:fbank:last",
                     help="frame-head grids to run: PROTOCOL:ENCODER:LAYER,... (LAYER: number, last, best)")
     ap.add_argument("--time-clips", type=int, default=16, help="clips timed for extraction and the s3prl way")
     ap.add_argument("--n-boot", type=int, default=1000)
