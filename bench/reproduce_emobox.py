@@ -208,10 +208,11 @@ def best_probe_layer(sweep_dir: Path, encoder: str) -> int:
     return int(per_layer.idxmin())
 
 
-def emobox_specs(store: Path, inputs: dict, protocol: str, layer: int) -> list:
+def emobox_specs(store: Path, inputs: dict, protocol: str, layer: int, lrs: list[float]) -> list:
     from emostore.sweep.config import expand
 
-    return expand({**base_spec(store, inputs, protocol), "head": "emobox", "layer": layer, "hidden": GRID["hidden"]})
+    return expand({**base_spec(store, inputs, protocol), "head": "emobox", "layer": layer, "hidden": GRID["hidden"],
+                   "lr": lrs})
 
 
 def run_sweep(runs: list, out: Path, jobs: int, what: str) -> float:
@@ -230,6 +231,17 @@ def run_sweep(runs: list, out: Path, jobs: int, what: str) -> float:
 # -- report --------------------------------------------------------------------------------------
 
 
+def complete_settings(runs):
+    """The runs of settings that ran on every fold of the protocol, and how many settings were left out:
+    an interrupted grid must not compete on a mean dev loss over fewer folds."""
+    from emostore.manifests.partitions import read_partition
+
+    folds = len(read_partition(runs["partition"].iloc[0]).folds)
+    per = runs.groupby("setting")["fold"].nunique()
+    keep = per.index[per == folds]
+    return runs[runs["setting"].isin(keep)], int((per < folds).sum())
+
+
 def table_rows(sweep_dirs: dict, encoder_names: dict, n_boot: int) -> list[dict]:
     from emostore.analysis.runs import NoData, done_runs, select_best
     from emostore.analysis.scoring import fold_mean
@@ -242,10 +254,11 @@ def table_rows(sweep_dirs: dict, encoder_names: dict, n_boot: int) -> list[dict]
                     runs = done_runs(d, encoder=enc, head=head)
                 except NoData:
                     continue
+                runs, left_out = complete_settings(runs)
                 best = select_best(runs, ["head"])
                 row = {"protocol": protocol, "encoder": short, "head": head, "setting": best["setting"].iloc[0],
                        "folds": int(best["fold"].nunique()), "settings": int(best["settings_compared"].iloc[0]),
-                       "dev_loss": float(best["mean_dev_loss"].iloc[0])}
+                       "dev_loss": float(best["mean_dev_loss"].iloc[0]), "incomplete_left_out": left_out}
                 for m, _ in METRICS:
                     row[m] = fold_mean(best, m, n_boot=n_boot)
                 out.append(row)
@@ -263,7 +276,8 @@ def markdown(rows: list[dict]) -> str:
         setting = r["setting"].replace("head=", "").split(" preset=")[0]
         setting = " ".join(p for p in setting.split() if not p.startswith(("beta=", "smoothing=", "epochs=",
                                                                            "warmup_epochs=", "batch_size=", "features=")))
-        lines.append("| " + " | ".join([r["protocol"], r["encoder"], f"{setting} (best of {r['settings']})",
+        more = f", {r['incomplete_left_out']} unfinished left out" if r["incomplete_left_out"] else ""
+        lines.append("| " + " | ".join([r["protocol"], r["encoder"], f"{setting} (best of {r['settings']}{more})",
                                         str(r["folds"]), *[fmt_ci(r[m]) for m, _ in METRICS]]) + " |")
     return "\n".join(lines)
 
@@ -296,7 +310,7 @@ def s3prl_way_seconds(runs_table, stores: dict, manifest: Path, clips: int) -> d
     out = {}
     for short, path in stores.items():
         fs = emostore.store.open(path)
-        enc = load_encoder(fs.attrs["encoder"]["name"] if short == "fbank" else ENCODERS[short], "cpu")
+        enc = load_encoder(ENCODERS[short], "cpu")
         src = EncoderSource.for_store(fs, m, enc)
         src.hidden(np.arange(4, dtype=np.int64))  # warm-up
         src.clips_encoded, src.encoder_seconds = 0, 0.0
@@ -329,10 +343,13 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="sweep processes")
     ap.add_argument("--emobox-runs", default="emobox:whisper:last,emobox:fbank:last,emobox-rule:whisper:last,emobox-rule:fbank:last",
                     help="frame-head grids to run: PROTOCOL:ENCODER:LAYER,... (LAYER: number, last, best)")
+    ap.add_argument("--emobox-lr", type=float, action="append", default=None,
+                    help="frame-head learning rates (repeat; default the recipe's 1e-3 and 1e-4)")
     ap.add_argument("--time-clips", type=int, default=16, help="clips timed for extraction and the s3prl way")
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--no-sweep", action="store_true", help="only report what the workdir's sweeps hold")
     args = ap.parse_args(argv)
+    args.emobox_lr = args.emobox_lr or GRID["lr"]
 
     import emostore.store
     from emostore.analysis.runs import done_runs
@@ -362,7 +379,8 @@ def main(argv=None) -> int:
             elif layer == "best":
                 layer = best_probe_layer(sweep_dirs[protocol], enc_names[short])
             ran_emobox.append((protocol, short, int(layer)))
-            sweep_wall[f"{protocol} emobox {short} L{layer}"] = run_sweep(emobox_specs(stores[short], inputs, protocol, int(layer)), sweep_dirs[protocol], args.jobs,
+            sweep_wall[f"{protocol} emobox {short} L{layer}"] = run_sweep(
+                emobox_specs(stores[short], inputs, protocol, int(layer), args.emobox_lr), sweep_dirs[protocol], args.jobs,
                       f"{protocol}: emobox head, {short} layer {layer}")
 
     rows = table_rows(sweep_dirs, enc_names, args.n_boot)
