@@ -386,8 +386,9 @@ def main(argv=None) -> int:
     rows = table_rows(sweep_dirs, enc_names, args.n_boot)
     print()
     print(f"EmoDB, MR (= the acted label), EmoBox recipe ({PRESETS['emobox']['epochs']} epochs, "
-          f"{PRESETS['emobox']['warmup_epochs']} warm-up), grid lr {GRID['lr']} x hidden {GRID['hidden']}, "
-          "selection on dev; single-label UA / WA / macro-F1, fold mean, 95 % bootstrap CI:")
+          f"{PRESETS['emobox']['warmup_epochs']} warm-up), grid lr {GRID['lr']} x hidden {GRID['hidden']} "
+          "('best of N': the grid points that ran on every fold), selection on mean dev loss; single-label "
+          "UA / WA / macro-F1, fold mean, 95 % bootstrap CI:")
     print(markdown(rows))
     print()
     for protocol, (curves, weights) in layer_views(sweep_dirs, args.n_boot).items():
