@@ -2,9 +2,13 @@
 
 Run from the repository root::
 
-    python bench/reproduce_emobox.py --workdir bench/out/reproduce [--store-dir /work/cache]
-        [--data ../shared/data/emodb] [--jobs 2] [--emobox-runs emobox:whisper:last,emobox:fbank:last]
-        [--time-clips 16] [--n-boot 1000]
+    python bench/reproduce_emobox.py [--workdir bench/out/reproduce] [--store-dir DIR] [--manifest M]
+        [--data ../shared/data/emodb] [--jobs 2] [--emobox-runs PROTOCOL:ENCODER:LAYER,...]
+        [--emobox-lr 1e-3 ...] [--time-clips 16] [--n-boot 1000] [--no-sweep]
+
+The README's table came from ``--store-dir DIR --emobox-lr 1e-3`` (both protocols, ~25 min on 2
+busy cores) then ``--store-dir DIR --emobox-runs emobox:whisper:last,emobox:fbank:last`` (lr 1e-4
+added on EmoBox's folds, ~8 min).
 
 What it does, every step resumable (inputs are rewritten only when their content changes, and the
 sweeps skip finished runs, so an interrupted run picks up where it stopped):
@@ -18,7 +22,8 @@ sweeps skip finished runs, so an interrupted run picks up where it stopped):
    workdir and timed end to end.
 3. Extraction time for the README: the full extraction's wall time when step 2 ran it; otherwise
    (the stores do not record their own timing) a timed extraction of ``--time-clips`` clips with
-   each encoder, scaled to the corpus by audio seconds -- printed as ``(scaled)``.
+   each encoder, its encoder seconds scaled to the corpus by audio seconds and its once-only costs
+   (encoder load, weights hash, store creation) added once -- printed as ``scaled from N clips``.
 4. Sweeps (``emostore.sweep``), one directory per protocol, EmoBox's recipe for every head
    (``--preset emobox``: 100 epochs, 10 warm-up epochs, AdamW, batch 32, the epoch with the lowest
    dev loss kept), grid lr {1e-3, 1e-4} x hidden {128, 256} (hidden does not apply to ``probe``):
