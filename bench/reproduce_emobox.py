@@ -355,6 +355,11 @@ def main(argv=None) -> int:
     ap.add_argument("--no-sweep", action="store_true", help="only report what the workdir's sweeps hold")
     args = ap.parse_args(argv)
     args.emobox_lr = args.emobox_lr or GRID["lr"]
+    for item in filter(None, args.emobox_runs.split(",")):  # before any work
+        protocol, short, layer = (item.split(":") + ["", "", ""])[:3]
+        if protocol not in PROTOCOLS or short not in ENCODERS or not (layer in ("last", "best") or layer.isdigit()):
+            sys.exit(f"--emobox-runs {item!r}: want PROTOCOL:ENCODER:LAYER with PROTOCOL in "
+                     f"{', '.join(PROTOCOLS)}, ENCODER in {', '.join(ENCODERS)}, LAYER a number, last or best")
 
     import emostore.store
     from emostore.analysis.runs import done_runs
@@ -395,6 +400,8 @@ def main(argv=None) -> int:
           "('best of N': the grid points that ran on every fold), selection on mean dev loss; single-label "
           "UA / WA / macro-F1, fold mean, 95 % bootstrap CI:")
     print(markdown(rows))
+    print("protocols: " + "; ".join(f"{k} = {v}" for k, v in PROTOCOLS.items()))
+    print("EmoBox's published EmoDB UA % (its folds): " + ", ".join(f"{k} {v}" for k, v in PUBLISHED_UA.items()))
     print()
     for protocol, (curves, weights) in layer_views(sweep_dirs, args.n_boot).items():
         for enc, c in curves.groupby("encoder"):
