@@ -86,53 +86,28 @@ class StoreWriter:
         A finished store (every row done) comes back read-only and unlocked; a store with no
         committed row is re-created; anything else is resumed under the lock.
         """
-        if urls.is_url(path):
-            return cls._create_or_resume_url(urls.normalise(path), ids, attrs, fingerprint, num_layers, dim,
-                                             frames_dtype, block_rows, compress)
-        path = urls.local_path(path)
-        if path.exists() and not path.is_dir():
+        remote = urls.is_url(path)
+        path = urls.normalise(path) if remote else urls.local_path(path)
+        if urls.is_file(path):
             raise StoreError(f"{path}: is a file; --out must be a new or existing store folder")
-        existing = _open_existing(path, fingerprint)
+        open_existing = _open_existing_url if remote else _open_existing
+        existing = open_existing(path, fingerprint)
         if existing is not None and bool(np.asarray(existing[layout.DONE][:]).all()):
             return cls(existing)
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            if not remote:
+                path.mkdir(parents=True, exist_ok=True)
             lock = _lock_store(path)
         except OSError as exc:
             if exc.errno not in _READ_ONLY or existing is None or not _settled(existing).all():
                 raise store_os_error(path, exc) from None
             return cls(existing)  # finished (failed rows included) and read-only: nothing to do
         try:
-            existing = _open_existing(path, fingerprint)  # again, now that we hold the lock
+            existing = open_existing(path, fingerprint)  # again, now that we hold the lock
             if existing is not None:
                 _remove_partials(path)
                 return cls(_open_group(path, mode="r+"), lock)
             _clear_nodes(path)
-            group = init_group(path, ids, num_layers, dim, frames_dtype, block_rows, compress,
-                               attrs={**attrs, "fingerprint": fingerprint})
-            return cls(group, lock)
-        except BaseException:
-            lock.close()
-            raise
-
-    @classmethod
-    def _create_or_resume_url(cls, path: str, ids, attrs, fingerprint, num_layers, dim, frames_dtype, block_rows,
-                              compress) -> "StoreWriter":
-        """:meth:`create_or_resume` on object storage: the same rules, through fsspec and the lease lock."""
-        if urls.is_file(path):
-            raise StoreError(f"{path}: is a file; --out must be a new or existing store folder")
-        existing = _open_existing_url(path, fingerprint)
-        if existing is not None and bool(np.asarray(existing[layout.DONE][:]).all()):
-            return cls(existing)
-        lock = _lock_store(path)
-        try:
-            existing = _open_existing_url(path, fingerprint)  # again, now that we hold the lock
-            if existing is not None:
-                return cls(zarr.open_group(path, mode="r+"), lock)
-            fs, root = urls.filesystem(path)
-            for child in fs.ls(root, detail=False) if fs.exists(root) else []:
-                if child.rstrip("/").rsplit("/", 1)[-1] != ".lock":
-                    fs.rm(child, recursive=True)
             group = init_group(path, ids, num_layers, dim, frames_dtype, block_rows, compress,
                                attrs={**attrs, "fingerprint": fingerprint})
             return cls(group, lock)
@@ -283,8 +258,14 @@ def _leftover(name: str) -> bool:
     return name in (".lock", "zarr.json") or name.endswith(".partial")
 
 
-def _clear_nodes(path: Path) -> None:
+def _clear_nodes(path) -> None:
     """Delete everything of a store with no committed row except the lock we hold."""
+    if urls.is_url(path):
+        fs, root = urls.filesystem(path)
+        for child in fs.ls(root, detail=False) if fs.exists(root) else []:
+            if child.rstrip("/").rsplit("/", 1)[-1] != ".lock":
+                fs.rm(child, recursive=True)
+        return
     for p in path.iterdir():
         if p.name == ".lock":
             continue
@@ -294,8 +275,11 @@ def _clear_nodes(path: Path) -> None:
             p.unlink()
 
 
-def _remove_partials(path: Path) -> None:
-    """Zarr's temporary files of writes a kill interrupted (each chunk itself is old or new)."""
+def _remove_partials(path) -> None:
+    """Zarr's temporary files of writes a kill interrupted (each chunk itself is old or new); an
+    object store has none (an object is written whole or not at all)."""
+    if urls.is_url(path):
+        return
     for p in path.rglob("*.partial"):
         p.unlink(missing_ok=True)
 
