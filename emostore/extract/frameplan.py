@@ -49,8 +49,9 @@ class FrameLayout:
         if moved.size:
             raise StoreError(
                 f"{where}: {moved.size} finished rows (e.g. row {int(moved[0])}) no longer fit the frame plan: "
-                "their audio files changed or became unreadable since extraction started; "
-                "restore them or extract into a new --out")
+                "an audio file at or before them changed, became unreadable, or became readable (a fixed file) "
+                "since extraction started, and frames are placed by the first run's plan; restore the files as "
+                "they were to resume, or extract into a new --out (a fixed file is extracted there)")
 
 
 def plan_layout(num_rows: int, samples: dict[int, int], encoder, block_rows: int) -> FrameLayout:

@@ -344,10 +344,6 @@ def _run(manifest, encoder, layers, policy, writer, plan, opts) -> Summary:
                    elapsed=0.0, encoder_seconds=enc_time, errors=[])
 
 
-def summary_line(s: Summary) -> str:
-    return json.dumps({k: v for k, v in asdict(s).items() if k != "errors"})
-
-
 def summary_text(out: str, s: Summary) -> str:
     """The one line ``emostore extract`` ends with."""
     if not s.extracted and not s.failed:

@@ -36,7 +36,7 @@ class TrainConfig:
     beta: float = 0.99  # class-balanced weighting; 0 disables
     smoothing: float = 0.0
     warmup_epochs: int = 0  # linear warm-up of the lr over this many epochs
-    patience: int | None = 10  # early stopping: epochs without a better dev loss; 0 or None = run all epochs
+    patience: int | None = 10  # early stopping: epochs without a better dev loss; 0 = run all epochs
     valid_fraction: float = 0.0  # share of train held out as dev when the fold has no dev part
     features: str = "auto"  # auto | pooled | frames
     shuffle: str = "auto"  # auto (pooled: full, frames: blocks) | full | blocks

@@ -21,12 +21,11 @@ regenerate with ``python -m emostore.manifests.emobox_lists pack EMOBOX_DIR``).
 from __future__ import annotations
 
 import random
-import sys
 from pathlib import Path
 
 from emostore.manifests.emobox_lists import (  # noqa: F401  (this module's API since it was one file)
     EMOBOX_NAMES, FORMAT, PUBLISHED_PARTS, REPOSITORY, PublishedListError, PublishedLists, decode, encode, from_dir,
-    key_to_id, main, names, pack, shipped, shipped_corpora,
+    key_to_id, names, pack, shipped, shipped_corpora,
 )
 
 # EmoBox recipe (examples/sb/dataset_prepare.py with hparams/*.yaml): split_ratio [0.8, 0.2], seed 1993.
@@ -178,6 +177,3 @@ def build_folds(corpus: str, rows, lists: PublishedLists | None = None, emobox_d
     return folds, meta
 
 
-
-if __name__ == "__main__":
-    sys.exit(main())

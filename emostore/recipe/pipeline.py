@@ -157,7 +157,10 @@ class Recipe:
             allow = True  # the bundled clips are a subset of EmoBox's EmoDB lists: its folds, restricted to them
 
         def run():
-            options = {"allow_mismatch": allow} if self.opts.rule == "emobox" and allow else {}
+            # the bundled default applies to emobox only; a user's --allow-mismatch goes to any rule, which refuses it
+            # if it has no such option
+            options = {"allow_mismatch": allow} if allow and (self.opts.rule == "emobox" or self.opts.allow_mismatch) \
+                else {}
             p = make_partition(self.opts.corpus, load_manifest(manifest, require_audio=False), self.opts.rule,
                                **options)
             changed = _settle(path, lambda t: write_partition(p, t))
@@ -186,9 +189,15 @@ class Recipe:
     def extract(self, manifest: Path, encoder: str) -> Path:
         from emostore.extract.runner import ExtractOptions, extract, summary_text
         from emostore.manifests import load_manifest
+        from emostore.store.writer import stored_fingerprint
 
         path = self.out / "stores" / f"{_slug(encoder)}.zarr"
         frames = any(h in FRAME_HEADS for h in self.opts.heads)
+        stored = stored_fingerprint(path) or {}
+        if stored and stored.get("frames_dtype") is not None:
+            frames = True  # a store with frames serves pooled heads too: keep it as it is
+        elif stored and frames:
+            path = path.with_name(f"{_slug(encoder)}-frames.zarr")  # made without frames: a sibling with them
 
         def run():
             opts = ExtractOptions(encoder=encoder, device=self.opts.device, frames=frames, progress=self.progress)

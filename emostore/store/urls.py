@@ -45,6 +45,8 @@ def filesystem(path):
         return url_to_fs(str(path))
     except ImportError as exc:  # e.g. s3:// without s3fs
         raise LocationError(f"{path}: {exc} (object storage: pip install 'emostore[s3]')") from None
+    except ValueError as exc:  # "Protocol not known: foo"
+        raise LocationError(f"{path}: {exc}; a store is a folder or an fsspec URL (s3://, gs://, memory://)") from None
 
 
 def join(path, name: str) -> str:
@@ -57,15 +59,6 @@ def exists(path) -> bool:
         return local.exists()
     fs, root = filesystem(path)
     return fs.exists(root)
-
-
-def is_empty_location(path) -> bool:
-    """Nothing stored at or under ``path`` (a new store may go there)."""
-    local = local_path(path)
-    if local is not None:
-        return not local.exists() or (local.is_dir() and not any(local.iterdir()))
-    fs, root = filesystem(path)
-    return not fs.exists(root) or not fs.find(root, maxdepth=None)
 
 
 def is_file(path) -> bool:

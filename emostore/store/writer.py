@@ -86,11 +86,8 @@ class StoreWriter:
         A finished store (every row done) comes back read-only and unlocked; a store with no
         committed row is re-created; anything else is resumed under the lock.
         """
+        path, open_existing = _location(path)
         remote = urls.is_url(path)
-        path = urls.normalise(path) if remote else urls.local_path(path)
-        if urls.is_file(path):
-            raise StoreError(f"{path}: is a file; --out must be a new or existing store folder")
-        open_existing = _open_existing_url if remote else _open_existing
         existing = open_existing(path, fingerprint)
         if existing is not None and bool(np.asarray(existing[layout.DONE][:]).all()):
             return cls(existing)
@@ -205,7 +202,9 @@ def _check_fingerprint(path, group: zarr.Group, fingerprint: dict) -> zarr.Group
 def _open_existing_url(path: str, fingerprint: dict) -> zarr.Group | None:
     """:func:`_open_existing` for a URL."""
     if not urls.exists(urls.join(path, "zarr.json")):
-        if not urls.is_empty_location(path) and not urls.is_file(urls.join(path, ".lock")):
+        fs, root = urls.filesystem(path)
+        names = [c.rstrip("/").rsplit("/", 1)[-1] for c in fs.ls(root, detail=False)] if fs.isdir(root) else []
+        if any(not _leftover(n) for n in names):  # as locally: only a lock may be there
             raise StoreError(f"{path}: exists, is not empty and is not a feature store")
         return None
     group = zarr.open_group(path, mode="r")
@@ -235,6 +234,8 @@ def _open_existing(path: Path, fingerprint: dict) -> zarr.Group | None:
 
 def stored_fingerprint(path: str | Path) -> dict | None:
     """The fingerprint of the store at ``path``, or None (no store, or not one of ours)."""
+    if urls.is_url(path):
+        urls.filesystem(path)  # an unknown protocol or a missing fsspec backend: one line (LocationError)
     try:
         return dict(zarr.open_group(str(path), mode="r").attrs.get("fingerprint") or {}) or None
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, NotADirectoryError):
@@ -243,14 +244,18 @@ def stored_fingerprint(path: str | Path) -> dict | None:
 
 def existing_done(path: str | Path, fingerprint: dict) -> np.ndarray | None:
     """``done`` of the store at ``path`` (checked against ``fingerprint``), None if it would be created."""
-    if urls.is_url(path):
-        group = _open_existing_url(urls.normalise(path), fingerprint)
-        return None if group is None else np.asarray(group[layout.DONE][:], dtype=bool)
-    path = urls.local_path(path)
-    if path.exists() and not path.is_dir():
-        raise StoreError(f"{path}: is a file; --out must be a new or existing store folder")
-    group = _open_existing(path, fingerprint)
+    path, open_existing = _location(path)
+    group = open_existing(path, fingerprint)
     return None if group is None else np.asarray(group[layout.DONE][:], dtype=bool)
+
+
+def _location(path):
+    """(normalised path, its _open_existing) for a folder or a URL; a file is refused."""
+    remote = urls.is_url(path)
+    path = urls.normalise(path) if remote else urls.local_path(path)
+    if urls.is_file(path):
+        raise StoreError(f"{path}: is a file; --out must be a new or existing store folder")
+    return path, (_open_existing_url if remote else _open_existing)
 
 
 def _leftover(name: str) -> bool:
@@ -262,11 +267,12 @@ def _clear_nodes(path) -> None:
     """Delete everything of a store with no committed row except the lock we hold."""
     if urls.is_url(path):
         fs, root = urls.filesystem(path)
-        for child in fs.ls(root, detail=False) if fs.exists(root) else []:
+        # zarr.json last: a kill part-way leaves a group this function may clear again
+        for child in sorted(fs.ls(root, detail=False) if fs.exists(root) else [], key=lambda c: c.endswith("/zarr.json")):
             if child.rstrip("/").rsplit("/", 1)[-1] != ".lock":
                 fs.rm(child, recursive=True)
         return
-    for p in path.iterdir():
+    for p in sorted(path.iterdir(), key=lambda p: p.name == "zarr.json"):  # zarr.json last (see above)
         if p.name == ".lock":
             continue
         if p.is_dir() and not p.is_symlink():
