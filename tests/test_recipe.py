@@ -43,3 +43,24 @@ def test_recipe_runs_every_step_then_reuses_every_store_and_run(tmp_path):
 def test_recipe_needs_corpus_and_root_together():
     res = CliRunner().invoke(main, ["recipe", "emodb"])
     assert res.exit_code == 2 and "give both CORPUS and ROOT, or neither" in res.output
+
+
+def test_recipe_on_a_corpus_root_of_the_users_resolves_every_audio_path(tmp_path):
+    """CORPUS ROOT in the native layout: the manifest's relative audio paths must hold from OUT."""
+    import shutil
+
+    from emostore.manifests import load_manifest
+    from emostore.recipe.demo_data import bundled_root
+
+    corpus = tmp_path / "corpus" / "wav"
+    corpus.mkdir(parents=True)
+    for flac in sorted((bundled_root() / "wav").glob("*.flac"))[::4]:  # 34 clips, every speaker
+        shutil.copy(flac, corpus / flac.name)
+    out = tmp_path / "runs" / "deeper" / "r"
+    res = CliRunner().invoke(main, ["recipe", "emodb", str(tmp_path / "corpus"), "--encoder", "fbank", "--head", "probe",
+                                    "--allow-mismatch", "--n-boot", "0", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    manifest = load_manifest(out / "manifest.jsonl")
+    assert len(manifest) == 34 and all((out / r["audio"]).resolve().is_file() for r in manifest.rows)
+    assert "34 extracted, 0 already done, 0 failed" in res.output
+    assert not list(out.glob(".staged-*"))

@@ -16,7 +16,7 @@ no encoder work and repeats no finished training run:
 from __future__ import annotations
 
 import re
-import tempfile
+import uuid
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,23 +80,27 @@ def _slug(text: str) -> str:
 
 
 def _settle(target: Path, write: Callable[[Path], object]) -> bool:
-    """Write through ``write(tmp_path)`` beside ``target``; replace ``target`` (and its ``.meta.json``
-    sibling) only if the bytes differ. Returns whether anything changed."""
+    """Write through ``write(staged)`` beside ``target`` (same folder, so relative audio paths stay
+    right); replace ``target`` and its ``.meta.json`` sibling only if their bytes differ, and drop
+    the staged files. Returns whether anything changed."""
     from emostore.jsonl import meta_path
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".recipe-") as tmp:
-        staged = Path(tmp) / target.name
+    staged = target.with_name(f".staged-{uuid.uuid4().hex[:8]}-{target.name}")
+    try:
         write(staged)
         changed = False
         for new, old in ((staged, target), (meta_path(staged), meta_path(target))):
             if not new.exists():
                 continue
-            text = new.read_bytes().replace(str(Path(tmp)).encode(), str(target.parent).encode())
+            text = new.read_bytes().replace(staged.name.encode(), target.name.encode())
             if not old.exists() or old.read_bytes() != text:
                 old.write_bytes(text)
                 changed = True
         return changed
+    finally:
+        for p in (staged, meta_path(staged)):
+            p.unlink(missing_ok=True)
 
 
 class Recipe:
