@@ -64,3 +64,14 @@ def test_recipe_on_a_corpus_root_of_the_users_resolves_every_audio_path(tmp_path
     assert len(manifest) == 34 and all((out / r["audio"]).resolve().is_file() for r in manifest.rows)
     assert "34 extracted, 0 already done, 0 failed" in res.output
     assert not list(out.glob(".staged-*"))
+
+
+def test_a_corpus_whose_every_clip_fails_stops_with_one_line_before_training(tmp_path):
+    wav = tmp_path / "corpus" / "wav"
+    wav.mkdir(parents=True)
+    for name in ("03a01Fa", "08a01Wa", "09a01Ta", "10a01Na"):
+        (wav / f"{name}.wav").write_bytes(b"not audio")
+    res = CliRunner().invoke(main, ["recipe", "emodb", str(tmp_path / "corpus"), "--encoder", "fbank", "--head", "probe",
+                                    "--rule", "emobox-rule", "-q", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1 and "every clip failed to extract, e.g. " in res.output and "Format not recognised" in res.output
+    assert not (tmp_path / "r" / "sweep").exists()

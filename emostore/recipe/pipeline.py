@@ -161,10 +161,7 @@ class Recipe:
             allow = True  # the bundled clips are a subset of EmoBox's EmoDB lists: its folds, restricted to them
 
         def run():
-            # the bundled default applies to emobox only; a user's --allow-mismatch goes to any rule, which refuses it
-            # if it has no such option
-            options = {"allow_mismatch": allow} if allow and (self.opts.rule == "emobox" or self.opts.allow_mismatch) \
-                else {}
+            options = {"allow_mismatch": True} if allow else {}  # a rule without that option refuses it
             p = make_partition(self.opts.corpus, load_manifest(manifest, require_audio=False), self.opts.rule,
                                **options)
             changed = _settle(path, lambda t: write_partition(p, t))
@@ -205,7 +202,10 @@ class Recipe:
 
         def run():
             opts = ExtractOptions(encoder=encoder, device=self.opts.device, frames=frames, progress=self.progress)
-            summary = extract(load_manifest(manifest), str(path), opts)
+            rows = load_manifest(manifest)
+            summary = extract(rows, str(path), opts)
+            if len(summary.errors) == len(rows):  # nothing to train on: say why once, not per training run
+                raise RecipeError(f"{path}: every clip failed to extract, e.g. {summary.errors[0]['reason']}")
             status = "done" if summary.extracted or summary.failed else "current"
             return status, summary_text(str(path), summary), path
 
