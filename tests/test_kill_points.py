@@ -30,7 +30,7 @@ def test_kill_before_every_store_write_then_rerun_gives_the_clean_store_byte_for
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     head, *lines = [json.loads(line) for line in proc.stdout.splitlines()]
-    # creation writes 10 objects, each block of 2 rows 7: kills land all over creation and both blocks
+    # creation writes 10 objects, the two blocks the rest (23 in all): kills land all over creation and both blocks
     assert head["writes"] >= 20
     clean = _files(tmp_path / "clean.zarr")
     root_attrs = json.loads(clean["zarr.json"])["attributes"]
