@@ -196,7 +196,7 @@ def build(args, work: Path):
         shutil.rmtree(store)
     opts = runner.ExtractOptions(encoder=args.encoder, device=args.device, progress=False)
     t = time.perf_counter()
-    summary = runner.extract(load_manifest(mpath), str(store), opts, log=lambda *a: None)
+    summary = runner.extract(load_manifest(mpath), str(store), opts)
     seconds = time.perf_counter() - t
     if summary.failed:
         sys.exit(f"extraction failed for {summary.failed} clips: {summary.errors[:3]}")

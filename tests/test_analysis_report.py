@@ -60,7 +60,7 @@ def sweep(tmp_path_factory):
     for enc, name in (("fbank", "fbank"), ("whisper", "ct2-whisper")):
         stores[enc] = str(tmp / enc / "emodb.zarr")
         extract(load_manifest(mpath), stores[enc], ExtractOptions(encoder=name, frames=False, progress=False,
-                                                                  corpus="emodb"), log=lambda *a: None)
+                                                                  corpus="emodb"))
     labels = {}
     for rule in RULES:
         records, meta = aggregate_manifest(mpath, rule)

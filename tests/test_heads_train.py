@@ -93,7 +93,7 @@ def real(tmp_path_factory):
     records, meta = aggregate_manifest(mpath, "mr")
     # a multi-layer store (Whisper tiny.en: embeddings + 4 blocks) so the layer mix is really tested
     extract(load_manifest(mpath), str(tmp / "w.zarr"), ExtractOptions(encoder="ct2-whisper", frames_dtype="float32",
-                                                                       progress=False), log=lambda *a: None)
+                                                                       progress=False))
     write_label_set(tmp / "labels.jsonl", records, meta)
     (tmp / "part.json").write_text(json.dumps({"f1": fold}))
     return {"tmp": tmp, "store": str(tmp / "s.zarr"), "whisper": str(tmp / "w.zarr"), "nf": str(tmp / "nf.zarr"), "labels": str(tmp / "labels.jsonl"),

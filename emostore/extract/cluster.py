@@ -196,7 +196,7 @@ def block_jobs(manifest, plan, writer, opts, layers, policy, out: str, torch_thr
     return jobs
 
 
-def run_on_cluster(manifest, encoder, layers, policy, writer, plan, opts, out, log=print, client=None):
+def run_on_cluster(manifest, encoder, layers, policy, writer, plan, opts, out, client=None):
     """Run ``plan``'s blocks on Dask workers and commit them here; returns the runner's Summary."""
     from emostore.extract.runner import Summary
     from emostore.progress import as_factory

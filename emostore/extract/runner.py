@@ -194,8 +194,7 @@ def encode_batch(manifest: Manifest, encoder: Encoder, waves: dict[int, np.ndarr
     return sorted(results, key=lambda item: layout.offsets[item[0]])
 
 
-def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = False,
-            log=print) -> Summary | str:
+def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = False) -> Summary | str:
     """Run (or, with ``dry_run``, describe what remains of) extraction of ``manifest`` into ``out``."""
     t0 = time.perf_counter()
     # on a cluster the workers encode; the coordinator's copy only plans (kept off the GPUs)
@@ -234,7 +233,7 @@ def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = 
         )
         try:
             skipped = int(writer.done.sum())
-            summary = _extract_rest(manifest, encoder, layers, policy, writer, opts, out, log)
+            summary = _extract_rest(manifest, encoder, layers, policy, writer, opts, out)
         finally:
             writer.close()
     except OSError as exc:
@@ -252,8 +251,7 @@ def _batching(opts: ExtractOptions) -> dict:
     return {"batch_seconds": opts.batch_seconds, "max_batch": opts.max_batch, "device": opts.device}
 
 
-def _extract_rest(manifest, encoder, layers, policy, writer: StoreWriter, opts: ExtractOptions, out,
-                  log=print) -> Summary:
+def _extract_rest(manifest, encoder, layers, policy, writer: StoreWriter, opts: ExtractOptions, out) -> Summary:
     """Extract the rows not done yet, here or on a cluster; a finished store (opened read-only) has
     nothing to do."""
     if not writer.writable:
@@ -266,7 +264,7 @@ def _extract_rest(manifest, encoder, layers, policy, writer: StoreWriter, opts: 
     if opts.distributed:
         from emostore.extract.cluster import run_on_cluster
 
-        return run_on_cluster(manifest, encoder, layers, policy, writer, plan, opts, out, log)
+        return run_on_cluster(manifest, encoder, layers, policy, writer, plan, opts, out)
     return _run(manifest, encoder, layers, policy, writer, plan, opts)
 
 

@@ -30,7 +30,6 @@ EMOBOX_NAMES = {
     "iemocap": "iemocap",
     "msp-podcast": "msppodcast",
 }
-_ALIASES = {v: k for k, v in EMOBOX_NAMES.items()} | {"crema": "crema-d", "podcast": "msp-podcast"}
 PUBLISHED_PARTS = ("train", "valid", "test")  # EmoBox's file names; "valid" becomes emostore's dev
 _CODES = {"train": "r", "valid": "v", "test": "t"}
 
@@ -64,8 +63,9 @@ class PublishedLists:
 
 def names(corpus: str) -> tuple[str, str]:
     """(emostore name, EmoBox name) of ``corpus`` given either; other names pass through."""
-    c = corpus.strip().lower().replace("_", "-")
-    c = _ALIASES.get(c, _ALIASES.get(c.replace("-", ""), c))
+    from emostore.manifests.partitions.registry import normalise_corpus  # its aliases cover EmoBox's names
+
+    c = normalise_corpus(corpus)
     return c, EMOBOX_NAMES.get(c, c)
 
 
@@ -161,7 +161,8 @@ def shipped(corpus: str) -> PublishedLists:
     if not f.is_file():
         raise PublishedListError(
             f"no shipped EmoBox lists for {corpus!r} (shipped: {', '.join(shipped_corpora())}); "
-            "read them from an EmoBox checkout instead (--from DIR)")
+            "read them from an EmoBox checkout instead (--from DIR), or use --rule emobox-rule "
+            "(the EmoBox paper's stated speaker rule)")
     return decode(f.read_bytes())
 
 

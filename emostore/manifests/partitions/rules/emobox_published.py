@@ -18,11 +18,6 @@ def _make(corpus: str, rows: list[dict], seed: int, emobox_dir=None, allow_misma
           allow_extra: bool = False) -> Partition:
     from emostore.manifests import emobox_published as published
 
-    if emobox_dir is None and corpus not in published.shipped_corpora():
-        raise published.PublishedListError(
-            f"EmoBox publishes no fold lists for {corpus!r} in emostore's copy (it has "
-            f"{', '.join(published.shipped_corpora())}); read them from an EmoBox checkout (--from DIR), or use "
-            "--rule emobox-rule (the EmoBox paper's stated speaker rule)")
     folds, meta = published.build_folds(corpus, rows, emobox_dir=emobox_dir, seed=seed,
                                         allow_mismatch=allow_mismatch, allow_extra=allow_extra)
     return Partition(folds, meta)
