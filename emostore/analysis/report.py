@@ -32,6 +32,7 @@ from emostore.analysis.scoring import check_metric, confusion_matrix
 from emostore.evaluate import EvaluationError
 from emostore.evaluate.files import LABELS
 from emostore.evaluate.protocols import definition, pick_metrics
+from emostore.outputs import write_text
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
@@ -89,7 +90,7 @@ class _Page:
 
     def write(self, name: str, text: str) -> Path:
         path = self.out / name
-        path.write_text(text, encoding="utf-8")
+        write_text(path, text)
         self.files.append(path)
         return path
 

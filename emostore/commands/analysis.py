@@ -64,8 +64,9 @@ def _emit(text: str, out: str | None) -> None:
     if out is None:
         click.echo(text, nl=not text.endswith("\n"))
         return
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(text, encoding="utf-8")
+    from emostore.outputs import write_text
+
+    write_text(out, text)
     click.echo(f"wrote {out}", err=True)
 
 
@@ -171,11 +172,12 @@ def layers_cmd(results, metric, protocol, n_boot, seed, out):
         for name, df in parts.items():
             click.echo(f"# {name[:-4]}\n{df.to_string()}\n")
         return
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    from emostore.outputs import ensure_folder, write_text
+
+    folder = ensure_folder(out)
     written = []
     for name, df in parts.items():
-        (folder / name).write_text(df.to_csv(index=name == "layer_matrix.csv"), encoding="utf-8")
+        write_text(folder / name, df.to_csv(index=name == "layer_matrix.csv"))
         written.append(folder / name)
     if "layers.csv" in parts:
         figures, single = plots.layer_weights_plots(parts["layers.csv"], folder / "layer-weights")

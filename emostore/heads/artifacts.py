@@ -15,6 +15,7 @@ import torch
 from emostore.heads.heads import WeightedSumHead
 from emostore.provenance import file_sha256, library_versions
 from emostore.heads.loop import RunResult
+from emostore.outputs import atomic_path, write_json, write_text
 
 RUN_FORMAT = "emostore-run/1"
 
@@ -54,23 +55,23 @@ def tensorboard(out: Path):
 def write_model(result: RunResult, fs, out: Path) -> None:
     """model.pt: the selected head's state and what rebuilds it (head, classes, store shape, layer)."""
     cfg = result.config
-    torch.save({"format": RUN_FORMAT, "head": cfg.head, "classes": result.classes,
-                "num_layers": fs.num_layers, "dim": fs.dim, "layer_position": result.record["layer_position"],
-                "hidden": cfg.hidden, "state_dict": result.head.state_dict()}, out / "model.pt")
+    with atomic_path(out / "model.pt") as tmp:
+        torch.save({"format": RUN_FORMAT, "head": cfg.head, "classes": result.classes,
+                    "num_layers": fs.num_layers, "dim": fs.dim, "layer_position": result.record["layer_position"],
+                    "hidden": cfg.hidden, "state_dict": result.head.state_dict()}, tmp)
 
 
 def write_predictions(result: RunResult, out: Path) -> None:
     """predictions.jsonl: ``{"id", "probs"}`` per test utterance of the fold."""
     lines = "".join(json.dumps({"id": u, "probs": [float(p) for p in row]}) + "\n"
                     for u, row in zip(result.test_ids, result.test_probs))
-    (out / "predictions.jsonl").write_text(lines, encoding="utf-8")
+    write_text(out / "predictions.jsonl", lines)
 
 
 def write_layer_weights(result: RunResult, fs, out: Path) -> None:
     """layer_weights.json (weighted-sum heads only): the store's layer numbers and their weights."""
     if result.layer_weights is not None:
-        (out / "layer_weights.json").write_text(json.dumps(
-            {"layers": fs.layers, "weights": result.layer_weights}, indent=1) + "\n", encoding="utf-8")
+        write_json(out / "layer_weights.json", {"layers": fs.layers, "weights": result.layer_weights})
 
 
 def run_record(result: RunResult, fs, records, store, labels, label_meta: dict, classes, partition) -> dict:
@@ -100,6 +101,4 @@ def run_record(result: RunResult, fs, records, store, labels, label_meta: dict, 
 
 def write_run_json(record: dict, out: Path) -> None:
     """run.json, atomically: a run.json that exists is whole."""
-    tmp = out / "run.json.tmp"
-    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(out / "run.json")
+    write_json(out / "run.json", record)

@@ -19,6 +19,7 @@ from emostore.heads.config import FEATURES, PRESETS, TrainConfig, TrainError, co
 from emostore.heads.data import FoldData, load_fold, make_source  # noqa: F401
 from emostore.heads.losses import class_balanced_weights, soft_cross_entropy  # noqa: F401
 from emostore.heads.loop import RunResult, train  # noqa: F401
+from emostore.outputs import ensure_folder
 
 
 def run(store: str, labels: str, partition: str, cfg: TrainConfig, out: str | Path, log=None,
@@ -44,7 +45,7 @@ def run(store: str, labels: str, partition: str, cfg: TrainConfig, out: str | Pa
         classes = [f"class{j}" for j in range(len(kept.train))]
     part = read_partition(partition)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_folder(out)
     (out / "run.json").unlink(missing_ok=True)  # run.json marks a finished run; written last
     on_epoch, writer = artifacts.tensorboard(out) if tensorboard else (None, None)
     try:

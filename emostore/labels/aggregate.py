@@ -48,6 +48,7 @@ import numpy as np
 
 from emostore.labels.votes import ClassSet, LabelSetError, Votes, class_set, count_votes, unknown_labels
 from emostore.jsonl import meta_path, read_jsonl
+from emostore.outputs import write_with_meta
 
 RULES = ("mr", "pr", "ar")
 TEST_MODES = ("onehot", "share")
@@ -230,14 +231,8 @@ def label_set_meta(cs: ClassSet, rule: str, *, soft: bool, smoothing: float, tes
 
 def write_label_set(path: str | Path, records: Iterable[LabelRecord], meta: dict) -> Path:
     """JSONL rows (``id``, ``train``, ``test``, ``excluded``) to ``path``; ``meta`` to ``PATH.meta.json``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     body = "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in records)
-    for p, text in ((path, body), (meta_path(path), json.dumps({"format": FORMAT, **meta}, indent=1) + "\n")):
-        tmp = p.with_name(p.name + ".partial")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(p)
-    return path
+    return write_with_meta(path, body, meta_path(path), {"format": FORMAT, **meta})
 
 
 def read_label_set(path: str | Path) -> tuple[list[LabelRecord], dict]:

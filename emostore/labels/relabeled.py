@@ -28,6 +28,7 @@ import numpy as np
 
 from emostore.jsonl import meta_path, read_jsonl
 from emostore.errors import EmostoreError
+from emostore.outputs import write_with_meta
 
 
 class RelabelingError(EmostoreError, ValueError):
@@ -59,14 +60,8 @@ def relabel_row(id: str, distribution, source: str, reason: str | None = None) -
 
 def write_relabeling(path: str | Path, rows: list[dict], meta: dict) -> Path:
     """Rows (see :func:`relabel_row`) to ``path`` and ``meta`` to its ``.meta.json`` sibling, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    for p, text in ((path, body), (meta_path(path), json.dumps(meta, indent=1) + "\n")):
-        tmp = p.with_name(p.name + ".partial")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(p)
-    return path
+    return write_with_meta(path, body, meta_path(path), meta)
 
 
 def read_relabeling(path: str | Path) -> Relabeling:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from emostore.manifests.manifest import ManifestError
+from emostore.outputs import write_text
 
 
 @dataclass
@@ -47,14 +48,11 @@ class Utterance:
 def write_manifest(rows: list[Utterance], out: str | Path) -> Path:
     """Write JSONL; audio paths become relative to the manifest's folder (portable corpora)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     seen: set[str] = set()
-    tmp = out.with_name(out.name + ".partial")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            if row.id in seen:
-                raise ManifestError(f"duplicate utterance id {row.id!r}")
-            seen.add(row.id)
-            fh.write(json.dumps(row.to_json(out.parent), ensure_ascii=False) + "\n")
-    tmp.replace(out)
-    return out
+    lines = []
+    for row in rows:
+        if row.id in seen:
+            raise ManifestError(f"duplicate utterance id {row.id!r}")
+        seen.add(row.id)
+        lines.append(json.dumps(row.to_json(out.parent), ensure_ascii=False) + "\n")
+    return write_text(out, "".join(lines))

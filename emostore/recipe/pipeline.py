@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from emostore.errors import EmostoreError
+from emostore.outputs import write_text
 
 DEFAULT_ENCODERS = ("ct2-whisper", "fbank")
 DEFAULT_HEADS = ("weighted-sum", "ar-mlp", "probe", "emobox")
@@ -267,7 +268,7 @@ class Recipe:
         sweep = self.sweep(stores, labels, partition, folds)
         report = self.report(sweep)
         table = summary_table(sweep, n_boot=self.opts.n_boot, seed=self.opts.seed)
-        (self.out / "summary.md").write_text(format_summary(table) + "\n", encoding="utf-8")
+        write_text(self.out / "summary.md", format_summary(table) + "\n")
         return RecipeResult(self.out, self.steps, table, report)
 
 

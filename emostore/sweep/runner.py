@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emostore.outputs import ensure_folder, write_json
 from emostore.progress import as_factory
 from emostore.sweep.config import RunSpec, SweepError
 from emostore.sweep.results import ERROR_FILE, RESULTS_FILE, RUN_FILE, gather, write_results
@@ -58,7 +59,7 @@ def run_one(spec: dict, run_dir: str, threads: int = 0) -> dict:
         err = {"run_id": spec["run_id"], "error": f"{type(exc).__name__}: {exc}",
                "traceback": traceback.format_exc(), "config": spec["config"],
                "store": spec["store"], "labels": spec["labels"], "partition": spec["partition"]}
-        (out / ERROR_FILE).write_text(json.dumps(err, indent=1) + "\n", encoding="utf-8")
+        write_json(out / ERROR_FILE, err)
         return {"run_id": spec["run_id"], "status": "failed", "error": err["error"]}
 
 
@@ -91,7 +92,7 @@ def _failure(spec: RunSpec, run_dir: Path, exc: BaseException) -> dict:
     err = {"run_id": spec.run_id, "error": f"worker lost: {type(exc).__name__}: {exc}",
            "traceback": "".join(traceback.format_exception(exc)), **spec.to_json()}
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / ERROR_FILE).write_text(json.dumps(err, indent=1) + "\n", encoding="utf-8")
+    write_json(run_dir / ERROR_FILE, err)
     return {"run_id": spec.run_id, "status": "failed", "error": err["error"]}
 
 
@@ -129,8 +130,8 @@ def run_sweep(runs: list[RunSpec], out: str | Path, jobs: int = 1, scheduler: st
     t0 = time.perf_counter()
     out = Path(out).resolve()
     runs_dir = out / RUNS_DIR
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps([r.to_json() for r in runs], indent=1) + "\n", encoding="utf-8")
+    ensure_folder(runs_dir)
+    write_json(out / "sweep.json", [r.to_json() for r in runs])
     todo = [r for r in runs if not is_finished(runs_dir / r.run_id)]
     summary = SweepSummary(len(runs), len(runs) - len(todo), 0, 0, 0.0, out / RESULTS_FILE)
     if log and summary.skipped:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from emostore.errors import EmostoreError
 from emostore.jsonl import meta_path
+from emostore.outputs import write_with_meta
 
 FORMAT = "emostore-partition/1"
 PARTS = ("train", "dev", "test")
@@ -49,13 +50,8 @@ class Partition:
 
 def write_partition(partition: Partition, out: str | Path) -> Path:
     """Write the folds to ``out`` (the exact format) and the metadata to :func:`meta_path`."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for path, obj in ((out, partition.to_json()), (meta_path(out), {"format": FORMAT, **partition.meta})):
-        tmp = path.with_name(path.name + ".partial")
-        tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(path)
-    return out
+    text = json.dumps(partition.to_json(), indent=1, ensure_ascii=False) + "\n"
+    return write_with_meta(out, text, meta_path(out), {"format": FORMAT, **partition.meta})
 
 
 def read_partition(path: str | Path) -> Partition:
