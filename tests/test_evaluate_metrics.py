@@ -19,11 +19,11 @@ from emostore.evaluate import (
     compute_metrics,
     evaluate_arrays,
     evaluate_files,
-    js_divergence,
     paired_bootstrap,
     score_utterances,
 )
 from emostore.labels.aggregate import share_positive
+from emostore.labels.compare import js_divergence
 
 
 def random_case(rng, n, c):

@@ -30,7 +30,9 @@ def labels():
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="JSONL label set to write (class order and options go to OUT.meta.json).")
 @click.option("--strict", is_flag=True, help="Refuse ratings that match no class or known label (else: counted, reported).")
-def labels_aggregate(manifest, rule, classes, smoothing, soft, test_mode, out, strict):
+@click.option("--allow-all-excluded", is_flag=True,
+              help="Write the label set even when every row is excluded (refused otherwise: it trains nothing).")
+def labels_aggregate(manifest, rule, classes, smoothing, soft, test_mode, out, strict, allow_all_excluded):
     """Aggregate MANIFEST's ratings under one rule: one JSONL row per utterance (excluded ones too).
 
     Each row: id, train (distribution in class order), test (0/1 list), excluded (null or the
@@ -39,7 +41,7 @@ def labels_aggregate(manifest, rule, classes, smoothing, soft, test_mode, out, s
     from emostore.labels.aggregate import aggregate_manifest, unknown_note, write_label_set
 
     records, meta = aggregate_manifest(manifest, rule, _choices.class_list(classes), soft=soft, smoothing=smoothing,
-                                       test=test_mode, strict=strict)
+                                       test=test_mode, strict=strict, allow_all_excluded=allow_all_excluded)
     write_label_set(out, records, meta)
     if unknown_note(meta):
         click.echo(f"warning: {unknown_note(meta)}", err=True)

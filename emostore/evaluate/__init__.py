@@ -36,7 +36,6 @@ from emostore.evaluate.metrics import (
     UtteranceScores,
     compute_metrics,
     evaluate_arrays,
-    js_divergence,
     kl_divergence,
     score_utterances,
 )
@@ -44,7 +43,7 @@ from emostore.evaluate.metrics import (
 __all__ = [
     "EPS", "HIGHER_IS_BETTER", "METRICS", "Estimate", "Evaluation", "EvaluationError", "PairedResult",
     "UtteranceScores", "bootstrap_ci", "compute_metrics", "evaluate_arrays", "evaluate_files", "format_table",
-    "js_divergence", "kl_divergence", "paired_bootstrap", "percentile_ci", "read_predictions", "replicate_metrics",
+    "kl_divergence", "paired_bootstrap", "percentile_ci", "read_predictions", "replicate_metrics",
     "score_utterances",
 ]
 

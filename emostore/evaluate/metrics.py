@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from emostore.labels.aggregate import share_positive
+from emostore.labels.compare import js_divergence
 from emostore.errors import EmostoreError
 
 EPS = 1e-7
@@ -91,20 +92,6 @@ def kl_divergence(target, pred, eps: float = EPS) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(t > 0, t * np.log(t / q), 0.0)
     return terms.sum(-1)
-
-
-def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Jensen-Shannon divergence in bits along the last axis (0 log 0 = 0)."""
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    m = (p + q) / 2
-
-    def kl(a, b):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.where(a > 0, a * np.log2(a / b), 0.0)
-        return t.sum(-1)
-
-    return np.clip((kl(p, m) + kl(q, m)) / 2, 0.0, 1.0)
 
 
 @dataclass(frozen=True)

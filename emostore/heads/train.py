@@ -32,7 +32,7 @@ def run(store: str, labels: str, partition: str, cfg: TrainConfig, out: str | Pa
     """
     from emostore.heads import artifacts
     from emostore.labels.aggregate import read_label_set
-    from emostore.manifests.partitions import read_partition
+    from emostore.manifests.partitions.leakage import read_for_training
     from emostore.store.reader import open as open_store
 
     fs = open_store(store)
@@ -43,7 +43,7 @@ def run(store: str, labels: str, partition: str, cfg: TrainConfig, out: str | Pa
         if kept is None:
             raise TrainError(f"{labels}: every row is excluded")
         classes = [f"class{j}" for j in range(len(kept.train))]
-    part = read_partition(partition)
+    part = read_for_training(partition)
     out = Path(out)
     ensure_folder(out)
     (out / "run.json").unlink(missing_ok=True)  # run.json marks a finished run; written last

@@ -40,14 +40,17 @@ the class order, rule and options in a sibling ``PATH.meta.json`` (see :func:`me
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Annotated, Iterable
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from emostore.labels.votes import ClassSet, LabelSetError, Votes, class_set, count_votes, unknown_labels
 from emostore.jsonl import meta_path, read_jsonl
+from emostore.schema import SUM_TOLERANCE, Id, Row, Share, parse, parse_rows, read_json_file
 from emostore.outputs import write_with_meta
 
 RULES = ("mr", "pr", "ar")
@@ -72,20 +75,39 @@ class LabelRecord:
     def to_json(self) -> dict:
         return {"id": self.id, "train": self.train, "test": self.test, "excluded": self.excluded}
 
-    @classmethod
-    def from_json(cls, obj: dict, where: str = "label set") -> "LabelRecord":
-        if not isinstance(obj, dict) or set(obj) != {"id", "train", "test", "excluded"}:
-            raise LabelSetError(f"{where}: a row must have exactly the keys id, train, test, excluded")
-        excluded = obj["excluded"]
-        train, test = obj["train"], obj["test"]
-        if excluded is None and (train is None or test is None):
-            raise LabelSetError(f"{where}: row {obj['id']!r} is not excluded but has no train/test target")
-        return cls(
-            str(obj["id"]),
-            None if train is None else [float(v) for v in train],
-            None if test is None else [int(v) for v in test],
-            None if excluded is None else str(excluded),
-        )
+
+
+class LabelRow(Row):
+    """One label-set row as the file holds it (see docs/file-formats.md)."""
+
+    id: Id
+    train: list[Share] | None = Field(description="C numbers >= 0 summing to 1 in the meta's class order, "
+                                      "or null when excluded")
+    test: list[Annotated[int, Field(ge=0, le=1)]] | None = Field(
+        description="C values 0 or 1 in the meta's class order, or null when excluded")
+    excluded: str | None = Field(description="null, or the reason the row is excluded")
+
+    @model_validator(mode="after")
+    def _targets(self, info: ValidationInfo):
+        if self.excluded is not None:
+            return self
+        if self.train is None or self.test is None:
+            raise ValueError("the row is not excluded but has no train/test target (give both, or a reason "
+                             "in excluded)")
+        width = (info.context or {}).get("classes")
+        for name, vec in (("train", self.train), ("test", self.test)):
+            if width is not None and len(vec) != len(width):
+                raise ValueError(f"{name} has {len(vec)} values for the {len(width)} classes "
+                                 f"{', '.join(width)}")
+        if len(self.train) != len(self.test):
+            raise ValueError(f"train has {len(self.train)} values, test {len(self.test)}")
+        total = sum(self.train)
+        if abs(total - 1.0) > SUM_TOLERANCE:
+            raise ValueError(f"train sums to {total:.6g}, not 1 (a target is a distribution over the classes)")
+        return self
+
+    def record(self) -> LabelRecord:
+        return LabelRecord(self.id, self.train, self.test, self.excluded)
 
 
 def smooth(target: np.ndarray, x: float) -> np.ndarray:
@@ -167,9 +189,12 @@ def aggregate_rows(
 
 def aggregate_manifest(
     path: str | Path, rule: str, classes: list[str] | None = None, *, soft: bool = False,
-    smoothing: float = 0.0, test: str = "onehot", strict: bool = False,
+    smoothing: float = 0.0, test: str = "onehot", strict: bool = False, allow_all_excluded: bool = False,
 ) -> tuple[list[LabelRecord], dict]:
     """Aggregate a manifest (or a rating table without audio): (records, metadata for the file).
+
+    A label set in which every row is excluded trains and scores nothing: it is refused (naming the
+    reasons) unless ``allow_all_excluded``.
 
     Ratings that name no known label (:meth:`ClassSet.is_unknown`) count as "other"; they are
     counted per value in the metadata's ``unknown_labels`` (see :func:`unknown_note`), and with
@@ -188,6 +213,13 @@ def aggregate_manifest(
         raise LabelSetError(f"{path}: {_unknown_list(unknown)}; fix them, or drop --strict to count them "
                             "as 'other'")
     records = aggregate_rows(m.rows, cs, rule, soft=soft, smoothing=smoothing, test=test)
+    if not allow_all_excluded and all(r.excluded is not None for r in records):
+        reasons = Counter(r.excluded for r in records)
+        raise LabelSetError(
+            f"{path}: all {len(records)} rows are excluded under {rule.upper()} with the classes "
+            f"{', '.join(cs.classes)} ({', '.join(f'{why}: {n}' for why, n in reasons.most_common())}); check the "
+            "class list against the manifest's labels, or pass --allow-all-excluded (allow_all_excluded=True) to "
+            "write it anyway")
     meta = label_set_meta(cs, rule, soft=soft, smoothing=smoothing, test=test,
                           manifest=str(path), manifest_sha256=m.sha256, records=records)
     meta["unknown_labels"] = unknown
@@ -236,16 +268,38 @@ def write_label_set(path: str | Path, records: Iterable[LabelRecord], meta: dict
 
 
 def read_label_set(path: str | Path) -> tuple[list[LabelRecord], dict]:
-    """(records, metadata) of a label set; metadata is {} without the ``.meta.json`` sibling."""
+    """(records, metadata) of a label set, every row checked (:class:`LabelRow`); metadata is {}
+    without the ``.meta.json`` sibling, and then the first kept row's width stands for C."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise LabelSetError(f"{path}: no such label set")
-    records = [LabelRecord.from_json(obj, where) for where, obj in read_jsonl(path, LabelSetError)]
     mp = meta_path(path)
-    meta = json.loads(mp.read_text(encoding="utf-8")) if mp.exists() else {}
-    if "classes" in meta:
-        c = len(meta["classes"])
-        for r in records:
-            if r.train is not None and (len(r.train) != c or len(r.test) != c):
-                raise LabelSetError(f"{path}: row {r.id!r} has targets of length {len(r.train)}, not {c}")
-    return records, meta
+    meta = read_json_file(mp, LabelSetError, "label-set meta file") if mp.exists() else {}
+    parse(LabelSetMeta, meta, str(mp), LabelSetError)
+    raw = read_jsonl(path, LabelSetError)
+    classes = meta.get("classes")
+    if classes is None:
+        first = next((o.get("train") for _, o in raw if o.get("excluded") is None
+                      and isinstance(o.get("train"), list)), None)
+        classes = None if first is None else [f"class{j}" for j in range(len(first))]
+    rows = parse_rows(LabelRow, raw, path, LabelSetError, context={"classes": classes})
+    seen: dict[str, str] = {}
+    for (where, _), row in zip(raw, rows):
+        if row.id in seen:
+            raise LabelSetError(f"{where}: id {row.id!r} appears twice (also at {seen[row.id]})")
+        seen[row.id] = where
+    return [r.record() for r in rows], meta
+
+
+class LabelSetMeta(BaseModel):
+    """The label set's ``.meta.json``: what the readers rely on; other keys are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+    classes: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None, min_length=1, description="the class names in target order, each once")
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        if self.classes is not None and len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes names a class twice: {', '.join(self.classes)}")
+        return self

@@ -14,14 +14,17 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from emostore.errors import EmostoreError
 from emostore.jsonl import meta_path
 from emostore.outputs import write_with_meta
+from emostore.schema import Id, Row, parse, read_json_file
 
 FORMAT = "emostore-partition/1"
 PARTS = ("train", "dev", "test")
 
-__all__ = ["FORMAT", "PARTS", "Partition", "PartitionError", "meta_path", "read_partition", "validate_shape",
+__all__ = ["FORMAT", "PARTS", "Partition", "PartitionError", "check_parts", "read_partition", "validate_shape",
            "write_partition"]
 
 
@@ -55,32 +58,47 @@ def write_partition(partition: Partition, out: str | Path) -> Path:
 
 
 def read_partition(path: str | Path) -> Partition:
-    """Read a partition file (and its ``.meta.json`` sibling if there is one); validate its shape."""
+    """Read a partition file (and its ``.meta.json`` sibling if there is one); every fold is checked
+    (:class:`Fold`) and has a non-empty train and test part (dev may be empty: training then holds
+    out ``--valid-fraction`` of train)."""
     path = Path(path)
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PartitionError(f"{path}: no such partition file") from None
-    except json.JSONDecodeError as exc:
-        raise PartitionError(f"{path}: not valid JSON ({exc.msg})") from None
-    folds = validate_shape(obj, str(path))
-    meta: dict = {}
+    folds = validate_shape(read_json_file(path, PartitionError, "partition file"), str(path))
+    check_parts(folds, str(path), ("train", "test"))
     mp = meta_path(path)
-    if mp.exists():
-        meta = json.loads(mp.read_text(encoding="utf-8"))
+    meta = read_json_file(mp, PartitionError, "partition meta file") if mp.exists() else {}
+    parse(PartitionMeta, meta, str(mp), PartitionError)
     return Partition(folds, meta)
+
+
+class Fold(Row):
+    """One fold of a partition file: exactly these three lists of ids."""
+
+    train: list[Id] = Field(description="a list of id strings")
+    dev: list[Id] = Field(description="a list of id strings (may be empty: --valid-fraction holds out dev)")
+    test: list[Id] = Field(description="a list of id strings")
+
+
+class PartitionMeta(BaseModel):
+    """What the readers rely on in a partition's ``.meta.json``; other keys are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+    speaker_independent: bool = Field(default=False, description="true or false")
+    manifest: str | None = Field(default=None, description="the path of the manifest the folds were made from")
 
 
 def validate_shape(obj, where: str) -> dict[str, dict[str, list[str]]]:
     """``obj`` as folds, or a PartitionError naming ``where`` and the first fold that is wrong."""
     if not isinstance(obj, dict) or not obj:
-        raise PartitionError(f"{where}: a partition is a non-empty JSON object of folds")
-    folds = {}
-    for name, fold in obj.items():
-        if not isinstance(fold, dict) or set(fold) != set(PARTS):
-            raise PartitionError(f"{where}: fold {name!r} must have exactly the keys train, dev, test")
-        for p in PARTS:
-            if not isinstance(fold[p], list) or not all(isinstance(i, str) for i in fold[p]):
-                raise PartitionError(f"{where}: fold {name!r} {p} must be a list of id strings")
-        folds[name] = {p: list(fold[p]) for p in PARTS}
-    return folds
+        raise PartitionError(f"{where}: a partition is a non-empty JSON object of folds "
+                             '({"fold1": {"train": [...], "dev": [...], "test": [...]}, ...})')
+    return {str(name): parse(Fold, fold, f"{where}: fold {name!r}", PartitionError).model_dump()
+            for name, fold in obj.items()}
+
+
+def check_parts(folds: dict[str, dict[str, list[str]]], where: str, parts: tuple[str, ...] = PARTS) -> None:
+    """Refuse folds with an empty part among ``parts``, naming every such fold and part."""
+    empty = [f"{name} ({', '.join(p for p in parts if not fold[p])})"
+             for name, fold in folds.items() if any(not fold[p] for p in parts)]
+    if empty:
+        raise PartitionError(f"{where}: {len(empty)} of {len(folds)} folds have an empty part: {'; '.join(empty)}; "
+                             f"every fold needs {', '.join(parts)} utterances")

@@ -1,9 +1,15 @@
 """The leakage check every partition passes: shape, ids in the manifest, no id twice in a fold, and
-(speaker-independent partitions) no train/dev speaker in the test part."""
+(speaker-independent partitions) no train/dev speaker in the test part.
+
+A partition read for training passes it again (:func:`read_for_training`): a file edited after
+``emostore partition`` wrote it still claims ``speaker_independent`` in its meta, and a claim that no
+longer holds would be scored as if it did."""
 
 from __future__ import annotations
 
-from emostore.manifests.partitions.io import PARTS, Partition, PartitionError, validate_shape
+from pathlib import Path
+
+from emostore.manifests.partitions.io import PARTS, Partition, PartitionError, read_partition, validate_shape
 
 UNKNOWN_SPEAKERS = {"", "unknown", "none", "null", "nan", "n/a", "na", "?"}
 
@@ -66,3 +72,37 @@ def leaks(folds, rows) -> bool:
     except PartitionError:
         return True
     return False
+
+
+def _manifest_of(path: Path, partition: Partition) -> Path:
+    """The manifest the partition's meta names: as written (relative to the working folder), else
+    relative to the partition's folder."""
+    named = partition.meta.get("manifest")
+    fix = (f"set \"speaker_independent\": false in {path.name}'s meta file, or re-make the partition with "
+           "`emostore partition`")
+    if not named:
+        raise PartitionError(f"{path}: its meta claims speaker_independent but names no manifest to check the "
+                             f"speakers against; {fix}")
+    for candidate in (Path(named), path.parent / named):
+        if candidate.exists():
+            return candidate
+    raise PartitionError(f"{path}: its meta claims speaker_independent and names the manifest {named}, which is "
+                         f"not there to check the speakers against; put it back, or {fix}")
+
+
+def read_for_training(path: str | Path) -> Partition:
+    """:func:`read_partition`, and when its meta claims speaker independence, :func:`check_leakage`
+    against the speakers of the manifest the meta names (ids and duplicates are checked too)."""
+    from emostore.manifests.manifest import load_manifest
+
+    path = Path(path)
+    partition = read_partition(path)
+    if partition.speaker_independent:
+        rows = load_manifest(_manifest_of(path, partition), require_audio=False)
+        try:
+            check_leakage(partition, rows, speaker_independent=True)
+        except PartitionError as exc:
+            raise PartitionError(f"{path}: its meta claims speaker_independent, but {exc}; fix the folds, or set "
+                                 "\"speaker_independent\": false in its meta file to train on them as they "
+                                 "are") from None
+    return partition

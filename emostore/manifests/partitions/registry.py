@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from emostore.manifests.partitions.io import PARTS, Partition, PartitionError
+from emostore.manifests.partitions.io import PARTS, Partition, PartitionError, check_parts
 from emostore.manifests.partitions.leakage import check_leakage, rows_of
 
 _ALIASES = {
@@ -81,7 +81,8 @@ def make_partition(corpus: str, manifest, rule: str, seed: int | None = None, cl
     ``emobox_dir``, ``allow_mismatch``, ``allow_extra``); options set to None are not given.
 
     The returned partition has passed :func:`check_leakage` (speaker-independent ones for speakers
-    too). Its ``meta`` records rule, corpus, seed, class-map version (given, or the registered
+    too), and every fold has non-empty train, dev and test parts (a rule that leaves one empty, as
+    on a manifest too small for it, is refused). Its ``meta`` records rule, corpus, seed, class-map version (given, or the registered
     adapter's), ``speaker_independent``, the manifest's sha256 and what each fold tests on.
     """
     rule = rule.strip().lower()
@@ -98,6 +99,7 @@ def make_partition(corpus: str, manifest, rule: str, seed: int | None = None, cl
     rows = rows_of(manifest)
     c = normalise_corpus(corpus)
     p = spec.make(c, rows, seed, **options)
+    check_parts(p.folds, f"rule {rule!r} on {len(rows)} rows of {getattr(manifest, 'source', 'the manifest')}")
     check_leakage(p, rows, speaker_independent=p.speaker_independent)
     # a seeded rule may report that it used no randomness after all (seed None in its own meta)
     meta = {"rule": rule, "corpus": c, "seed": p.meta.get("seed", seed) if spec.seeded else None,
