@@ -85,6 +85,16 @@ def check_writable(folder: str | Path) -> None:
         raise refuse(folder, exc) from None
 
 
+def file_path(path: str | Path) -> Path:
+    """``path`` as a writable file path: a folder there is refused, missing parents are created.
+    Commands call it before long work, so a wrong ``--out`` costs nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file path")
+    ensure_folder(path.parent)
+    return path
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield the ``.partial`` path to write ``path``'s content to; on success it replaces ``path``.
@@ -92,10 +102,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     On any failure the ``.partial`` is removed; an output failure (full disk, read-only, no
     permission) becomes :class:`OutputError` naming ``path``, anything else propagates unchanged.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{path}: is a folder; give a file path")
-    ensure_folder(path.parent)
+    path = file_path(path)
     tmp = partial_path(path)
     try:
         yield tmp

@@ -346,7 +346,7 @@ def test_leakage_check_refuses_leaks_duplicates_and_unknown_ids(tmp_path):
     ghost = {"f1": {"train": ids["alice"] + ["nope"], "dev": [], "test": ids["carol"]}}
     with pytest.raises(PartitionError, match="not in the manifest: 'nope'"):
         check_leakage(ghost, rows)
-    with pytest.raises(PartitionError, match="exactly the keys"):
+    with pytest.raises(PartitionError, match="fold .f1.: dev is missing"):
         check_leakage({"f1": {"train": [], "test": []}}, rows)
 
 

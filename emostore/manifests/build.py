@@ -6,6 +6,7 @@ from pathlib import Path
 
 from emostore.manifests.adapters.base import AdapterError, get_adapter
 from emostore.manifests.records import Utterance, write_manifest
+from emostore.outputs import file_path
 
 
 def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
@@ -26,6 +27,7 @@ def build_manifest(corpus: str, root: str | Path, out: str | Path, **options) ->
     corpus's class map later.
     """
     adapter = get_adapter(corpus)
+    file_path(out)  # a wrong --out is refused before the corpus is scanned
     root = Path(root)
     if not root.exists():
         raise AdapterError(f"{root}: no such file or folder")

@@ -13,14 +13,69 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
 from emostore.errors import EmostoreError
 from emostore.jsonl import decode_text, read_jsonl
+from emostore.schema import Id, parse_rows
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 
 
 class ManifestError(EmostoreError, ValueError):
     """The manifest itself is malformed (not one utterance: the whole file)."""
+
+
+def _cells(value):
+    """A list field as written: a JSON list, or a CSV cell (a JSON list, or ';'-separated values)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                raise ValueError("is neither a JSON list nor ';'-separated values") from None
+        return [v.strip() for v in text.split(";") if v.strip()]
+    return value
+
+
+def _number(value):
+    return None if value == "" else value
+
+
+def _scalar(value):
+    if isinstance(value, (list, dict, bool)):
+        raise ValueError(f"must be a string or a number, got {json.dumps(value)[:40]}")
+    return value
+
+
+Labels = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_cells)]
+Scalar = Annotated[str | int | float | None, BeforeValidator(_scalar)]
+
+
+class ManifestRow(BaseModel):
+    """What every manifest row must hold; corpus-specific columns (any other key) are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+    id: Id
+    audio: str | None = Field(default=None, description="a path (relative to the manifest's folder) or a URL")
+    speaker: Scalar = Field(default=None, description="a speaker id string, or null")
+    session: Scalar = Field(default=None, description="a session number or name, or null")
+    duration: Annotated[float | None, BeforeValidator(_number), Field(ge=0, allow_inf_nan=False)] = Field(
+        default=None, description="seconds, a finite number >= 0, or null")
+    ratings: Labels = Field(default_factory=list, description="a list of label strings, one per vote")
+    raters: Labels = Field(default_factory=list, description="a list of rater ids, one per rating")
+    description: Labels = Field(default_factory=list, description="a list of strings")
+
+    @model_validator(mode="after")
+    def _one_rater_per_rating(self):
+        if self.raters and len(self.ratings) != len(self.raters):
+            raise ValueError(f"{len(self.ratings)} ratings but {len(self.raters)} raters (one rater per rating)")
+        return self
 
 
 @dataclass(frozen=True)
@@ -50,10 +105,18 @@ def _resolve(audio: str, base: Path) -> str:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    return [row for _, row in read_jsonl(path, ManifestError)]
+    return [row for _, row in _jsonl_rows(path)]
+
+
+def _jsonl_rows(path: Path) -> list[tuple[str, dict]]:
+    return read_jsonl(path, ManifestError)
 
 
 def _read_csv(path: Path) -> list[dict]:
+    return [row for _, row in _csv_rows(path)]
+
+
+def _csv_rows(path: Path) -> list[tuple[str, dict]]:
     """Rows of a CSV with a header (UTF-8; the BOM that Excel writes is dropped); a row with more or
     fewer fields than the header is refused, naming it."""
     text = decode_text(path.read_bytes(), path, ManifestError)
@@ -64,7 +127,7 @@ def _read_csv(path: Path) -> list[dict]:
             fields = len(reader.fieldnames or ()) + len(row.get(None) or ()) - sum(v is None for v in row.values())
             raise ManifestError(f"{path}:{reader.line_num}: row {i} has {fields} fields, the header "
                                 f"{len(reader.fieldnames or ())} (a comma inside a value needs quotes)")
-        rows.append(dict(row))
+        rows.append((f"{path}:{reader.line_num}", dict(row)))
     return rows
 
 
@@ -99,10 +162,10 @@ def load_manifest(path: str | Path, require_audio: bool = True) -> Manifest:
         raise ManifestError(f"{path}: no such manifest file or folder")
     if path.is_dir():
         rows, base = _scan_folder(path), path
-    elif path.suffix.lower() == ".csv":
-        rows, base = _read_csv(path), path.parent
     else:
-        rows, base = _read_jsonl(path), path.parent
+        located = _csv_rows(path) if path.suffix.lower() == ".csv" else _jsonl_rows(path)
+        rows, base = [row for _, row in located], path.parent
+        parse_rows(ManifestRow, [(w, r) for w, r in located if str(r.get("id") or "").strip()], path, ManifestError)
     if not rows:
         raise ManifestError(f"{path}: the manifest has no rows")
     seen: dict[str, int] = {}
