@@ -29,6 +29,7 @@ import numpy as np
 from emostore.jsonl import meta_path, read_jsonl
 from emostore.errors import EmostoreError
 from emostore.outputs import write_with_meta
+from emostore.schema import SUM_TOLERANCE, read_json_file
 
 
 class RelabelingError(EmostoreError, ValueError):
@@ -70,8 +71,15 @@ def read_relabeling(path: str | Path) -> Relabeling:
     if not path.is_file():
         raise RelabelingError(f"{path}: no such relabeling")
     mp = meta_path(path)
-    meta = json.loads(mp.read_text(encoding="utf-8")) if mp.exists() and mp != path else {}
-    classes = tuple(meta["classes"]) if meta.get("classes") else None
+    meta = read_json_file(mp, RelabelingError, "relabeling meta file") if mp.exists() and mp != path else {}
+    if not isinstance(meta, dict):
+        raise RelabelingError(f"{mp}: the meta file must be a JSON object")
+    classes = meta.get("classes")
+    if classes is not None and (not isinstance(classes, list) or not classes
+                                or not all(isinstance(c, str) and c for c in classes)
+                                or len(set(classes)) != len(classes)):
+        raise RelabelingError(f"{mp}: classes must be a list of distinct class names, got {json.dumps(classes)[:80]}")
+    classes = tuple(classes) if classes else None
     ids, dists, sources, reasons = [], [], [], []
     seen: set[str] = set()
     for where, obj in read_jsonl(path, RelabelingError):
@@ -105,11 +113,11 @@ def read_relabeling(path: str | Path) -> Relabeling:
             raise RelabelingError(f"{where}: distribution has {len(vec)} values for {len(classes)} classes")
         if dists and len(vec) != len(dists[0]):
             raise RelabelingError(f"{where}: distribution has {len(vec)} values, earlier rows {len(dists[0])}")
-        if not np.all(np.isfinite(vec)) or vec.min() < 0 or abs(vec.sum() - 1) > 1e-4:
+        if not np.all(np.isfinite(vec)) or vec.min() < 0 or abs(vec.sum() - 1) > SUM_TOLERANCE:
             raise RelabelingError(f"{where}: distribution must be non-negative and sum to 1 (sum {vec.sum():.6g})")
         rid = str(obj["id"])
         if rid in seen:
-            raise RelabelingError(f"{path}: duplicate id {rid!r}")
+            raise RelabelingError(f"{where}: id {rid!r} appears twice")
         seen.add(rid)
         ids.append(rid)
         dists.append(vec)
