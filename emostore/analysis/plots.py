@@ -42,12 +42,14 @@ def _figure(kind: str) -> Figure:
 
 def save(fig: Figure, stem: str | Path) -> list[Path]:
     """Write ``stem.png`` and ``stem.svg`` (parents created); the paths written."""
+    from emostore.outputs import atomic_path
+
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for fmt in FORMATS:
         path = stem.with_name(f"{stem.name}.{fmt}")
-        fig.savefig(path, format=fmt, dpi=DPI)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=DPI)
         out.append(path)
     return out
 

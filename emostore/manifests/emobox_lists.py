@@ -266,8 +266,9 @@ def pack(emobox_dir: str | Path, corpus: str, out_dir: str | Path, commit: str |
         source["commit"] = commit
     lists = PublishedLists(lists.corpus, lists.emobox, lists.folds, source, lists.unavailable)
     out = Path(out_dir) / f"{lists.corpus}.json.gz"
-    out.write_bytes(encode(lists))
-    return out
+    from emostore.outputs import write_bytes
+
+    return write_bytes(out, encode(lists))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from emostore.errors import EmostoreError
-from emostore.outputs import write_text
+from emostore.outputs import write_bytes, write_text
 
 DEFAULT_ENCODERS = ("ct2-whisper", "fbank")
 DEFAULT_HEADS = ("weighted-sum", "ar-mlp", "probe", "emobox")
@@ -96,7 +96,7 @@ def _settle(target: Path, write: Callable[[Path], object]) -> bool:
                 continue
             text = new.read_bytes().replace(staged.name.encode(), target.name.encode())
             if not old.exists() or old.read_bytes() != text:
-                old.write_bytes(text)
+                write_bytes(old, text)
                 changed = True
         return changed
     finally:

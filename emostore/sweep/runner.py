@@ -50,7 +50,7 @@ def run_one(spec: dict, run_dir: str, threads: int = 0) -> dict:
 
         torch.set_num_threads(threads)
     out = Path(run_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_folder(out)
     (out / ERROR_FILE).unlink(missing_ok=True)
     try:
         run(spec["store"], spec["labels"], spec["partition"], TrainConfig(**spec["config"]), out)
@@ -91,7 +91,7 @@ def _failure(spec: RunSpec, run_dir: Path, exc: BaseException) -> dict:
     """Record a run whose worker died (killed, lost, broken pool) the way run_one records errors."""
     err = {"run_id": spec.run_id, "error": f"worker lost: {type(exc).__name__}: {exc}",
            "traceback": "".join(traceback.format_exception(exc)), **spec.to_json()}
-    run_dir.mkdir(parents=True, exist_ok=True)
+    ensure_folder(run_dir)
     write_json(run_dir / ERROR_FILE, err)
     return {"run_id": spec.run_id, "status": "failed", "error": err["error"]}
 
