@@ -24,8 +24,6 @@ from emostore.cli import main
 from emostore.labels.aggregate import LabelSetError, aggregate_manifest, read_label_set, write_label_set
 from emostore.manifests import ManifestError, load_manifest
 from emostore.manifests.partitions import PartitionError, make_partition, read_partition, write_partition
-from emostore.manifests.partitions.leakage import read_for_training
-from emostore.outputs import OutputError, atomic_path, write_text
 
 from conftest import write_manifest
 
@@ -155,6 +153,8 @@ def test_reading_a_partition_checks_every_fold(tmp_path):
 
 def test_training_rechecks_a_speaker_independent_claim(tmp_path, fbank_fold):
     """40 test ids moved into train with the meta still claiming speaker independence: refused."""
+    from emostore.manifests.partitions.leakage import read_for_training
+
     rows = fbank_fold["rows"]
     m = load_manifest(fbank_fold["manifest"])
     honest = make_partition("emodb", m, "emobox-rule")
@@ -212,6 +212,8 @@ def test_a_folder_as_a_file_path_is_one_line_and_leaves_no_partial(tmp_path, sma
 
 
 def test_missing_parent_folders_are_created(tmp_path):
+    from emostore.outputs import OutputError, write_text
+
     out = write_text(tmp_path / "a" / "b" / "c.txt", "x\n")
     assert out.read_text() == "x\n"
     (tmp_path / "file").write_text("")
@@ -224,6 +226,7 @@ def test_missing_parent_folders_are_created(tmp_path):
                                          (errno.EACCES, "permission denied")])
 def test_disk_refusals_are_one_line_and_remove_the_partial(tmp_path, monkeypatch, code, words):
     import emostore.outputs as outputs
+    from emostore.outputs import OutputError, atomic_path, write_text
 
     def refuse(src, dst):
         raise OSError(code, os.strerror(code), str(dst))
