@@ -260,7 +260,7 @@ def small_disk(path: Path, size: str = "64k", read_only: bool = False):
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
-def test_a_full_disk_is_one_line_for_label_sets_and_manifests(tmp_path, small_manifest):
+def test_a_full_disk_is_one_line_for_label_sets_and_manifests(tmp_path, small_manifest, emodb_dir):
     with small_disk(tmp_path / "full", "8k") as disk:
         (disk / "filler").write_bytes(b"\0" * 4096)
         big = [{"id": f"u{i}", "emotion": "anger"} for i in range(2000)]
@@ -270,6 +270,9 @@ def test_a_full_disk_is_one_line_for_label_sets_and_manifests(tmp_path, small_ma
                        "the permissions or choose another output path"
         no_partials(disk)
         assert not (disk / "mr.jsonl").exists()
+        line = one_line(run("manifest", "build", "emodb", emodb_dir, "--out", disk / "emodb.jsonl"))
+        assert line.startswith(f"Error: {disk / 'emodb.jsonl'}: cannot write (no space left on the device)")
+        no_partials(disk)
 
 
 def test_a_read_only_disk_is_one_line_for_train_and_partition(tmp_path, small_manifest, fbank_fold):

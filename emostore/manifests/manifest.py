@@ -53,7 +53,12 @@ def _scalar(value):
     return value
 
 
-Labels = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_cells)]
+def _text(value):
+    """A label or rater id: a string, or a number taken as its text (numeric codes, rater numbers)."""
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+Labels = Annotated[list[Annotated[str, BeforeValidator(_text), Field(min_length=1)]], BeforeValidator(_cells)]
 Scalar = Annotated[str | int | float | None, BeforeValidator(_scalar)]
 
 
