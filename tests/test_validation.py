@@ -193,6 +193,9 @@ def test_training_rechecks_a_speaker_independent_claim(tmp_path, fbank_fold):
     ({"id": "x", "audio": "a.wav", "speaker": ["a", "b"]}, r"speaker must be a string or a number, got \[\"a\", \"b\"\]"),
 ])
 def test_manifest_rows_are_checked_where_they_are_read(tmp_path, row, message):
+    fine = [{"id": "ok", "audio": "a.wav", "duration": None, "speaker": 3, "ratings": [1, "a"], "raters": "r1;r2"},
+            {"id": 7, "audio": "b.wav", "duration": "", "session": "1", "ratings": "", "raters": ""}]
+    assert load_manifest(write_manifest(tmp_path / "fine.jsonl", fine)).ids == ["ok", "7"]
     path = write_manifest(tmp_path / "m.jsonl", [{"id": "ok", "audio": "a.wav"}, row])
     with pytest.raises(ManifestError, match=message):
         load_manifest(path)

@@ -70,7 +70,7 @@ class ManifestRow(BaseModel):
     audio: str | None = Field(default=None, description="a path (relative to the manifest's folder) or a URL")
     speaker: Scalar = Field(default=None, description="a speaker id string, or null")
     session: Scalar = Field(default=None, description="a session number or name, or null")
-    duration: Annotated[float | None, BeforeValidator(_number), Field(ge=0, allow_inf_nan=False)] = Field(
+    duration: Annotated[Annotated[float, Field(ge=0, allow_inf_nan=False)] | None, BeforeValidator(_number)] = Field(
         default=None, description="seconds, a finite number >= 0, or null")
     ratings: Labels = Field(default_factory=list, description="a list of label strings, one per vote")
     raters: Labels = Field(default_factory=list, description="a list of rater ids, one per rating")
