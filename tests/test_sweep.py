@@ -95,7 +95,7 @@ def test_cli_sweep_trains_every_head_records_failures_and_skips_done_runs(fbank_
     assert len(df) == 8
     done, failed = df[df.status == "done"], df[df.status == "failed"]
     assert sorted(done["head"]) == ["ar-mlp", "emobox", "probe", "weighted-sum"]
-    assert len(failed) == 4 and failed["error"].str.contains("targets of length 3, not 4").all()
+    assert len(failed) == 4 and failed["error"].str.contains("train has 3 values for the 4 classes").all()
     assert failed["labels"].str.endswith("bad.jsonl").all() and failed["head"].notna().all()
     for _, row in done.iterrows():
         rec = json.loads((out / "runs" / row.run_id / "run.json").read_text())

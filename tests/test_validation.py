@@ -139,10 +139,16 @@ def test_partition_refuses_a_rule_that_leaves_a_part_empty(tmp_path, small_manif
 
 def test_reading_a_partition_checks_every_fold(tmp_path):
     path = tmp_path / "p.json"
+    from emostore.manifests.partitions.leakage import read_for_training
+
     path.write_text(json.dumps({"f1": {"train": ["a"], "dev": [], "test": ["b"]},
                                 "f2": {"train": ["a"], "dev": ["c"], "test": []}}))
     with pytest.raises(PartitionError, match=r"p.json: 1 of 2 folds have an empty part: f2 \(test\)"):
         read_partition(path)
+    path.write_text(json.dumps({"f1": {"train": [], "dev": [], "test": ["b"]}}))
+    assert read_partition(path).folds["f1"]["test"] == ["b"]  # scoring-only: fine to score on
+    with pytest.raises(PartitionError, match=r"p.json: 1 of 1 folds have an empty part: f1 \(train\)"):
+        read_for_training(path)
     path.write_text(json.dumps({"f1": {"train": ["a"], "dev": [], "tset": ["b"]}}))
     with pytest.raises(PartitionError, match=r"fold 'f1': test is missing"):
         read_partition(path)

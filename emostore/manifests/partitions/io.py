@@ -59,11 +59,11 @@ def write_partition(partition: Partition, out: str | Path) -> Path:
 
 def read_partition(path: str | Path) -> Partition:
     """Read a partition file (and its ``.meta.json`` sibling if there is one); every fold is checked
-    (:class:`Fold`) and has a non-empty train and test part (dev may be empty: training then holds
-    out ``--valid-fraction`` of train)."""
+    (:class:`Fold`) and has a non-empty test part (a scoring-only partition may have no train part;
+    training asks for one, :func:`~emostore.manifests.partitions.leakage.read_for_training`)."""
     path = Path(path)
     folds = validate_shape(read_json_file(path, PartitionError, "partition file"), str(path))
-    check_parts(folds, str(path), ("train", "test"))
+    check_parts(folds, str(path), ("test",))
     mp = meta_path(path)
     meta = read_json_file(mp, PartitionError, "partition meta file") if mp.exists() else {}
     parse(PartitionMeta, meta, str(mp), PartitionError)

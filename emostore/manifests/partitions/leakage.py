@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emostore.manifests.partitions.io import PARTS, Partition, PartitionError, read_partition, validate_shape
+from emostore.manifests.partitions.io import (
+    PARTS, Partition, PartitionError, check_parts, read_partition, validate_shape,
+)
 
 UNKNOWN_SPEAKERS = {"", "unknown", "none", "null", "nan", "n/a", "na", "?"}
 
@@ -91,12 +93,14 @@ def _manifest_of(path: Path, partition: Partition) -> Path:
 
 
 def read_for_training(path: str | Path) -> Partition:
-    """:func:`read_partition`, and when its meta claims speaker independence, :func:`check_leakage`
-    against the speakers of the manifest the meta names (ids and duplicates are checked too)."""
+    """:func:`read_partition` with a non-empty train part in every fold (dev may be empty: training
+    then holds out ``--valid-fraction`` of train), and when its meta claims speaker independence,
+    :func:`check_leakage` against the speakers of the manifest the meta names (ids and duplicates too)."""
     from emostore.manifests.manifest import load_manifest
 
     path = Path(path)
     partition = read_partition(path)
+    check_parts(partition.folds, str(path), ("train", "test"))
     if partition.speaker_independent:
         rows = load_manifest(_manifest_of(path, partition), require_audio=False)
         try:
