@@ -205,6 +205,8 @@ def test_manifest_rows_are_checked_where_they_are_read(tmp_path, row, message):
     path = write_manifest(tmp_path / "m.jsonl", [{"id": "ok", "audio": "a.wav"}, row])
     with pytest.raises(ManifestError, match=message):
         load_manifest(path)
+    r = run("manifest", "check", path, "--no-probe")  # the check agrees: not OK
+    assert r.exit_code == 1 and "NOT OK" in r.output, r.output
 
 
 # ------------------------------------------------------------------------------------------ outputs

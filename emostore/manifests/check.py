@@ -14,7 +14,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emostore.manifests.manifest import ManifestError, _read_csv, _read_jsonl, _resolve
+from pydantic import ValidationError
+
+from emostore.manifests.manifest import ManifestError, ManifestRow, _read_csv, _read_jsonl, _resolve
+from emostore.schema import problem
 
 _SHOW = 5  # ids listed per problem
 
@@ -95,7 +98,7 @@ def check_manifest(path: str | Path, corpus: str | None = None, probe_audio: boo
 
     no_id, missing_audio, unreadable, no_audio = [], [], [], []
     bad_dur, zero_dur, neg_dur, no_dur = [], [], [], []
-    no_label, mismatch, bad_ratings = [], [], []
+    no_label, mismatch, bad_ratings, bad_format = [], [], [], []
     seen: Counter = Counter()
     labels_by_row: list[tuple[str | None, list[str]]] = []
     total_ratings = 0
@@ -110,6 +113,8 @@ def check_manifest(path: str | Path, corpus: str | None = None, probe_audio: boo
             seen[uid] += 1
         if row.get("corpus"):
             corpora[str(row["corpus"])] += 1
+        if uid:
+            _format_problem(row, name, bad_format)
 
         audio = str(row.get("audio") or "").strip()
         probed = None
@@ -165,6 +170,7 @@ def check_manifest(path: str | Path, corpus: str | None = None, probe_audio: boo
         (neg_dur, "rows with negative duration"), (bad_dur, "rows with a non-numeric duration"),
         (mismatch, "rows whose ratings and raters differ in length"),
         (bad_ratings, "rows whose ratings/raters are not lists"),
+        (bad_format, "rows that break the manifest format (load_manifest refuses them)"),
     ):
         if bad:
             rep.errors.append(f"{len(bad)} {what}: {_ids(bad)}")
@@ -190,6 +196,20 @@ def check_manifest(path: str | Path, corpus: str | None = None, probe_audio: boo
     if rep.corpus:
         _class_coverage(rep, labels_by_row)
     return rep
+
+
+# Fields whose problems the checks above already name in their own words.
+_CHECKED_ABOVE = {"id", "duration", "ratings", "raters"}
+
+
+def _format_problem(row: dict, name: str, out: list[str]) -> None:
+    """The row against the one manifest-row model every reader uses (:class:`ManifestRow`)."""
+    try:
+        ManifestRow.model_validate(row)
+    except ValidationError as exc:
+        loc = exc.errors(include_url=False)[0]["loc"]
+        if loc and loc[0] not in _CHECKED_ABOVE:
+            out.append(f"{name} ({problem(ManifestRow, exc)})")
 
 
 def _class_coverage(rep: Report, labels_by_row) -> None:
