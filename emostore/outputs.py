@@ -134,14 +134,9 @@ def write_json(path: str | Path, obj, indent: int | None = 1) -> Path:
     return write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
 
 
-def write_jsonl(path: str | Path, rows) -> Path:
-    """One JSON object per line to ``path`` atomically."""
-    return write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-
-
 def write_with_meta(path: str | Path, text: str, meta_file: str | Path, meta: dict) -> Path:
-    """A data file and its ``.meta.json`` sibling: both are checked and written before either replaces
-    the old pair, so a refusing disk leaves the old pair (or nothing) in place."""
+    """A data file and its ``.meta.json`` sibling: the data is staged whole first, then the meta file
+    replaced, then the data; a disk that refuses either leaves the old data file in place."""
     path = Path(path)
     with atomic_path(path) as tmp:
         _fill(tmp, text.encode("utf-8"))
