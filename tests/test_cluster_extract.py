@@ -20,7 +20,8 @@ import soundfile as sf
 import zarr
 
 import emostore.store
-from emostore.extract.runner import ExtractOptions, extract
+from emostore.extract.planning import ExtractOptions
+from emostore.extract.runner import extract
 from emostore.manifests import load_manifest
 from emostore.store import StoreError
 
@@ -36,13 +37,13 @@ NODES = ("ids", "num_frames", "offsets", "done", "pooled/mean", "frames")
 HOOK = '''
 import json, os, time
 from pathlib import Path
-import emostore.extract.runner as runner
+import emostore.extract.blocks as blocks
 
 CONF = Path(HOOK_CONF)  # Dask copies preload files elsewhere: the path is written in
-real = runner.__dict__.setdefault("_unhooked_encode_batch", runner.encode_batch)  # preload may run twice
+real = blocks.__dict__.setdefault("_unhooked_encode_batch", blocks.encode_batch)  # preload may run twice
 
 
-def encode_batch(manifest, encoder, waves, *args, **kw):
+def encode_batch(work, encoder, waves, *args, **kw):
     conf = json.loads(CONF.read_text()) if CONF.exists() else {}
     if conf.get("kill_row") in waves and not Path(conf["marker"]).exists():
         Path(conf["marker"]).write_text(str(os.getpid()))
@@ -52,10 +53,10 @@ def encode_batch(manifest, encoder, waves, *args, **kw):
         deadline = time.time() + 60
         while not Path(conf["release"]).exists() and time.time() < deadline:
             time.sleep(0.05)
-    return real(manifest, encoder, waves, *args, **kw)
+    return real(work, encoder, waves, *args, **kw)
 
 
-runner.encode_batch = encode_batch
+blocks.encode_batch = encode_batch
 '''
 
 

@@ -188,7 +188,8 @@ class Recipe:
         return self._step("labels", run)
 
     def extract(self, manifest: Path, encoder: str) -> Path:
-        from emostore.extract.runner import ExtractOptions, extract, summary_text
+        from emostore.extract.planning import ExtractOptions
+        from emostore.extract.runner import extract, summary_text
         from emostore.manifests import load_manifest
         from emostore.store.writer import stored_fingerprint
 
