@@ -183,7 +183,8 @@ def make_plan(manifest: Manifest, encoder: Encoder, opts: ExtractOptions, done: 
     # finished rows are probed too: the frame layout is planned over every row, every run
     every, errors = probe_all(manifest, list(range(n)), encoder.sample_rate, opts.workers)
     samples = {r: every[r] for r in pending if r in every}
-    for r in [r for r, s in samples.items() if encoder.num_frames(s) <= 0]:  # the encoder could not take it
+    long_enough = max(1, opts.min_seconds * encoder.sample_rate)  # shorter clips fail their audio checks
+    for r in [r for r, s in samples.items() if s >= long_enough and encoder.num_frames(s) <= 0]:
         errors[r] = (f"{manifest.rows[r]['audio']}: too short for the {encoder.name} encoder "
                      f"({samples.pop(r) / encoder.sample_rate:.3f} s gives no frames)")
     plan = Plan(num_rows=n, pending=pending, samples=samples,

@@ -310,6 +310,8 @@ def init_group(path, ids: list[str], num_layers: int, dim: int, frames_dtype: st
     The root ``zarr.json`` comes first and carries every attribute in one write (see the module
     docstring); the other nodes follow.
     """
+    if not (isinstance(block_rows, int) and block_rows >= 1):
+        raise StoreError(f"block rows must be a whole number >= 1, not {block_rows!r}")
     if frames_dtype is not None and frames_dtype not in FRAME_DTYPES:
         raise StoreError(f"frames dtype must be one of {', '.join(FRAME_DTYPES)}, not {frames_dtype!r}")
     n = len(ids)
