@@ -29,7 +29,8 @@ from emostore.manifests import Manifest
 from emostore.progress import as_factory
 from emostore.provenance import library_versions
 from emostore.store import layout
-from emostore.store.writer import StoreWriter, existing_done, json_attrs, store_os_error, stored_fingerprint
+from emostore.store.failures import storage_error
+from emostore.store.writer import StoreWriter, existing_done, json_attrs, stored_fingerprint
 
 
 @dataclass
@@ -156,7 +157,20 @@ def _interrupted(out, exc: KeyboardInterrupt, writer: StoreWriter, extracted_bef
 
 
 def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = False) -> Summary | str:
-    """Run (or, with ``dry_run``, describe what remains of) extraction of ``manifest`` into ``out``."""
+    """Run (or, with ``dry_run``, describe what remains of) extraction of ``manifest`` into ``out``.
+
+    A storage failure the user fixes (full disk, read-only volume, a bucket that is missing,
+    refuses or cannot be reached) is one line (a StoreError); every finished row is kept."""
+    try:
+        return _extract(manifest, out, opts, dry_run)
+    except Exception as exc:
+        err = storage_error(out, exc)
+        if err is None:
+            raise
+        raise err from None
+
+
+def _extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool) -> Summary | str:
     t0 = time.perf_counter()
     # on a cluster the workers encode; the coordinator's copy only plans (kept off the GPUs)
     encoder = load_encoder(opts.encoder, "cpu" if opts.distributed else opts.device)
@@ -186,28 +200,22 @@ def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = 
         "versions": library_versions("emostore", "torch", "transformers", "zarr", "numpy"),
         "batching": _batching(opts),
     })
+    writer = StoreWriter.create_or_resume(
+        out, ids=manifest.ids, attrs=attrs, fingerprint=fingerprint, num_layers=len(layers),
+        dim=encoder.dim, frames_dtype=opts.frames_dtype if opts.frames else None, block_rows=opts.block_rows,
+        compress=opts.compress,
+    )
     try:
-        writer = StoreWriter.create_or_resume(
-            out, ids=manifest.ids, attrs=attrs, fingerprint=fingerprint, num_layers=len(layers),
-            dim=encoder.dim, frames_dtype=opts.frames_dtype if opts.frames else None, block_rows=opts.block_rows,
-            compress=opts.compress,
-        )
-        try:
-            skipped = int(writer.done.sum())
-            with _interrupt_signals():
-                try:
-                    summary = _extract_rest(manifest, encoder, layers, policy, writer, opts, out)
-                except KeyboardInterrupt as exc:
-                    if isinstance(exc, ExtractInterrupted):
-                        raise
-                    raise _interrupted(out, exc, writer, skipped) from exc
-        finally:
-            writer.close()
-    except OSError as exc:
-        err = store_os_error(out, exc)
-        if err is exc:
-            raise
-        raise err from None
+        skipped = int(writer.done.sum())
+        with _interrupt_signals():
+            try:
+                summary = _extract_rest(manifest, encoder, layers, policy, writer, opts, out)
+            except KeyboardInterrupt as exc:
+                if isinstance(exc, ExtractInterrupted):
+                    raise
+                raise _interrupted(out, exc, writer, skipped) from exc
+    finally:
+        writer.close()
     summary.skipped = skipped
     summary.elapsed = time.perf_counter() - t0
     summary.errors = sorted(writer.errors.values(), key=lambda e: e["index"])

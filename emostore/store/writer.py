@@ -33,6 +33,7 @@ from zarr.storage import LocalStore
 
 from emostore.errors import EmostoreError
 from emostore.store import kill_hook, layout, urls
+from emostore.store.failures import _READ_ONLY, settled_rows, store_os_error
 
 FRAME_DTYPES = ("float16", "float32")
 
@@ -96,7 +97,7 @@ class StoreWriter:
                 path.mkdir(parents=True, exist_ok=True)
             lock = _lock_store(path)
         except OSError as exc:
-            if exc.errno not in _READ_ONLY or existing is None or not _settled(existing).all():
+            if exc.errno not in _READ_ONLY or existing is None or not settled_rows(existing).all():
                 raise store_os_error(path, exc) from None
             return cls(existing)  # finished (failed rows included) and read-only: nothing to do
         try:
@@ -174,16 +175,6 @@ def _has_committed_row(group: zarr.Group) -> bool:
         return bool(np.asarray(group[layout.DONE][:]).any()) or bool(group[layout.ERRORS].attrs.get("entries"))
     except KeyError:  # a node not created yet: killed during creation
         return False
-
-
-from emostore.store.failures import _READ_ONLY, store_os_error  # noqa: E402  (it reads stores through _settled)
-
-
-def _settled(group: zarr.Group) -> np.ndarray:
-    """Per row: done or recorded as failed (what a re-run on a read-only volume cannot change)."""
-    settled = np.asarray(group[layout.DONE][:], dtype=bool)
-    settled[[e["index"] for e in group[layout.ERRORS].attrs.get("entries", [])]] = True
-    return settled
 
 
 def _check_fingerprint(path, group: zarr.Group, fingerprint: dict) -> zarr.Group:
