@@ -35,9 +35,12 @@ NODES = ("ids", "num_frames", "offsets", "done", "pooled/mean", "frames")
 # to encode `kill_row` dies at once (os._exit, mid-block), and one encoding `stall_row` waits for
 # the file `release`. A marker file records that each happened.
 HOOK = '''
-import json, os, time
+import json, os, sys, time
 from pathlib import Path
 import emostore.extract.blocks as blocks
+
+sys.path.insert(0, TESTS)  # the stand-in encoders (buggy-fbank), registered in every worker
+import stand_in_encoders  # noqa: F401
 
 CONF = Path(HOOK_CONF)  # Dask copies preload files elsewhere: the path is written in
 real = blocks.__dict__.setdefault("_unhooked_encode_batch", blocks.encode_batch)  # preload may run twice
@@ -95,7 +98,8 @@ def cluster(s3, tmp_path_factory):
     from distributed import Client, LocalCluster
 
     hook_dir = tmp_path_factory.mktemp("hook")
-    (hook_dir / "emostore_test_hook.py").write_text(f"HOOK_CONF = {str(hook_dir / 'hook.json')!r}\n" + HOOK)
+    (hook_dir / "emostore_test_hook.py").write_text(f"HOOK_CONF = {str(hook_dir / 'hook.json')!r}\n"
+                                                    f"TESTS = {str(Path(__file__).parent)!r}\n" + HOOK)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       preload=[str(hook_dir / "emostore_test_hook.py")]) as lc, Client(lc) as client:
         yield {"address": lc.scheduler_address, "client": client, "hook": hook_dir}
@@ -133,6 +137,19 @@ def _dead(pid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
+
+
+def test_an_encoder_bug_on_a_worker_keeps_its_traceback_not_a_cluster_error(fbank_fold, cluster, tmp_path):
+    import traceback
+
+    import stand_in_encoders  # noqa: F401  (buggy-fbank here too: the coordinator plans with it)
+
+    _hook(cluster)
+    with pytest.raises(TypeError) as info:
+        extract(load_manifest(fbank_fold["manifest"]), str(tmp_path / "bug.zarr"),
+                _opts(cluster["address"], encoder="buggy-fbank"))
+    assert "encode" in [f.name for f in traceback.extract_tb(info.value.__traceback__)]
+    assert any("Dask worker" in n for n in getattr(info.value, "__notes__", []))
 
 
 def test_cluster_run_with_a_killed_worker_equals_the_single_process_store(fbank_fold, cluster, tmp_path):
