@@ -5,10 +5,8 @@ single-process store array by array."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,9 +22,10 @@ from emostore.extract.planning import ExtractOptions
 from emostore.extract.runner import extract
 from emostore.manifests import load_manifest
 from emostore.store import StoreError
+from moto_s3 import s3  # noqa: F401  (the fixture)
 
 distributed = pytest.importorskip("distributed")
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 s3fs = pytest.importorskip("s3fs")
 
 NODES = ("ids", "num_frames", "offsets", "done", "pooled/mean", "frames")
@@ -61,35 +60,6 @@ def encode_batch(work, encoder, waves, *args, **kw):
 
 blocks.encode_batch = encode_batch
 '''
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """A moto S3 server on 127.0.0.1 with bucket `emo`; AWS_* env points every client at it."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    s3fs.S3FileSystem.clear_instance_cache()
-    fs = s3fs.S3FileSystem()
-    fs.mkdir("emo")
-    yield fs
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -3,18 +3,15 @@ missing, refusing or unreachable are each one line naming the store and what to 
 
 from __future__ import annotations
 
-import logging
-import os
 import shutil
-import socket
 
 import pytest
 from click.testing import CliRunner
 
 from emostore.cli import main
 from emostore.store.failures import remote_error
+from moto_s3 import free_port, s3  # noqa: F401  (the fixture)
 
-moto_server = pytest.importorskip("moto.server")
 s3fs = pytest.importorskip("s3fs")
 
 
@@ -79,27 +76,6 @@ def test_verify_names_ids_plainly(store, tmp_path):
     assert r.exit_code == 1 and "np.str_" not in r.output and "e.g. '" in r.output
 
 
-@pytest.fixture(scope="module")
-def s3():
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    s3fs.S3FileSystem.clear_instance_cache()
-    s3fs.S3FileSystem().mkdir("emo")
-    yield port
-    for k, v in saved.items():
-        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-    s3fs.S3FileSystem.clear_instance_cache()
-    server.stop()
-
-
 def test_a_missing_bucket_is_one_line_naming_it(store, s3):
     r = _run("extract", store[1], "--encoder", "fbank", "-q", "--out", "s3://nosuch/x.zarr")
     assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1
@@ -107,10 +83,7 @@ def test_a_missing_bucket_is_one_line_naming_it(store, s3):
 
 
 def test_an_unreachable_endpoint_is_one_line_naming_what_to_check(store, s3, monkeypatch):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead = sock.getsockname()[1]  # nothing listens there once closed
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{dead}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     s3fs.S3FileSystem.clear_instance_cache()
     for args in (["extract", store[1], "--encoder", "fbank", "-q", "--out", "s3://emo/y.zarr"],

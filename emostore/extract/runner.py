@@ -220,9 +220,8 @@ def _extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool) 
     summary.elapsed = time.perf_counter() - t0
     summary.errors = sorted(writer.errors.values(), key=lambda e: e["index"])
     if summary.errors and not writer.done.any() and len(summary.errors) == len(manifest) and not opts.allow_all_failed:
-        raise ExtractError(f"{out}: every one of the {len(manifest)} rows failed (e.g. {summary.errors[0]['reason']}); "
-                           "nothing was extracted (the failures are recorded in the store; --allow-all-failed "
-                           "accepts this)")
+        raise ExtractError(f"{out}: every clip failed to extract, e.g. {summary.errors[0]['reason']} (all "
+                           f"{len(manifest)} rows are recorded in the store's errors; --allow-all-failed accepts this)")
     return summary
 
 
