@@ -98,7 +98,10 @@ class StoreWriter:
             lock = _lock_store(path)
         except OSError as exc:
             if exc.errno not in _READ_ONLY or existing is None or not settled_rows(existing).all():
-                raise store_os_error(path, exc) from None
+                err = store_os_error(path, exc)
+                if err is exc:  # not one a user fixes here (extract's storage_error may still name it)
+                    raise
+                raise err from None
             return cls(existing)  # finished (failed rows included) and read-only: nothing to do
         try:
             existing = open_existing(path, fingerprint)  # again, now that we hold the lock
