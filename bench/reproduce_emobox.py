@@ -39,7 +39,7 @@ sweeps skip finished runs, so an interrupted run picks up where it stopped):
 6. Timing: extraction vs the whole store sweep (sum of the runs' own training seconds), and the
    same sweep with the encoder recomputed on every batch (the s3prl way). That one is
    **extrapolated**, not run: the per-clip encoder cost is measured with
-   :class:`emostore.heads.encoder_source.EncoderSource` on ``--time-clips`` real clips, and each run
+   ``EncoderSource`` (bench/encoder_source.py) on ``--time-clips`` real clips, and each run
    would encode epochs x (train + dev) + test clips.
 
 Raw outputs (runs, results.sqlite, JSON summary) stay in ``--workdir`` (bench/out/ is git-ignored).
