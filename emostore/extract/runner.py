@@ -1,10 +1,13 @@
 """The extraction runner: manifest + encoder -> one feature store, once, resumably.
 
-Planning (options, probing, batches) is :mod:`emostore.extract.planning`; the cluster path is
-:mod:`emostore.extract.cluster`. Rows are processed in blocks of ``block_rows`` in manifest order (the unit of commit and resume).
-Inside a block, clips are sorted by cost and packed into batches by total audio seconds. Audio
-decoding runs ahead in a thread pool and store writes run behind in a writer thread, so the
-encoder's forward pass is the only thing on the critical path.
+Planning (options, probing, batches) is :mod:`emostore.extract.planning`, the block-encoding loop
+:mod:`emostore.extract.blocks` (shared with the cluster path, :mod:`emostore.extract.cluster`).
+Rows are processed in blocks of ``block_rows`` in manifest order; inside a block, clips are sorted
+by cost and packed into batches by total audio seconds. A block is committed when it ends and,
+before that, every ``commit_seconds`` and on Ctrl-C/SIGTERM (its rows finished so far), so an
+interrupt or a crash loses at most that much work. Audio decoding runs ahead in a thread pool and
+store writes run behind in a writer thread, so the encoder's forward pass is the only thing on
+the critical path.
 """
 
 from __future__ import annotations
