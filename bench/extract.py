@@ -15,7 +15,7 @@ figure per line, everything measured side by side in this one run:
     runner, so encoder load time is in neither measurement.
 
     * forward: audio already decoded in memory (same ``AudioPolicy`` as the runner); the timer
-      covers only ``encoder.encode(waves)`` over the batch plan of ``runner.make_plan`` (same
+      covers only ``encoder.encode(waves)`` over the batch plan of ``planning.make_plan`` (same
       rows in each batch, same order), plus a ``cuda.synchronize`` per batch on a GPU.
     * extract: ``runner.extract(manifest, fresh temp store, ExtractOptions(progress=False))`` end
       to end: fingerprint (sha256 of the weights), store creation, header probes, planning,
@@ -64,7 +64,7 @@ import numpy as np
 import torch
 
 import emostore.store
-from emostore.extract import audio, runner
+from emostore.extract import audio, planning, runner
 from emostore.extract.encoders import DEFAULT_ENCODER, load_encoder
 from emostore.manifests import load_manifest
 
@@ -136,10 +136,10 @@ def main():
     t = time.perf_counter()
     encoder = load_encoder(args.encoder, args.device)
     load_s = time.perf_counter() - t
-    opts = runner.ExtractOptions(encoder=args.encoder, device=args.device, progress=False)
-    layers = runner._select_layers(encoder, opts.layers)
+    opts = planning.ExtractOptions(encoder=args.encoder, device=args.device, progress=False)
+    layers = planning.select_layers(encoder, opts.layers)
     policy = runner._audio_policy(manifest, encoder, opts)
-    plan = runner.make_plan(manifest, encoder, opts, np.zeros(len(manifest), dtype=bool))
+    plan = planning.make_plan(manifest, encoder, opts, np.zeros(len(manifest), dtype=bool))
     waves = {r: audio.load(manifest.rows[r]["audio"], policy) for r in plan.pending}
     first = plan.blocks[0][1][0].rows
     for _ in range(2):

@@ -39,7 +39,7 @@ sweeps skip finished runs, so an interrupted run picks up where it stopped):
 6. Timing: extraction vs the whole store sweep (sum of the runs' own training seconds), and the
    same sweep with the encoder recomputed on every batch (the s3prl way). That one is
    **extrapolated**, not run: the per-clip encoder cost is measured with
-   :class:`emostore.heads.encoder_source.EncoderSource` on ``--time-clips`` real clips, and each run
+   ``EncoderSource`` (bench/encoder_source.py) on ``--time-clips`` real clips, and each run
    would encode epochs x (train + dev) + test clips.
 
 Raw outputs (runs, results.sqlite, JSON summary) stay in ``--workdir`` (bench/out/ is git-ignored).
@@ -59,6 +59,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python bench/reproduce_emobox.py` from anywhere
     sys.path.insert(0, str(REPO))
+if str(REPO / "bench") not in sys.path:  # bench/encoder_source.py, however this file was loaded
+    sys.path.insert(0, str(REPO / "bench"))
 
 from emostore.heads.config import PRESETS  # noqa: E402
 
@@ -134,13 +136,13 @@ def extract(manifest: Path, store: Path, encoder: str) -> tuple[float, float, fl
     import shutil
 
     from emostore.extract import runner
+    from emostore.extract.planning import ExtractOptions
     from emostore.manifests import load_manifest
 
     if store.exists():
         shutil.rmtree(store)
     t = time.perf_counter()
-    s = runner.extract(load_manifest(manifest), str(store), runner.ExtractOptions(encoder=encoder, progress=False),
-                       log=lambda *a: None)
+    s = runner.extract(load_manifest(manifest), str(store), ExtractOptions(encoder=encoder, progress=False))
     wall = time.perf_counter() - t
     if s.failed:
         sys.exit(f"{store}: extraction failed for {s.failed} clips: {s.errors[:3]}")
@@ -307,7 +309,7 @@ def s3prl_way_seconds(runs_table, stores: dict, manifest: Path, clips: int) -> d
     recompute-every-batch sweep of the same runs would do: epochs x (train + dev) + test per run."""
     import emostore.store
     from emostore.extract.encoders import load_encoder
-    from emostore.heads.encoder_source import EncoderSource
+    from encoder_source import EncoderSource  # bench/encoder_source.py
     from emostore.manifests import load_manifest
     from emostore.manifests.partitions import read_partition
 

@@ -168,7 +168,7 @@ def _warm(client) -> None:
 def scaling(args, tmp: Path, s3: MotoServer | None) -> None:
     from distributed import Client, LocalCluster
 
-    from emostore.extract.runner import ExtractOptions
+    from emostore.extract.planning import ExtractOptions
 
     manifest = synthetic_manifest(tmp, args.blocks * 32)
     preload = tmp / "bench_preload.py"
@@ -196,7 +196,7 @@ def scaling(args, tmp: Path, s3: MotoServer | None) -> None:
 def real_encoder_ratio(args, tmp: Path) -> None:
     from distributed import Client, LocalCluster
 
-    from emostore.extract.runner import ExtractOptions
+    from emostore.extract.planning import ExtractOptions
 
     clips = sorted(Path(args.audio_dir).glob("*.wav"))[: args.real_clips]
     manifest = tmp / "real.jsonl"

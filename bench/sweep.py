@@ -27,11 +27,11 @@ What runs, all in this one process, so that the ratios compare figures measured 
    * the store way: ``train(...)`` with its default source (``pooled/mean`` in memory for
      pooled-exact heads, frames streamed from the store for emobox);
    * the s3prl way: ``train(..., source=EncoderSource)``. ``EncoderSource``
-     (:mod:`emostore.heads.encoder_source`) recomputes the frozen encoder on every batch of
+     (`bench/encoder_source.py`) recomputes the frozen encoder on every batch of
      every epoch, as s3prl's downstream training does with a
      frozen upstream: it decodes the batch's audio with :func:`emostore.extract.audio.load` and
      the store's recorded :class:`~emostore.extract.audio.AudioPolicy`, encodes it with the
-     runner's own ``_encode_rows`` (same 30 s window padding and cropping), in sub-batches packed
+     runner's own ``emostore.extract.blocks.encode_rows`` (same 30 s window padding and cropping), in sub-batches packed
      by the runner's rule (``ExtractOptions().batch_seconds`` / ``max_batch``: 4 clips for
      Whisper), selects the store's layers, and either mean-pools over the valid frames (pooled-
      exact heads: ``head.forward_pooled``, the very computation the runner stores in
@@ -91,8 +91,9 @@ if str(REPO) not in sys.path:  # `python bench/sweep.py` from anywhere
     sys.path.insert(0, str(REPO))
 
 from emostore.extract import runner  # noqa: E402
+from emostore.extract.planning import ExtractOptions  # noqa: E402
 from emostore.extract.encoders import DEFAULT_ENCODER, load_encoder  # noqa: E402
-from emostore.heads.encoder_source import EncoderSource  # noqa: E402
+from encoder_source import EncoderSource  # noqa: E402  (bench/encoder_source.py)
 from emostore.manifests import load_manifest  # noqa: E402
 
 EMOTIONS = {"W": "anger", "N": "neutral", "T": "sadness", "F": "happiness"}
@@ -194,7 +195,7 @@ def build(args, work: Path):
     store = work / "store.zarr"
     if store.exists():
         shutil.rmtree(store)
-    opts = runner.ExtractOptions(encoder=args.encoder, device=args.device, progress=False)
+    opts = ExtractOptions(encoder=args.encoder, device=args.device, progress=False)
     t = time.perf_counter()
     summary = runner.extract(load_manifest(mpath), str(store), opts)
     seconds = time.perf_counter() - t

@@ -87,7 +87,8 @@ def emodb_fold_rows(per_train: int = 2) -> tuple[list[dict], dict[str, list[str]
 def fbank_fold(tmp_path_factory) -> dict:
     """A real fbank store (float32 frames, blocks of 8 rows: several blocks) over 33 EmoDB clips,
     an MR label set and a speaker-disjoint fold f1 (27 train, 3 dev, 3 test)."""
-    from emostore.extract.runner import ExtractOptions, extract
+    from emostore.extract.planning import ExtractOptions
+    from emostore.extract.runner import extract
     from emostore.labels.aggregate import aggregate_manifest, write_label_set
     from emostore.manifests import load_manifest
 

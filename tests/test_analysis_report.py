@@ -31,7 +31,8 @@ from emostore.analysis import plots
 from emostore.analysis.runs import AnalysisError, NoData
 from emostore.cli import main
 from emostore.evaluate import EvaluationError, evaluate_files, paired_bootstrap, read_predictions
-from emostore.extract.runner import ExtractOptions, extract
+from emostore.extract.planning import ExtractOptions
+from emostore.extract.runner import extract
 from emostore.heads.train import TrainConfig
 from emostore.labels.aggregate import aggregate_manifest, read_label_set, write_label_set
 from emostore.manifests import load_manifest

@@ -3,20 +3,25 @@ same head."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
 from emostore.extract.encoders import load_encoder
-from emostore.extract.runner import ExtractOptions, extract
+from emostore.extract.planning import ExtractOptions
+from emostore.extract.runner import extract
 from emostore.heads import HEADS, build_head
-from emostore.heads.encoder_source import EncoderSource
 from emostore.heads.sources import FramesSource, PooledSource
 from emostore.manifests import load_manifest
 from emostore.store import open as open_store
 
-from conftest import EMODB, write_manifest
+from conftest import EMODB, REPO, write_manifest
+
+sys.path.insert(0, str(REPO / "bench"))
+from encoder_source import EncoderSource  # noqa: E402  (bench/encoder_source.py)
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,8 @@ single-process store array by array."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,12 +18,14 @@ import soundfile as sf
 import zarr
 
 import emostore.store
-from emostore.extract.runner import ExtractOptions, extract
+from emostore.extract.planning import ExtractOptions
+from emostore.extract.runner import extract
 from emostore.manifests import load_manifest
 from emostore.store import StoreError
+from moto_s3 import s3  # noqa: F401  (the fixture)
 
 distributed = pytest.importorskip("distributed")
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 s3fs = pytest.importorskip("s3fs")
 
 NODES = ("ids", "num_frames", "offsets", "done", "pooled/mean", "frames")
@@ -34,15 +34,18 @@ NODES = ("ids", "num_frames", "offsets", "done", "pooled/mean", "frames")
 # to encode `kill_row` dies at once (os._exit, mid-block), and one encoding `stall_row` waits for
 # the file `release`. A marker file records that each happened.
 HOOK = '''
-import json, os, time
+import json, os, sys, time
 from pathlib import Path
-import emostore.extract.runner as runner
+import emostore.extract.blocks as blocks
+
+sys.path.insert(0, TESTS)  # the stand-in encoders (buggy-fbank), registered in every worker
+import stand_in_encoders  # noqa: F401
 
 CONF = Path(HOOK_CONF)  # Dask copies preload files elsewhere: the path is written in
-real = runner.__dict__.setdefault("_unhooked_encode_batch", runner.encode_batch)  # preload may run twice
+real = blocks.__dict__.setdefault("_unhooked_encode_batch", blocks.encode_batch)  # preload may run twice
 
 
-def encode_batch(manifest, encoder, waves, *args, **kw):
+def encode_batch(work, encoder, waves, *args, **kw):
     conf = json.loads(CONF.read_text()) if CONF.exists() else {}
     if conf.get("kill_row") in waves and not Path(conf["marker"]).exists():
         Path(conf["marker"]).write_text(str(os.getpid()))
@@ -52,40 +55,11 @@ def encode_batch(manifest, encoder, waves, *args, **kw):
         deadline = time.time() + 60
         while not Path(conf["release"]).exists() and time.time() < deadline:
             time.sleep(0.05)
-    return real(manifest, encoder, waves, *args, **kw)
+    return real(work, encoder, waves, *args, **kw)
 
 
-runner.encode_batch = encode_batch
+blocks.encode_batch = encode_batch
 '''
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """A moto S3 server on 127.0.0.1 with bucket `emo`; AWS_* env points every client at it."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    s3fs.S3FileSystem.clear_instance_cache()
-    fs = s3fs.S3FileSystem()
-    fs.mkdir("emo")
-    yield fs
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +68,8 @@ def cluster(s3, tmp_path_factory):
     from distributed import Client, LocalCluster
 
     hook_dir = tmp_path_factory.mktemp("hook")
-    (hook_dir / "emostore_test_hook.py").write_text(f"HOOK_CONF = {str(hook_dir / 'hook.json')!r}\n" + HOOK)
+    (hook_dir / "emostore_test_hook.py").write_text(f"HOOK_CONF = {str(hook_dir / 'hook.json')!r}\n"
+                                                    f"TESTS = {str(Path(__file__).parent)!r}\n" + HOOK)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       preload=[str(hook_dir / "emostore_test_hook.py")]) as lc, Client(lc) as client:
         yield {"address": lc.scheduler_address, "client": client, "hook": hook_dir}
@@ -132,6 +107,20 @@ def _dead(pid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
+
+
+def test_an_encoder_bug_on_a_worker_keeps_its_traceback_not_a_cluster_error(fbank_fold, cluster, tmp_path):
+    import traceback
+
+    import stand_in_encoders  # noqa: F401  (buggy-fbank here too: the coordinator plans with it)
+
+    _hook(cluster)
+    with pytest.raises(TypeError) as info:
+        extract(load_manifest(fbank_fold["manifest"]), str(tmp_path / "bug.zarr"),
+                ExtractOptions(encoder="buggy-fbank", frames_dtype="float32", block_rows=8, max_batch=2,
+                               progress=False, scheduler=cluster["address"]))
+    assert "encode" in [f.name for f in traceback.extract_tb(info.value.__traceback__)]
+    assert any("Dask worker" in n for n in getattr(info.value, "__notes__", []))
 
 
 def test_cluster_run_with_a_killed_worker_equals_the_single_process_store(fbank_fold, cluster, tmp_path):

@@ -21,7 +21,8 @@ import pytest
 import torch
 
 from emostore.extract.encoders import EncoderError, load_encoder
-from emostore.extract.runner import ExtractOptions, _encode_rows, _pack
+from emostore.extract.blocks import encode_rows
+from emostore.extract.planning import ExtractOptions, pack_batches
 
 SR = 16000
 ATOL = RTOL = 1e-4
@@ -191,7 +192,7 @@ def test_hf_mask_default_normalise_from_preprocessor(hf_model):
 @pytest.mark.parametrize("name", SAME_LENGTH_CASES)
 def test_hf_same_length_batch_equals_single(hf_model, name):
     """Equal-length clips batched give what each gives alone (atol=rtol=1e-4); a mixed-length
-    batch is refused by the encoder; and the runner's grouping (_encode_rows) turns a mixed-length
+    batch is refused by the encoder; and the runner's grouping (encode_rows) turns a mixed-length
     batch into equal-length groups whose results again equal clip-by-clip encoding."""
     _, enc = hf_model(name)
     assert enc.padding == "same-length"
@@ -210,7 +211,7 @@ def test_hf_same_length_batch_equals_single(hf_model, name):
 
     # The runner's path: rows of several lengths, some repeated, in one decoded batch.
     waves = {0: mixed[0], 1: same[0], 2: mixed[2], 3: same[1], 4: mixed[1][:n - 1], 5: same[2]}
-    got = dict(_encode_rows(enc, waves))
+    got = dict(encode_rows(enc, waves))
     assert sorted(got) == sorted(waves)
     for r, w in waves.items():
         assert not isinstance(got[r], str), got[r]
@@ -220,12 +221,12 @@ def test_hf_same_length_batch_equals_single(hf_model, name):
 
 @pytest.mark.parametrize("name", SAME_LENGTH_CASES)
 def test_pack_never_mixes_lengths_for_same_length(hf_model, name):
-    """_pack puts only clips of identical sample count in one batch for a same-length encoder
+    """pack_batches puts only clips of identical sample count in one batch for a same-length encoder
     (and still batches equal ones together); for a mask encoder it does mix them."""
     _, enc = hf_model(name)
     samples = {0: 20000, 1: 16000, 2: 20000, 3: 16000, 4: 33000, 5: 16001, 6: 20000, 7: 15999, 8: 16000}
     opts = ExtractOptions(batch_seconds=120.0, max_batch=32)
-    batches = _pack(list(samples), samples, enc, opts)
+    batches = pack_batches(list(samples), samples, enc, opts)
     assert sorted(r for b in batches for r in b.rows) == sorted(samples)
     for b in batches:
         assert len({samples[r] for r in b.rows}) == 1, [samples[r] for r in b.rows]
@@ -235,7 +236,7 @@ def test_pack_never_mixes_lengths_for_same_length(hf_model, name):
     assert sorted(map(sorted, by_len.values())) == sorted(sorted(b.rows) for b in batches)
 
     _, masked = hf_model("wav2vec2-layer")
-    mixed = _pack(list(samples), samples, masked, opts)
+    mixed = pack_batches(list(samples), samples, masked, opts)
     assert len(mixed) == 1 and len({samples[r] for r in mixed[0].rows}) > 1
 
 

@@ -20,7 +20,8 @@ from click.testing import CliRunner
 import emostore.store
 from emostore.cli import main
 from emostore.extract import runner
-from emostore.extract.runner import ExtractOptions, extract
+from emostore.extract.planning import ExtractOptions, parse_layers
+from emostore.extract.runner import extract
 from emostore.manifests import load_manifest
 from emostore.store import StoreError
 
@@ -381,8 +382,8 @@ def test_second_writer_on_the_same_store_is_refused(small_manifest, tmp_path):
 
 def test_reversed_layer_range_is_an_error():
     with pytest.raises(ValueError, match="runs backwards"):
-        runner.parse_layers("12-8")
-    assert runner.parse_layers("0,4,8-10") == [0, 4, 8, 9, 10]
+        parse_layers("12-8")
+    assert parse_layers("0,4,8-10") == [0, 4, 8, 9, 10]
 
 
 def test_non_finite_or_empty_encoder_output_is_that_rows_error(small_manifest, tmp_path, monkeypatch):

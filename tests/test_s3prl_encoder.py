@@ -28,7 +28,7 @@ from emostore.cli import main
 from emostore.extract import audio
 from emostore.extract.encoders import EncoderError, load_encoder
 from emostore.extract.encoders.s3prl_upstream import _compat_torchaudio, import_hub
-from emostore.extract.runner import _encode_rows
+from emostore.extract.blocks import encode_rows
 
 from conftest import write_manifest
 from test_encoders_padding import LEAK, LENGTHS, _close, _wave, _waves
@@ -277,7 +277,7 @@ def test_s3prl_same_length_batch_equals_single_and_padding_leaks(s3prl_model, ca
     with pytest.raises(EncoderError, match="one length"):
         enc.encode([short, long])
     rows = {0: short, 1: same[0], 2: long, 3: same[1]}
-    for r, got in _encode_rows(enc, rows):
+    for r, got in encode_rows(enc, rows):
         _close(got, enc.encode([rows[r]])[0], f"{case} runner row {r}")
 
 

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 import emostore.store
 from emostore.cli import main
 from emostore.extract import audio, runner
-from emostore.extract.runner import ExtractOptions, extract
+from emostore.extract.planning import ExtractOptions
+from emostore.extract.runner import extract
 from emostore.manifests import load_manifest
 from emostore.store import StoreError, hdf5
 from emostore.store import writer as store_writer

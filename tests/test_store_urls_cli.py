@@ -7,7 +7,8 @@ import json
 from click.testing import CliRunner
 
 from emostore.cli import main
-from emostore.extract.runner import ExtractOptions, extract
+from emostore.extract.planning import ExtractOptions
+from emostore.extract.runner import extract
 from emostore.manifests import load_manifest
 
 

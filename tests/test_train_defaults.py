@@ -20,7 +20,8 @@ def test_head_defaults_then_preset_then_explicit_settings():
 @pytest.fixture(scope="module")
 def demo_fbank(tmp_path_factory):
     """The bundled EmoDB subset (135 real clips), an FBANK store, MR labels, EmoBox's published fold 1."""
-    from emostore.extract.runner import ExtractOptions, extract
+    from emostore.extract.planning import ExtractOptions
+    from emostore.extract.runner import extract
     from emostore.labels.aggregate import aggregate_manifest
     from emostore.manifests import load_manifest
     from emostore.manifests.build import build_manifest

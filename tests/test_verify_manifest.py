@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from emostore.cli import main
-from emostore.extract.runner import ExtractOptions, extract
+from emostore.extract.planning import ExtractOptions
+from emostore.extract.runner import extract
 from emostore.manifests import load_manifest
 from emostore.manifests.build import build_manifest
 from emostore.store import open as open_store, verify

@@ -19,13 +19,24 @@ def store():
 @click.argument("path", type=_choices.STORE)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def info(path, as_json):
-    """Summarise a store: corpus, encoder, N, L, D, bytes, errors."""
+    """Summarise a store: corpus, encoder, N, L, D, bytes, errors.
+
+    Also checks that every stored object the done rows need is there and readable (exit 1 and a
+    `problem:` line each when not; `store verify` checks the contents)."""
     from emostore.store import open as open_store
     from emostore.store.summary import format_summary, summarise
+    from emostore.store.verify import object_problems
 
     fs = open_store(path)
     summary = summarise(fs, path)
+    problems = object_problems(fs)
+    if as_json:
+        summary["problems"] = problems
     click.echo(json.dumps(summary) if as_json else format_summary(summary, fs.errors))
+    for p in problems:
+        click.echo(f"problem: {p}", err=True)
+    if problems:
+        sys.exit(1)
 
 
 @store.command("verify")

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import numpy as np
 
 from emostore.errors import EmostoreError
-from emostore.extract.frameplan import FrameLayout
+from emostore.extract.blocks import BlockCommit, BlockFill, BlockWork, block_works, encode_blocks
 
 
 class ClusterError(EmostoreError, ValueError):
@@ -32,36 +30,23 @@ class ClusterError(EmostoreError, ValueError):
 
 @dataclass
 class BlockJob:
-    """Everything a worker needs for one block (small: no audio, no arrays)."""
+    """What a worker needs for one block: the block's work and how to encode it (small: no audio)."""
 
     store: str
-    first_row: int
-    rows: list[int]  # the block's unfinished rows
-    batches: list[list[int]]
-    audio: dict[int, str]
-    offsets: dict[int, int]
-    caps: dict[int, int]
-    region: tuple[int, int]
-    keep_existing: bool
-    probe_errors: dict[int, str]
+    work: BlockWork
     encoder: str
     device: str
     layers: list[int]
-    frames_dtype: str
+    frames_dtype: str | None
     policy: object
     decode_threads: int
     torch_threads: int = 0
-    seconds: float = 0.0  # audio seconds planned for the block (progress)
 
 
 @dataclass
 class BlockResult:
     first_row: int
-    rows: np.ndarray
-    pooled: np.ndarray
-    num_frames: np.ndarray
-    offsets: np.ndarray
-    failed: dict[int, str]
+    commit: BlockCommit
     edges: list[tuple[int, np.ndarray]] = field(default_factory=list)
     worker: str = ""
     encode_seconds: float = 0.0
@@ -108,51 +93,28 @@ def _worker_name() -> str:
 
 
 def run_block(job: BlockJob) -> BlockResult:
-    """A worker's task: decode, encode and write one block's own frame shards."""
+    """A worker's task: decode, encode and write one block's own frame shards (the runner's loop,
+    :func:`emostore.extract.blocks.encode_blocks`, over one block)."""
     import torch
     import zarr
 
-    from emostore.extract.runner import _decode_batch, encode_batch
     from emostore.store import layout as store_layout
-    from emostore.store.regions import RegionWriter
 
     name = _worker_name()
     if job.torch_threads:
         torch.set_num_threads(job.torch_threads)
     encoder = _encoder(job.encoder, worker_device(job.device, name))
-    layer_idx = torch.tensor(job.layers, device=encoder.device)
     frames = None
     if job.frames_dtype:
         frames = zarr.open_array(f"{job.store.rstrip('/')}/{store_layout.FRAMES}", mode="r+")
-    rows_of = SimpleNamespace(rows={r: {"audio": p} for r, p in job.audio.items()})
-    plan = FrameLayout(offsets=job.offsets, caps=job.caps, regions=[], block_rows=0)
-    region = RegionWriter(frames, *job.region, shared_edges=True, keep_existing=job.keep_existing)
-    torch_dtype = {"float16": torch.float16, "float32": torch.float32}[job.frames_dtype or "float32"]
-    pos = {r: i for i, r in enumerate(job.rows)}
-    n = len(job.rows)
-    pooled = np.full((n, len(job.layers), encoder.dim), np.nan, dtype=np.float32)
-    nframes = np.zeros(n, dtype=np.int64)
-    offsets = np.zeros(n, dtype=np.int64)
-    failed = dict(job.probe_errors)
+    fill = BlockFill(job.work, frames, len(job.layers), encoder.dim, shared_edges=True)
     enc_time = 0.0
-    with ThreadPoolExecutor(max(1, job.decode_threads)) as pool:
-        ahead = [pool.submit(_decode_batch, rows_of, b, job.policy) for b in job.batches[:2]]
-        for k in range(len(job.batches)):
-            waves, bad = ahead[k].result()
-            if k + 2 < len(job.batches):
-                ahead.append(pool.submit(_decode_batch, rows_of, job.batches[k + 2], job.policy))
-            failed.update(bad)
-            t = time.perf_counter()
-            results = encode_batch(rows_of, encoder, waves, layer_idx, torch_dtype, plan, failed)
-            enc_time += time.perf_counter() - t
-            for r, pooled_row, hidden in results:
-                i = pos[r]
-                pooled[i], nframes[i], offsets[i] = pooled_row, hidden.shape[0], job.offsets[r]
-                region.put(hidden, job.offsets[r])
-    edges = region.finish()
-    return BlockResult(first_row=job.first_row, rows=np.asarray(job.rows), pooled=pooled, num_frames=nframes,
-                       offsets=offsets, failed=failed, edges=edges, worker=name, encode_seconds=enc_time,
-                       frames_written=region.frames_written)
+    for batch in encode_blocks([job.work], encoder, job.layers, job.frames_dtype, job.policy, job.decode_threads):
+        fill.add(batch)
+        enc_time += batch.encode_seconds
+    commit, edges = fill.take(final=True)
+    return BlockResult(first_row=job.work.first_row, commit=commit, edges=edges, worker=name,
+                       encode_seconds=enc_time, frames_written=fill.region.frames_written)
 
 
 @contextmanager
@@ -177,44 +139,58 @@ def cluster_client(scheduler: str | None, processes: int):
 
 
 def block_jobs(manifest, plan, writer, opts, layers, policy, out: str, torch_threads: int) -> list[BlockJob]:
-    lay = plan.layout
-    jobs = []
-    for block_rows, batches in plan.blocks:
-        first = block_rows[0] // opts.block_rows * opts.block_rows
-        rows_ok = [r for r in block_rows if r in plan.samples]
-        jobs.append(BlockJob(
-            store=str(out), first_row=first, rows=list(block_rows), batches=[b.rows for b in batches],
-            audio={r: manifest.rows[r]["audio"] for r in block_rows},
-            offsets={r: int(lay.offsets[r]) for r in rows_ok}, caps={r: int(lay.caps[r]) for r in rows_ok},
-            region=lay.region(first), keep_existing=bool(writer.done[first:first + opts.block_rows].any()),
-            probe_errors={r: plan.probe_errors[r] for r in block_rows if r in plan.probe_errors},
-            encoder=opts.encoder, device=opts.device, layers=layers,
-            frames_dtype=opts.frames_dtype if opts.frames else None, policy=policy,
-            decode_threads=opts.workers, torch_threads=torch_threads,
-            seconds=sum(plan.samples[r] for r in rows_ok) / plan.sample_rate,
-        ))
-    return jobs
+    return [BlockJob(store=str(out), work=work, encoder=opts.encoder, device=opts.device, layers=layers,
+                     frames_dtype=opts.frames_dtype if opts.frames else None, policy=policy,
+                     decode_threads=opts.workers, torch_threads=torch_threads)
+            for work in block_works(manifest, plan, writer.done)]
+
+
+def _block_failed(job: BlockJob, block_rows: int, exc: BaseException):
+    """A worker's exception as the coordinator raises it: a problem the user can fix (or workers
+    that keep dying) as one line; anything else, a bug, keeps its traceback."""
+    rows = f"rows {job.work.first_row}..{job.work.first_row + block_rows - 1}"
+    from distributed import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        return ClusterError(f"the block of {rows} lost its worker too often ({exc}); finished blocks are kept, "
+                            "re-run to resume")
+    if isinstance(exc, EmostoreError):
+        return ClusterError(f"the block of {rows} failed on the cluster: {exc}")
+    exc.add_note(f"(raised by a Dask worker encoding the block of {rows}; finished blocks are kept)")
+    return None
 
 
 def run_on_cluster(manifest, encoder, layers, policy, writer, plan, opts, out, client=None):
-    """Run ``plan``'s blocks on Dask workers and commit them here; returns the runner's Summary."""
+    """Run ``plan``'s blocks on Dask workers and commit them here; returns the runner's Summary.
+    On an interrupt or an error, the finished blocks are committed before it goes on."""
     from emostore.extract.runner import Summary
     from emostore.progress import as_factory
     from emostore.store.regions import SharedShards
 
     threads = 0 if opts.scheduler else max(1, (os.cpu_count() or 1) // max(1, opts.processes))
     jobs = block_jobs(manifest, plan, writer, opts, layers, policy, out, threads)
-    running = {job.first_row: job.region for job in jobs}
+    running = {job.work.first_row: job.work.region for job in jobs}
     shared = SharedShards(writer.frames, running, [r for k, r in enumerate(plan.layout.regions)
                                                    if k * opts.block_rows not in running])
     finished: dict[int, BlockResult] = {}
-    extracted = failed_total = 0
-    enc_time = 0.0
+    ready: list[BlockResult] = []
+    totals = {"extracted": 0, "failed": 0, "encode": 0.0}
+
+    def commit():
+        """Blocks finished together are committed together: one write of each index array."""
+        if ready:
+            c = BlockCommit.join([d.commit for d in ready])
+            writer.commit_block(c.rows, c.pooled, c.num_frames, c.offsets, c.failed)
+            totals["extracted"] += len(c.rows) - len(c.failed)
+            totals["failed"] += len(c.failed)
+            totals["encode"] += sum(d.encode_seconds for d in ready)
+            ready.clear()
+
     bar = as_factory(opts.progress)(round(plan.audio_seconds, 1), "extract", "audio-s", unit_scale=True)
     with _client_or(client, opts) as cl:
         from distributed import wait
 
-        futures = {cl.submit(run_block, job, pure=False, key=f"emostore-block-{job.first_row}-{os.getpid()}"
+        futures = {cl.submit(run_block, job, pure=False, key=f"emostore-block-{job.work.first_row}-{os.getpid()}"
                              f"-{time.monotonic_ns()}"): job for job in jobs}
         try:
             while futures:
@@ -222,40 +198,39 @@ def run_on_cluster(manifest, encoder, layers, policy, writer, plan, opts, out, c
                     batch = wait(list(futures), timeout=SHARED_WAIT_S / 2, return_when="FIRST_COMPLETED").done
                 except TimeoutError:
                     batch = set()
-                ready: list[BlockResult] = []
                 for fut in batch:
                     job = futures.pop(fut)
                     try:
                         res: BlockResult = fut.result()
                     except Exception as exc:
-                        raise ClusterError(
-                            f"block of rows {job.first_row}..{job.first_row + opts.block_rows - 1} failed on the "
-                            f"cluster ({type(exc).__name__}: {exc}); finished blocks are kept, re-run to resume") from None
-                    for r, reason in sorted(res.failed.items()):
+                        err = _block_failed(job, opts.block_rows, exc)
+                        if err is None:
+                            raise
+                        raise err from None
+                    for r, reason in sorted(res.commit.failed.items()):
                         bar.write(f"worker {res.worker}: row {r} ({manifest.ids[r]}): {reason}")
                     finished[res.first_row] = res
                     # a block is committed once the shards it shares with its neighbours are written
-                    ready += [finished.pop(first) for first in shared.add(res.first_row, res.edges)]
-                    bar.update(round(job.seconds, 1))
+                    ready.extend(finished.pop(first) for first in shared.add(res.first_row, res.edges))
+                    bar.update(round(job.work.seconds, 1))
                 # a slow block must not hold its neighbours' commits back for long
-                ready += [finished.pop(first) for first in shared.flush(SHARED_WAIT_S)]
-                if ready:  # blocks finished together are committed together: one write of each index array
-                    writer.commit_block(np.concatenate([d.rows for d in ready]),
-                                        np.concatenate([d.pooled for d in ready]),
-                                        np.concatenate([d.num_frames for d in ready]),
-                                        np.concatenate([d.offsets for d in ready]),
-                                        {r: why for d in ready for r, why in d.failed.items()})
-                    extracted += sum(len(d.rows) - len(d.failed) for d in ready)
-                    failed_total += sum(len(d.failed) for d in ready)
-                    enc_time += sum(d.encode_seconds for d in ready)
+                ready.extend(finished.pop(first) for first in shared.flush(SHARED_WAIT_S))
+                commit()
                 bar.update(0, postfix=f"{len(cl.scheduler_info().get('workers', {}))} workers, "
-                                      f"{failed_total} failed")
+                                      f"{totals['failed']} failed")
+        except BaseException as exc:
+            # an interrupt or a block's failure: keep every finished block (write the shared shards
+            # they wait for, then commit them); after a failed write (disk, lock) write nothing more
+            if isinstance(exc, ClusterError) or not isinstance(exc, (OSError, EmostoreError)):
+                ready.extend(finished.pop(first) for first in shared.flush(0.0))
+                commit()
+            raise
         finally:
             for fut in futures:
                 fut.cancel()
             bar.close()
-    return Summary(extracted=extracted, failed=failed_total, skipped=0, audio_seconds=plan.audio_seconds,
-                   elapsed=0.0, encoder_seconds=enc_time, errors=[])
+    return Summary(extracted=totals["extracted"], failed=totals["failed"], skipped=0,
+                   audio_seconds=plan.audio_seconds, elapsed=0.0, encoder_seconds=totals["encode"], errors=[])
 
 
 @contextmanager

@@ -36,13 +36,6 @@ class FrameLayout:
     def region(self, row: int) -> tuple[int, int]:
         return self.regions[row // self.block_rows]
 
-    def frames_error(self, row: int, num_frames: int) -> str | None:
-        """A row whose encoder output is longer than planned cannot be stored in place."""
-        if num_frames > self.caps[row]:
-            return (f"encoder returned {num_frames} frames, its frame arithmetic planned {int(self.caps[row])} "
-                    "(Encoder.num_frames disagrees with encode)")
-        return None
-
     def check_done(self, done: np.ndarray, offsets: np.ndarray, num_frames: np.ndarray, where: str) -> None:
         """Refuse to resume when finished rows are not where this plan puts them (audio changed)."""
         moved = np.flatnonzero(done & ((offsets != self.offsets) | (num_frames > self.caps)))

@@ -8,7 +8,7 @@ seconds; ``--dry-run`` prints :func:`describe_plan` of it.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -19,39 +19,80 @@ from emostore.extract.frameplan import FrameLayout, pack_order, plan_layout
 from emostore.manifests import Manifest
 from emostore.store import layout
 from emostore.store.summary import format_bytes
+from emostore.store.writer import FRAME_DTYPES
 
 
 class ExtractError(EmostoreError, ValueError):
     """Options that do not fit the encoder or the manifest (layers, normalisation ids)."""
 
 
+def _at_least(low: float, *, above: bool = False, help: str = "") -> dict:
+    """Field metadata: the option's range (``value >= low``, or ``> low`` when ``above``) and its
+    help; :class:`ExtractOptions` checks it and the CLI derives its option from it."""
+    return {"min": low, "above": above, "help": help}
+
+
+def _ranged(default, low: float, *, above: bool = False, help: str = ""):
+    return field(default=default, metadata=_at_least(low, above=above, help=help))
+
+
 @dataclass
 class ExtractOptions:
-    """Everything a user chooses for one extraction (the CLI's flags)."""
+    """Everything a user chooses for one extraction (the CLI's flags); numeric ranges are checked here."""
 
     encoder: str = DEFAULT_ENCODER
     device: str = "cpu"
     frames: bool = True
-    frames_dtype: str = "float16"
+    frames_dtype: str = FRAME_DTYPES[0]
     layers: list[int] | None = None
-    batch_seconds: float = 120.0
-    max_batch: int = 32
+    batch_seconds: float = _ranged(120.0, 0, above=True,
+                                   help="Padded audio seconds per batch (Whisper counts 30 s per window).")
+    max_batch: int = _ranged(32, 1, help="Most clips per batch.")
     normalise: str = "auto"
     norm_ids: list[str] | None = None
     allow_upsample: bool = False
-    min_seconds: float = 0.05
-    block_rows: int = layout.BLOCK_ROWS
+    min_seconds: float = _ranged(0.05, 0, help="Clips shorter than this (seconds) are errors.")
+    block_rows: int = _ranged(layout.BLOCK_ROWS, 1, help="Utterances per block: the unit of planning, of a "
+                              "cluster task and of the pooled/mean chunks.")
+    commit_seconds: float = _ranged(60.0, 0, help="Commit the rows finished so far at least this often (seconds "
+                                    "of work; 0: after every batch), so an interrupt or a crash loses at most "
+                                    "that much. Single process; a cluster commits whole blocks.")
     compress: bool = False
-    workers: int = 2
+    workers: int = _ranged(2, 1, help="Audio decoding threads.")
+    allow_all_failed: bool = False
     corpus: str | None = None
     progress: object = None  # a Progress factory (emostore.progress); None/False: quiet, True: auto
     # Dask: run blocks on the cluster at `scheduler`, or on a local one of `processes` workers
     scheduler: str | None = None
-    processes: int = 0
+    processes: int = _ranged(0, 0, help="Start a local Dask cluster of N worker processes (with --device cuda: "
+                             "worker k uses GPU k mod count).")
+
+    def __post_init__(self):
+        for f in fields(self):
+            if "min" in f.metadata:
+                problem = range_problem(f, getattr(self, f.name))
+                if problem:
+                    raise ExtractError(f"ExtractOptions.{f.name}: {problem}")
+        if self.frames_dtype not in FRAME_DTYPES:
+            raise ExtractError(f"frames dtype must be one of {', '.join(FRAME_DTYPES)}, not {self.frames_dtype!r}")
+        if self.normalise not in NORMALISE_CHOICES:
+            raise ExtractError(f"normalise must be one of {', '.join(NORMALISE_CHOICES)}, not {self.normalise!r}")
 
     @property
     def distributed(self) -> bool:
         return bool(self.scheduler) or self.processes > 0
+
+
+# "auto": what the encoder was trained with (Encoder.default_normalise)
+NORMALISE_CHOICES = ("auto", *audio.NORMALISATIONS)
+
+
+def range_problem(f, value) -> str | None:
+    """Why ``value`` is outside the range of the ranged field ``f``, or None."""
+    low, above = f.metadata["min"], f.metadata["above"]
+    if value > low if above else value >= low:
+        return None
+    return f"{value} must be {'>' if above else '>='} {low}"
 
 
 @dataclass
@@ -77,7 +118,7 @@ class Plan:
         return sum(self.samples.values()) / self.sample_rate
 
 
-def _select_layers(encoder: Encoder, layers: list[int] | None) -> list[int]:
+def select_layers(encoder: Encoder, layers: list[int] | None) -> list[int]:
     if not layers:
         return list(range(encoder.num_layers))
     bad = [k for k in layers if not 0 <= k < encoder.num_layers]
@@ -102,7 +143,7 @@ def parse_layers(text: str | None) -> list[int] | None:
     return out
 
 
-def _probe_all(manifest: Manifest, rows: list[int], target_rate: int, workers: int):
+def probe_all(manifest: Manifest, rows: list[int], target_rate: int, workers: int):
     def one(r: int):
         try:
             frames, rate = audio.probe(manifest.rows[r]["audio"])
@@ -117,7 +158,7 @@ def _probe_all(manifest: Manifest, rows: list[int], target_rate: int, workers: i
     return samples, errors
 
 
-def _pack(rows: list[int], samples: dict[int, int], encoder: Encoder, opts: ExtractOptions) -> list[Batch]:
+def pack_batches(rows: list[int], samples: dict[int, int], encoder: Encoder, opts: ExtractOptions) -> list[Batch]:
     """Length-sorted greedy packing; a padded batch costs len(batch) x its longest clip."""
     order = pack_order(rows, samples, encoder)
     batches: list[Batch] = []
@@ -140,8 +181,12 @@ def make_plan(manifest: Manifest, encoder: Encoder, opts: ExtractOptions, done: 
     n = len(manifest)
     pending = [r for r in range(n) if not done[r]]
     # finished rows are probed too: the frame layout is planned over every row, every run
-    every, errors = _probe_all(manifest, list(range(n)), encoder.sample_rate, opts.workers)
+    every, errors = probe_all(manifest, list(range(n)), encoder.sample_rate, opts.workers)
     samples = {r: every[r] for r in pending if r in every}
+    long_enough = max(1, opts.min_seconds * encoder.sample_rate)  # shorter clips fail their audio checks
+    for r in [r for r, s in samples.items() if s >= long_enough and encoder.num_frames(s) <= 0]:
+        errors[r] = (f"{manifest.rows[r]['audio']}: too short for the {encoder.name} encoder "
+                     f"({samples.pop(r) / encoder.sample_rate:.3f} s gives no frames)")
     plan = Plan(num_rows=n, pending=pending, samples=samples,
                 probe_errors={r: e for r, e in errors.items() if not done[r]},
                 sample_rate=encoder.sample_rate, layout=plan_layout(n, every, encoder, opts.block_rows))
@@ -149,7 +194,7 @@ def make_plan(manifest: Manifest, encoder: Encoder, opts: ExtractOptions, done: 
         block = [r for r in range(start, min(n, start + opts.block_rows)) if not done[r]]
         if block:
             ok = [r for r in block if r in samples]
-            plan.blocks.append((block, _pack(ok, samples, encoder, opts)))
+            plan.blocks.append((block, pack_batches(ok, samples, encoder, opts)))
     return plan
 
 

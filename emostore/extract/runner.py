@@ -1,42 +1,39 @@
 """The extraction runner: manifest + encoder -> one feature store, once, resumably.
 
-Planning (options, probing, batches) is :mod:`emostore.extract.planning`; the cluster path is
-:mod:`emostore.extract.cluster`. Rows are processed in blocks of ``block_rows`` in manifest order (the unit of commit and resume).
-Inside a block, clips are sorted by cost and packed into batches by total audio seconds. Audio
-decoding runs ahead in a thread pool and store writes run behind in a writer thread, so the
-encoder's forward pass is the only thing on the critical path.
+Planning (options, probing, batches) is :mod:`emostore.extract.planning`, the block-encoding loop
+:mod:`emostore.extract.blocks` (shared with the cluster path, :mod:`emostore.extract.cluster`).
+Rows are processed in blocks of ``block_rows`` in manifest order; inside a block, clips are sorted
+by cost and packed into batches by total audio seconds. A block is committed when it ends and,
+before that, every ``commit_seconds`` and on Ctrl-C/SIGTERM (its rows finished so far), so an
+interrupt or a crash loses at most that much work. Audio decoding runs ahead in a thread pool and
+store writes run behind in a writer thread, so the encoder's forward pass is the only thing on
+the critical path.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import queue
+import signal
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from emostore.extract import audio
+from emostore.extract.blocks import BlockFill, block_works, encode_blocks
 from emostore.extract.encoders import Encoder, load_encoder
-from emostore.extract.frameplan import FrameLayout
+from emostore.extract.planning import ExtractError, ExtractOptions, describe_plan, make_plan, select_layers
 from emostore.manifests import Manifest
 from emostore.progress import as_factory
 from emostore.provenance import library_versions
 from emostore.store import layout
-from emostore.store.regions import RegionWriter
-from emostore.store.writer import StoreWriter, existing_done, json_attrs, store_os_error, stored_fingerprint
-
-
-from emostore.extract.planning import (  # noqa: F401  (the runner's API before the split)
-    Batch, ExtractError, ExtractOptions, Plan, _pack, _probe_all, _select_layers, describe_plan, make_plan,
-    parse_layers,
-)
+from emostore.store.failures import storage_error
+from emostore.store.writer import StoreWriter, existing_done, json_attrs, stored_fingerprint
 
 
 @dataclass
@@ -127,79 +124,60 @@ class _Writer(threading.Thread):
             raise self.error
 
 
-def _decode_batch(manifest: Manifest, rows: list[int], policy: audio.AudioPolicy):
-    waves, failed = {}, {}
-    for r in rows:
-        try:
-            waves[r] = audio.load(manifest.rows[r]["audio"], policy)
-        except audio.AudioError as exc:
-            failed[r] = str(exc)
-    return waves, failed
+class ExtractInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped extraction after every finished row was committed; the message
+    says how far the store got (the command prints it as its last line)."""
 
 
-def _encode_rows(encoder: Encoder, waves: dict[int, np.ndarray]) -> Iterator[tuple[int, torch.Tensor | str]]:
-    """Encoded rows; an output with no frames or with NaN/inf is that row's error, not stored data."""
-    for r, out in _encode_groups(encoder, waves):
-        if isinstance(out, torch.Tensor):
-            if out.shape[0] == 0:
-                out = "encoder returned no frames (clip too short for this encoder?)"
-            elif not bool(torch.isfinite(out).all()):
-                out = "encoder output holds NaN or inf"
-        yield r, out
+class _Signal(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt."""
 
 
-def _encode_groups(encoder: Encoder, waves: dict[int, np.ndarray]) -> Iterator[tuple[int, torch.Tensor | str]]:
-    """Encode in groups the encoder can batch exactly; a failing batch is retried clip by clip."""
-    rows = list(waves)
-    groups: list[list[int]] = [rows]
-    if encoder.padding == "same-length":
-        by_len: dict[int, list[int]] = {}
-        for r in rows:
-            by_len.setdefault(len(waves[r]), []).append(r)
-        groups = list(by_len.values())
-    for group in groups:
-        try:
-            yield from zip(group, encoder.encode([waves[r] for r in group]))
-        except Exception as exc:
-            if len(group) == 1:
-                yield group[0], f"encoder failed: {type(exc).__name__}: {exc}"
-                continue
-            for r in group:
-                try:
-                    yield r, encoder.encode([waves[r]])[0]
-                except Exception as exc1:
-                    yield r, f"encoder failed: {type(exc1).__name__}: {exc1}"
+@contextmanager
+def _interrupt_signals():
+    """SIGTERM ends extraction the way Ctrl-C does (finished rows are committed first); outside the
+    main thread signals cannot be handled, so nothing changes there."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Signal(signal.Signals(signum).name)
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
-def block_region(frames, layout: FrameLayout, first_row: int, done: np.ndarray, shared_edges: bool = False):
-    """The writer of one block's planned frame range; a block with finished rows keeps their frames."""
-    start = first_row // layout.block_rows * layout.block_rows
-    lo, hi = layout.region(start)
-    return RegionWriter(frames, lo, hi, shared_edges=shared_edges,
-                        keep_existing=bool(done[start:start + layout.block_rows].any()))
-
-
-def encode_batch(manifest: Manifest, encoder: Encoder, waves: dict[int, np.ndarray], layer_idx: torch.Tensor,
-                 frames_dtype: torch.dtype, layout: FrameLayout, failed: dict[int, str]) -> list:
-    """[(row, pooled [L, D] float32, frames [T, L, D])] in planned frame order; failures go to ``failed``."""
-    results = []
-    for r, hidden in _encode_rows(encoder, waves):
-        if isinstance(hidden, torch.Tensor):
-            hidden = layout.frames_error(r, hidden.shape[0]) or hidden
-        if isinstance(hidden, str):
-            failed[r] = f"{manifest.rows[r]['audio']}: {hidden}"
-            continue
-        h = hidden.index_select(1, layer_idx)
-        results.append((r, h.mean(0).cpu().numpy(), h.to(frames_dtype).cpu().numpy()))
-    return sorted(results, key=lambda item: layout.offsets[item[0]])
+def _interrupted(out, exc: KeyboardInterrupt, writer: StoreWriter, extracted_before: int) -> ExtractInterrupted:
+    how = str(exc) if isinstance(exc, _Signal) else "SIGINT"
+    done, n = int(writer.done.sum()), len(writer.done)
+    return ExtractInterrupted(
+        f"{out}: interrupted ({how}); {done} of {n} rows are done ({done - extracted_before} this run), "
+        f"{len(writer.errors)} failed; re-run the same command to resume", how)
 
 
 def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = False) -> Summary | str:
-    """Run (or, with ``dry_run``, describe what remains of) extraction of ``manifest`` into ``out``."""
+    """Run (or, with ``dry_run``, describe what remains of) extraction of ``manifest`` into ``out``.
+
+    A storage failure the user fixes (full disk, read-only volume, a bucket that is missing,
+    refuses or cannot be reached) is one line (a StoreError); every finished row is kept."""
+    try:
+        return _extract(manifest, out, opts, dry_run)
+    except Exception as exc:
+        err = storage_error(out, exc)
+        if err is None:
+            raise
+        raise err from None
+
+
+def _extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool) -> Summary | str:
     t0 = time.perf_counter()
     # on a cluster the workers encode; the coordinator's copy only plans (kept off the GPUs)
     encoder = load_encoder(opts.encoder, "cpu" if opts.distributed else opts.device)
-    layers = _select_layers(encoder, opts.layers)
+    layers = select_layers(encoder, opts.layers)
     policy = _audio_policy(manifest, encoder, opts, stored_fingerprint(out), need_stats=not dry_run)
     desc = encoder.describe()
     fingerprint = json_attrs({
@@ -225,25 +203,28 @@ def extract(manifest: Manifest, out: str, opts: ExtractOptions, dry_run: bool = 
         "versions": library_versions("emostore", "torch", "transformers", "zarr", "numpy"),
         "batching": _batching(opts),
     })
+    writer = StoreWriter.create_or_resume(
+        out, ids=manifest.ids, attrs=attrs, fingerprint=fingerprint, num_layers=len(layers),
+        dim=encoder.dim, frames_dtype=opts.frames_dtype if opts.frames else None, block_rows=opts.block_rows,
+        compress=opts.compress,
+    )
     try:
-        writer = StoreWriter.create_or_resume(
-            out, ids=manifest.ids, attrs=attrs, fingerprint=fingerprint, num_layers=len(layers),
-            dim=encoder.dim, frames_dtype=opts.frames_dtype if opts.frames else None, block_rows=opts.block_rows,
-            compress=opts.compress,
-        )
-        try:
-            skipped = int(writer.done.sum())
-            summary = _extract_rest(manifest, encoder, layers, policy, writer, opts, out)
-        finally:
-            writer.close()
-    except OSError as exc:
-        err = store_os_error(out, exc)
-        if err is exc:
-            raise
-        raise err from None
+        skipped = int(writer.done.sum())
+        with _interrupt_signals():
+            try:
+                summary = _extract_rest(manifest, encoder, layers, policy, writer, opts, out)
+            except KeyboardInterrupt as exc:
+                if isinstance(exc, ExtractInterrupted):
+                    raise
+                raise _interrupted(out, exc, writer, skipped) from exc
+    finally:
+        writer.close()
     summary.skipped = skipped
     summary.elapsed = time.perf_counter() - t0
     summary.errors = sorted(writer.errors.values(), key=lambda e: e["index"])
+    if summary.errors and not writer.done.any() and len(summary.errors) == len(manifest) and not opts.allow_all_failed:
+        raise ExtractError(f"{out}: every clip failed to extract, e.g. {summary.errors[0]['reason']} (all "
+                           f"{len(manifest)} rows are recorded in the store's errors; --allow-all-failed accepts this)")
     return summary
 
 
@@ -268,78 +249,57 @@ def _extract_rest(manifest, encoder, layers, policy, writer: StoreWriter, opts: 
     return _run(manifest, encoder, layers, policy, writer, plan, opts)
 
 
-def _run(manifest, encoder, layers, policy, writer, plan, opts) -> Summary:
-    layer_idx = torch.tensor(layers, device=encoder.device)
-    frames_dtype = {"float16": torch.float16, "float32": torch.float32}[opts.frames_dtype]
+def _run(manifest, encoder, layers, policy, writer: StoreWriter, plan, opts: ExtractOptions) -> Summary:
+    """Encode every unfinished block here; a writer thread writes behind. Rows are committed at
+    each block's end and, within a block, at least every ``opts.commit_seconds``; on an interrupt
+    or an error every row already encoded is committed before the exception goes on."""
     sink = _Writer(writer)
     sink.start()
-    pool = ThreadPoolExecutor(max(1, opts.workers), thread_name_prefix="emostore-decode")
-    all_batches = [(bi, b) for bi, (_, batches) in enumerate(plan.blocks) for b in batches]
-    futures: dict[int, Future] = {}
-    ahead = max(2, opts.workers * 2)
-
-    def submit(k: int):
-        if k < len(all_batches) and k not in futures:
-            futures[k] = pool.submit(_decode_batch, manifest, all_batches[k][1].rows, policy)
-
-    for k in range(ahead):
-        submit(k)
-    extracted = failed_total = 0
+    frames_dtype = opts.frames_dtype if opts.frames else None
+    batches = encode_blocks(block_works(manifest, plan, writer.done), encoder, layers, frames_dtype, policy,
+                            opts.workers)
+    extracted = failed = 0
     enc_time = 0.0
     bar = as_factory(opts.progress)(round(plan.audio_seconds, 1), "extract", "audio-s", unit_scale=True)
-    k = 0
-    started = time.perf_counter()
+    fill: BlockFill | None = None
+    started = last_commit = time.monotonic()
     try:
-        for block_rows, batches in plan.blocks:
-            rows = np.asarray(block_rows)
-            pos = {r: i for i, r in enumerate(block_rows)}
-            pooled = np.full((len(rows), len(layers), encoder.dim), np.nan, dtype=np.float32)
-            nframes = np.zeros(len(rows), dtype=np.int64)
-            offsets = np.zeros(len(rows), dtype=np.int64)
-            failed = {r: plan.probe_errors[r] for r in block_rows if r in plan.probe_errors}
-            region = block_region(writer.frames, plan.layout, block_rows[0], writer.done)
-            for _ in batches:
-                waves, bad = futures.pop(k).result()
-                submit(k + ahead)
-                k += 1
-                failed.update(bad)
-                t = time.perf_counter()
-                results = encode_batch(manifest, encoder, waves, layer_idx, frames_dtype, plan.layout, failed)
-                enc_time += time.perf_counter() - t
-
-                def write(results=results, pos=pos, pooled=pooled, nframes=nframes, offsets=offsets, region=region):
-                    for r, pooled_row, frames in results:
-                        i = pos[r]
-                        pooled[i] = pooled_row
-                        nframes[i] = frames.shape[0]
-                        offsets[i] = plan.layout.offsets[r]
-                        region.put(frames, offsets[i])
-
-                sink.submit(write)
-                secs = sum(len(w) for w in waves.values()) / encoder.sample_rate
-                extracted += len(results)
-                rate = extracted / max(time.perf_counter() - started, 1e-9)
-                bar.update(round(secs, 1), postfix=f"{rate:.1f} utt/s")
-            failed_total += len(failed)
-
-            def commit(rows=rows, pooled=pooled, nframes=nframes, offsets=offsets, failed=failed, region=region):
-                region.finish()
-                writer.commit_block(rows, pooled, nframes, offsets, failed)
-
-            sink.submit(commit)
+        for batch in batches:
+            if fill is None:
+                fill = BlockFill(batch.work, writer.frames, len(layers), encoder.dim)
+            sink.submit(partial(fill.add, batch))
+            extracted += len(batch.results)
+            failed += len(batch.failed)
+            enc_time += batch.encode_seconds
+            if batch.last or time.monotonic() - last_commit >= opts.commit_seconds:
+                sink.submit(partial(_commit, writer, fill, final=batch.last))
+                last_commit = time.monotonic()
+                if batch.last:
+                    fill = None
+            bar.update(round(batch.audio_seconds, 1),
+                       postfix=f"{extracted / max(time.monotonic() - started, 1e-9):.1f} utt/s")
         sink.close()
     except BaseException:
-        # Ctrl-C or an error mid-run: blocks already queued are whole, so finish committing
-        # them before giving up (nothing finished is lost, nothing is written afterwards).
+        # Ctrl-C, SIGTERM or an error: what is queued is whole rows; commit them all, then give up
+        # (nothing finished is lost, nothing is written afterwards)
+        batches.close()
         if sink.is_alive():
+            if fill is not None:
+                sink.q.put(partial(_commit, writer, fill, final=False))
             sink.q.put(None)
             sink.join()
         raise
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
         bar.close()
-    return Summary(extracted=extracted, failed=failed_total, skipped=0, audio_seconds=plan.audio_seconds,
+    return Summary(extracted=extracted, failed=failed, skipped=0, audio_seconds=plan.audio_seconds,
                    elapsed=0.0, encoder_seconds=enc_time, errors=[])
+
+
+def _commit(writer: StoreWriter, fill: BlockFill, final: bool) -> None:
+    """Commit the rows of ``fill`` settled since its last commit (the writer thread's job)."""
+    c, _ = fill.take(final)
+    if c.rows.size or final:
+        writer.commit_block(c.rows, c.pooled, c.num_frames, c.offsets, c.failed)
 
 
 def summary_text(out: str, s: Summary) -> str:

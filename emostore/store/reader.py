@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 import zarr
 
 from emostore.store import layout
+from emostore.store.failures import remote_error
 from emostore.store.writer import StoreError
 
 
@@ -37,19 +39,30 @@ class FeatureStore:
             self.group = zarr.open_group(self.path, mode="r")
         except (FileNotFoundError, zarr.errors.GroupNotFoundError):
             raise StoreError(f"{self.path}: no feature store here") from None
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{self.path}: its zarr.json is damaged (not JSON: {exc}); restore the store "
+                             "from a copy or extract it again") from None
         except Exception as exc:  # a remote location: credentials, endpoint, bucket, network
-            if not urls.is_url(self.path):
+            err = remote_error(self.path, exc)
+            if err is None:
                 raise
-            raise StoreError(f"{self.path}: cannot open ({type(exc).__name__}: {exc}); check the "
-                             "filesystem's credentials and endpoint (e.g. AWS_* / AWS_ENDPOINT_URL for s3://)") from None
+            raise err from None
         if "fingerprint" not in self.group.attrs:
             raise StoreError(f"{self.path}: a Zarr group, but not an emostore feature store")
         version = self.group.attrs.get("format_version")
         if version != layout.FORMAT_VERSION:
             raise StoreError(f"{self.path}: store format {version}, this emostore reads {layout.FORMAT_VERSION}")
-        if any(name not in self.group for name in _NODES):
+        missing = [name for name in _NODES if not self._has_node(name)]
+        if missing:
             raise StoreError(f"{self.path}: the store's creation was interrupted (it holds no row yet); "
                              "re-run the same extract command to create it")
+
+    def _has_node(self, name: str) -> bool:
+        try:
+            return name in self.group
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{self.path}: {name}/zarr.json is damaged (not JSON: {exc}); restore the store "
+                             "from a copy or extract it again") from None
 
     # -- metadata ----------------------------------------------------------------------
     @cached_property

@@ -58,6 +58,21 @@ class RegionWriter:
             self._flush(self.hi)
         return self.edges
 
+    def flush_partial(self) -> list:
+        """Make every frame put so far durable without ending the block (a commit of finished rows
+        before the block is done). Only the buffered tail of the current shard is unwritten; it is
+        written now (a read-modify-write of that one shard, which zarr replaces whole) and kept in
+        the buffer, so the shard's next write holds it again. Needs a writer that owns its shards."""
+        if self.array is None or self.cursor <= self.start:
+            return []
+        if self.own != (self.lo, self.hi):
+            raise RuntimeError("a partial flush needs a writer that owns every shard of its range")
+        data = np.concatenate(self._buf, axis=0) if len(self._buf) > 1 else self._buf[0]
+        data = data.astype(self.array.dtype, copy=False)
+        self._buf = [data]
+        self.array[self.start:self.cursor] = data
+        return []
+
     def _gap(self, until: int) -> None:
         if until > self.cursor:
             a, b = self.cursor, until

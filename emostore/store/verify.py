@@ -11,6 +11,50 @@ from emostore.store import layout
 from emostore.store.reader import FeatureStore
 
 
+def object_problems(fs: FeatureStore) -> list[str]:
+    """Every stored object that done rows need is there and readable: the index arrays' chunks,
+    the ``pooled/mean`` chunk of each (row block, layer) holding a done row, and each ``frames``
+    shard holding a done row's frames (its index is read: a truncated shard fails its checksum)."""
+    from emostore.store import urls
+
+    done = fs.done
+    if not done.any():
+        return []
+    g = fs.group
+    fsys, root = urls.filesystem(fs.path)
+    problems = []
+
+    def keys(name: str, coords) -> list[str]:
+        array = g[name]
+        stored = set(fsys.find(f"{root}/{name}/c")) if fsys.exists(f"{root}/{name}/c") else set()
+        return [k for k in (array.metadata.encode_chunk_key(c) for c in coords) if f"{root}/{name}/{k}" not in stored]
+
+    for name in (layout.IDS, layout.NUM_FRAMES, layout.OFFSETS, layout.DONE):
+        problems += [f"{name}: stored object {k} is missing" for k in keys(name, [(0,)])]
+    rows = np.flatnonzero(done)
+    block = g[layout.POOLED].chunks[0]
+    coords = [(int(b), layer, 0) for b in np.unique(rows // block) for layer in range(fs.num_layers)]
+    problems += [f"pooled/mean: stored object {k} (rows {int(k.split('/')[1]) * block}.., layer "
+                 f"{fs.layers[int(k.split('/')[2])]}) is missing" for k in keys(layout.POOLED, coords)]
+    if fs.has_frames:
+        frames = g[layout.FRAMES]
+        shard = frames.shards[0] if frames.shards else frames.chunks[0]
+        lo, n = fs.offsets[done], fs.num_frames[done]
+        shards = sorted({int(k) for a, b in zip(lo, lo + n) for k in range(a // shard, (b - 1) // shard + 1)})
+        absent = keys(layout.FRAMES, [(k, 0, 0) for k in shards])
+        problems += [f"frames: stored object {k} (frames {int(k.split('/')[1]) * shard}..) is missing" for k in absent]
+        for k in shards:
+            if frames.metadata.encode_chunk_key((k, 0, 0)) in absent:
+                continue
+            try:
+                np.asarray(frames[k * shard:k * shard + 1, :1, :1])
+            except Exception as exc:  # a damaged object: checksum mismatch, short read, bad codec bytes
+                problems.append(f"frames: stored object {frames.metadata.encode_chunk_key((k, 0, 0))} cannot be "
+                                f"read ({type(exc).__name__}: {exc}); it is damaged (truncated?): restore it or "
+                                "extract the store again")
+    return problems
+
+
 def verify(fs: FeatureStore, manifest=None, sample: int = 64, tolerance: float = 2e-2,
            notes: list[str] | None = None) -> list[str]:
     """Return a list of problems (empty = the store is sound).
@@ -21,6 +65,19 @@ def verify(fs: FeatureStore, manifest=None, sample: int = 64, tolerance: float =
     ``tolerance`` (float16 frames); when a manifest is given, it is the store's (see
     :func:`manifest_problem`). ``notes`` (a list) receives what passed only on a second look.
     """
+    problems = object_problems(fs)
+    if problems:  # reading what is missing or damaged would only fail
+        return problems
+    try:
+        return _verify(fs, manifest, sample, tolerance, notes)
+    except Exception as exc:  # a damaged object found while reading (checksum mismatch, short read)
+        if not isinstance(exc, (ValueError, OSError)):
+            raise
+        return [f"a stored object cannot be read ({type(exc).__name__}: {exc}); the store is damaged: restore it "
+                "or extract it again"]
+
+
+def _verify(fs: FeatureStore, manifest, sample: int, tolerance: float, notes: list[str] | None) -> list[str]:
     problems: list[str] = []
     n, L, D = len(fs), fs.num_layers, fs.dim
     g = fs.group
@@ -36,7 +93,7 @@ def verify(fs: FeatureStore, manifest=None, sample: int = 64, tolerance: float =
     erred = {e["index"] for e in fs.errors}
     both = sorted(erred & set(np.flatnonzero(done).tolist()))
     if both:
-        problems.append(f"{len(both)} rows are both done and in errors, e.g. {fs.ids[both[0]]!r}")
+        problems.append(f"{len(both)} rows are both done and in errors, e.g. {str(fs.ids[both[0]])!r}")
     missing = n - int(done.sum()) - len(erred - set(np.flatnonzero(done).tolist()))
     if missing:
         problems.append(f"{missing} rows are neither done nor in errors (extraction unfinished: re-run extract)")
@@ -71,7 +128,7 @@ def verify(fs: FeatureStore, manifest=None, sample: int = 64, tolerance: float =
             ref = pooled[int(r)]
             err = float(np.abs(mean - ref).max() / (np.abs(ref).max() + 1e-6))
             if err > tolerance:
-                problems.append(f"pooled/mean of {fs.ids[r]!r} differs from its frames' mean (rel. err {err:.3g})")
+                problems.append(f"pooled/mean of {str(fs.ids[r])} differs from its frames' mean (rel. err {err:.3g})")
                 break
     if manifest is not None:
         problem, note = manifest_problem(fs, manifest)

@@ -33,6 +33,7 @@ from zarr.storage import LocalStore
 
 from emostore.errors import EmostoreError
 from emostore.store import kill_hook, layout, urls
+from emostore.store.failures import _READ_ONLY, settled_rows, store_os_error
 
 FRAME_DTYPES = ("float16", "float32")
 
@@ -96,8 +97,11 @@ class StoreWriter:
                 path.mkdir(parents=True, exist_ok=True)
             lock = _lock_store(path)
         except OSError as exc:
-            if exc.errno not in _READ_ONLY or existing is None or not _settled(existing).all():
-                raise store_os_error(path, exc) from None
+            if exc.errno not in _READ_ONLY or existing is None or not settled_rows(existing).all():
+                err = store_os_error(path, exc)
+                if err is exc:  # not one a user fixes here (extract's storage_error may still name it)
+                    raise
+                raise err from None
             return cls(existing)  # finished (failed rows included) and read-only: nothing to do
         try:
             existing = open_existing(path, fingerprint)  # again, now that we hold the lock
@@ -174,16 +178,6 @@ def _has_committed_row(group: zarr.Group) -> bool:
         return bool(np.asarray(group[layout.DONE][:]).any()) or bool(group[layout.ERRORS].attrs.get("entries"))
     except KeyError:  # a node not created yet: killed during creation
         return False
-
-
-from emostore.store.failures import _READ_ONLY, store_os_error  # noqa: E402  (it reads stores through _settled)
-
-
-def _settled(group: zarr.Group) -> np.ndarray:
-    """Per row: done or recorded as failed (what a re-run on a read-only volume cannot change)."""
-    settled = np.asarray(group[layout.DONE][:], dtype=bool)
-    settled[[e["index"] for e in group[layout.ERRORS].attrs.get("entries", [])]] = True
-    return settled
 
 
 def _check_fingerprint(path, group: zarr.Group, fingerprint: dict) -> zarr.Group:
@@ -310,6 +304,8 @@ def init_group(path, ids: list[str], num_layers: int, dim: int, frames_dtype: st
     The root ``zarr.json`` comes first and carries every attribute in one write (see the module
     docstring); the other nodes follow.
     """
+    if not (isinstance(block_rows, int) and block_rows >= 1):
+        raise StoreError(f"block rows must be a whole number >= 1, not {block_rows!r}")
     if frames_dtype is not None and frames_dtype not in FRAME_DTYPES:
         raise StoreError(f"frames dtype must be one of {', '.join(FRAME_DTYPES)}, not {frames_dtype!r}")
     n = len(ids)

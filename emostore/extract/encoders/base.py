@@ -51,7 +51,11 @@ class Encoder(ABC):
 
     @abstractmethod
     def encode(self, waves: list[np.ndarray]) -> list[torch.Tensor]:
-        """Hidden states per clip, each [T_i, L, D] float32 on ``self.device``."""
+        """Hidden states per clip, each [T_i, L, D] float32 on ``self.device``.
+
+        A clip the encoder cannot take raises :class:`emostore.extract.audio.AudioError` (that row's
+        error; the rest of the batch is retried clip by clip); any other exception is a bug and
+        stops extraction with its traceback."""
 
     def default_normalise(self) -> str:
         """Waveform normalisation the model was trained with."""

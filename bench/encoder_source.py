@@ -1,4 +1,5 @@
-"""A training source that recomputes the frozen encoder for every batch (the s3prl way).
+"""A training source that recomputes the frozen encoder for every batch (the s3prl way): the
+baseline the benchmarks compare the store against (only they use it, so it lives in bench/).
 
 What a store saves is exactly this work: ``bench/sweep.py`` trains the same configs with the store's
 sources and with this one and compares time and dev losses, and the tests check that both give the
@@ -13,8 +14,10 @@ import time
 import numpy as np
 import torch
 
-from emostore.extract import audio, runner
+from emostore.extract import audio
+from emostore.extract.blocks import encode_rows
 from emostore.extract.encoders import Encoder
+from emostore.extract.planning import ExtractOptions
 from emostore.heads.config import TrainError
 from emostore.manifests import Manifest
 
@@ -23,7 +26,7 @@ class EncoderSource:
     """A training source that recomputes the frozen encoder for every batch (the s3prl way).
 
     ``logits(head, rows)``: load the audio of store rows ``rows`` (manifest order = store order)
-    with ``audio.load(path, policy)``, encode it with ``runner._encode_rows`` in sub-batches packed
+    with ``audio.load(path, policy)``, encode it with the runner's ``emostore.extract.blocks.encode_rows`` in sub-batches packed
     like the runner's (``batch_seconds`` padded seconds, at most ``max_batch`` clips), keep the
     store's layers, then mean-pool over the valid frames for heads exact on pooled features
     (``forward_pooled``) or pad the frames and build a mask (``forward_frames``). ``features``
@@ -33,7 +36,7 @@ class EncoderSource:
 
     def __init__(self, encoder: Encoder, audio_paths: list[str], policy: audio.AudioPolicy, layers: list[int],
                  batch_seconds: float | None = None, max_batch: int | None = None, features: str = "auto"):
-        defaults = runner.ExtractOptions()
+        defaults = ExtractOptions()
         self.encoder = encoder
         self.paths = list(audio_paths)
         self.policy = policy
@@ -86,7 +89,7 @@ class EncoderSource:
         out: list[torch.Tensor | None] = [None] * len(waves)
         for pack in self._packs(waves):
             t = time.perf_counter()
-            for k, h in runner._encode_rows(self.encoder, {k: waves[k] for k in pack}):
+            for k, h in encode_rows(self.encoder, {k: waves[k] for k in pack}):
                 if isinstance(h, str):
                     raise RuntimeError(f"{self.paths[int(rows[k])]}: {h}")
                 out[k] = h.index_select(1, self.layer_idx)
