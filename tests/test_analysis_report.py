@@ -32,7 +32,7 @@ from emostore.analysis.runs import AnalysisError, NoData
 from emostore.cli import main
 from emostore.evaluate import EvaluationError, evaluate_files, paired_bootstrap, read_predictions
 from emostore.extract.runner import ExtractOptions, extract
-from emostore.heads.train import TrainConfig
+from emostore.heads.config import TrainConfig
 from emostore.labels.aggregate import aggregate_manifest, read_label_set, write_label_set
 from emostore.manifests import load_manifest
 from emostore.manifests.build import build_manifest

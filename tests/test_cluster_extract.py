@@ -145,7 +145,8 @@ def test_cluster_run_with_a_killed_worker_equals_the_single_process_store(fbank_
 
 
 def test_s3_store_from_the_cluster_equals_the_local_one_and_trains_the_same_head(fbank_fold, cluster, s3, tmp_path):
-    from emostore.heads.train import TrainConfig, run
+    from emostore.heads.config import TrainConfig
+    from emostore.heads.train import run
 
     m = load_manifest(fbank_fold["manifest"])
     url = "s3://emo/killed-worker.zarr"

@@ -12,7 +12,9 @@ from click.testing import CliRunner
 from emostore.cli import main
 from emostore.extract.runner import ExtractOptions, extract
 from emostore.heads import HEADS, build_head
-from emostore.heads.train import TrainConfig, TrainError, class_balanced_weights, run
+from emostore.heads.config import TrainConfig, TrainError
+from emostore.heads.losses import class_balanced_weights
+from emostore.heads.train import run
 from emostore.labels.aggregate import aggregate_manifest, write_label_set
 from emostore.manifests import load_manifest
 

@@ -37,7 +37,7 @@ def demo_fbank(tmp_path_factory):
 
 @pytest.mark.parametrize("head", ["weighted-sum", "ar-mlp", "probe", "emobox"])
 def test_a_default_run_stops_at_its_dev_loss_minimum(demo_fbank, head):
-    from emostore.heads.train import train
+    from emostore.heads.loop import train
     from emostore.store import open as open_store
 
     store, records, classes, part = demo_fbank

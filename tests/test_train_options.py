@@ -12,7 +12,9 @@ import torch
 
 from emostore.evaluate import evaluate_files
 from emostore.heads.sources import FramesSource, epoch_order
-from emostore.heads.train import PRESETS, TrainConfig, TrainError, config_from, run, train
+from emostore.heads.config import PRESETS, TrainConfig, TrainError, config_from
+from emostore.heads.loop import train
+from emostore.heads.train import run
 from emostore.labels.aggregate import read_label_set
 from emostore.manifests.partitions import read_partition
 from emostore.store import open as open_store

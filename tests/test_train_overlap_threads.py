@@ -10,7 +10,9 @@ import torch
 from click.testing import CliRunner
 
 from emostore.cli import main
-from emostore.heads.train import TrainConfig, TrainError, run, train
+from emostore.heads.config import TrainConfig, TrainError
+from emostore.heads.loop import train
+from emostore.heads.train import run
 from emostore.labels.aggregate import read_label_set
 from emostore.manifests.partitions import read_partition
 from emostore.store import open as open_store

@@ -44,11 +44,11 @@ def partition_rules() -> RegistryChoice:
 
 
 def presets() -> RegistryChoice:
-    return RegistryChoice("emostore.heads.train", "PRESETS")
+    return RegistryChoice("emostore.heads.config", "PRESETS")
 
 
 def feature_kinds() -> RegistryChoice:
-    return RegistryChoice("emostore.heads.train", "FEATURES")
+    return RegistryChoice("emostore.heads.config", "FEATURES")
 
 
 def shuffles() -> RegistryChoice:

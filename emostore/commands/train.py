@@ -41,7 +41,8 @@ def train(store_path, labels, partition_path, fold, head, quiet, progress, tenso
     from pathlib import Path
 
     from emostore.heads.report import fold_mean, format_estimates, last_epoch_warning, test_estimates
-    from emostore.heads.train import config_from, run
+    from emostore.heads.config import config_from
+    from emostore.heads.train import run
     from emostore.labels.aggregate import read_label_set
     from emostore.manifests.partitions import read_partition
 
