@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from emostore.manifests import emobox_published as eb
+from emostore.manifests import emobox_lists
 from emostore.manifests import partitions
 from emostore.manifests.adapters.base import adapters
 
@@ -45,7 +45,7 @@ def _row(corpus: str, uid: str) -> dict:
     return {"id": uid, "speaker": spk, "emotion": emo, "session": None}
 
 
-def _rows(corpus: str, lists: eb.PublishedLists, shared: Path) -> tuple[list[dict], str]:
+def _rows(corpus: str, lists: emobox_lists.PublishedLists, shared: Path) -> tuple[list[dict], str]:
     roots = {"emodb": shared / "emodb", "crema-d": shared / "crema-d"}
     root = roots.get(corpus)
     if root is not None and root.is_dir():
@@ -80,7 +80,7 @@ def main() -> None:
           "stated rule: scheme | folds | test sizes | test speakers also in train |")
     print("|---|---|---|---|---|---|---|---|---|")
     for corpus in ("emodb", "crema-d", "ravdess", "iemocap"):
-        lists = eb.shipped(corpus)
+        lists = emobox_lists.shipped(corpus)
         rows, where = _rows(corpus, lists, args.shared)
         by_id = {str(r["id"]): r for r in rows}
         pub = lists.folds

@@ -139,7 +139,7 @@ def extract(manifest: Path, store: Path, encoder: str) -> tuple[float, float, fl
     if store.exists():
         shutil.rmtree(store)
     t = time.perf_counter()
-    s = runner.extract(load_manifest(manifest), str(store), runner.ExtractOptions(encoder=encoder, progress=False),
+    s = runner.extract(load_manifest(manifest), str(store), runner.ExtractOptions(encoder=encoder),
                        log=lambda *a: None)
     wall = time.perf_counter() - t
     if s.failed:

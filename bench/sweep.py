@@ -194,7 +194,7 @@ def build(args, work: Path):
     store = work / "store.zarr"
     if store.exists():
         shutil.rmtree(store)
-    opts = runner.ExtractOptions(encoder=args.encoder, device=args.device, progress=False)
+    opts = runner.ExtractOptions(encoder=args.encoder, device=args.device)
     t = time.perf_counter()
     summary = runner.extract(load_manifest(mpath), str(store), opts)
     seconds = time.perf_counter() - t

@@ -59,7 +59,7 @@ def sweep(tmp_path_factory):
     stores = {}
     for enc, name in (("fbank", "fbank"), ("whisper", "ct2-whisper")):
         stores[enc] = str(tmp / enc / "emodb.zarr")
-        extract(load_manifest(mpath), stores[enc], ExtractOptions(encoder=name, frames=False, progress=False,
+        extract(load_manifest(mpath), stores[enc], ExtractOptions(encoder=name, frames=False,
                                                                   corpus="emodb"))
     labels = {}
     for rule in RULES:

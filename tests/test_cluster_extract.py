@@ -109,7 +109,7 @@ def _hook(cluster, **conf) -> dict:
 def _opts(address: str, **kw) -> ExtractOptions:
     """The fbank_fold store's settings (float32 frames, blocks of 8 rows); batches of 2 clips, so
     a block has several batches and a worker can die in the middle of one."""
-    return ExtractOptions(encoder="fbank", frames_dtype="float32", block_rows=8, max_batch=2, progress=False,
+    return ExtractOptions(encoder="fbank", frames_dtype="float32", block_rows=8, max_batch=2,
                           scheduler=address, **kw)
 
 

@@ -26,8 +26,8 @@ from emostore.store import StoreError
 
 from conftest import write_manifest, write_wav
 
-WHISPER = ExtractOptions(encoder="ct2-whisper", progress=False)
-FBANK = ExtractOptions(encoder="fbank", progress=False)
+WHISPER = ExtractOptions(encoder="ct2-whisper")
+FBANK = ExtractOptions(encoder="fbank")
 
 
 def _opts(base: ExtractOptions, **kw) -> ExtractOptions:

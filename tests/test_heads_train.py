@@ -88,14 +88,11 @@ def real(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("heads")
     rows, fold = emodb_fold_rows()  # 18 train, 3 dev, 3 test clips
     mpath = write_manifest(tmp / "m.jsonl", rows)
-    extract(load_manifest(mpath), str(tmp / "s.zarr"), ExtractOptions(encoder="fbank", frames_dtype="float32",
-                                                                       progress=False))
-    extract(load_manifest(mpath), str(tmp / "nf.zarr"), ExtractOptions(encoder="fbank", frames=False,
-                                                                        progress=False))
+    extract(load_manifest(mpath), str(tmp / "s.zarr"), ExtractOptions(encoder="fbank", frames_dtype="float32"))
+    extract(load_manifest(mpath), str(tmp / "nf.zarr"), ExtractOptions(encoder="fbank", frames=False))
     records, meta = aggregate_manifest(mpath, "mr")
     # a multi-layer store (Whisper tiny.en: embeddings + 4 blocks) so the layer mix is really tested
-    extract(load_manifest(mpath), str(tmp / "w.zarr"), ExtractOptions(encoder="ct2-whisper", frames_dtype="float32",
-                                                                       progress=False))
+    extract(load_manifest(mpath), str(tmp / "w.zarr"), ExtractOptions(encoder="ct2-whisper", frames_dtype="float32"))
     write_label_set(tmp / "labels.jsonl", records, meta)
     (tmp / "part.json").write_text(json.dumps({"f1": fold}))
     return {"tmp": tmp, "store": str(tmp / "s.zarr"), "whisper": str(tmp / "w.zarr"), "nf": str(tmp / "nf.zarr"), "labels": str(tmp / "labels.jsonl"),

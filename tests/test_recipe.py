@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from emostore.cli import main
-from emostore.manifests.emobox_published import shipped
+from emostore.manifests.emobox_lists import shipped
 from emostore.store import open as open_store
 
 

@@ -11,9 +11,9 @@ from scipy.spatial.distance import jensenshannon
 
 from emostore.cli import main
 from emostore.labels.compare import compare, compare_files
-from emostore.labels.embed import EMO_SUPERB_CLASSES, EmbedRelabeler, SentenceEncoder, class_terms, relabel_manifest
+from emostore.labels.embed import EmbedRelabeler, SentenceEncoder, class_terms, relabel_manifest
 from emostore.labels.relabeled import Relabeling, meta_path, read_relabeling, relabel_row, write_relabeling
-from emostore.labels.votes import ClassSet, count_votes
+from emostore.labels.votes import EMO_SUPERB_CLASSES, ClassSet, count_votes
 
 CLASSES = EMO_SUPERB_CLASSES
 IDX = {c: i for i, c in enumerate(CLASSES)}
@@ -153,7 +153,7 @@ def test_cli_round_trip(tmp_path):
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     runner = CliRunner()
     out = tmp_path / "embed.jsonl"
-    res = runner.invoke(main, ["relabel", "embed", str(manifest), "--out", str(out), "--no-progress"])
+    res = runner.invoke(main, ["relabel", "embed", str(manifest), "--out", str(out), "--quiet"])
     assert res.exit_code == 0, res.output
     assert "4 utterances (3 embed, 1 reference" in res.output
     written = [json.loads(line) for line in out.read_text().splitlines()]
@@ -167,7 +167,7 @@ def test_cli_round_trip(tmp_path):
 
     heavy = tmp_path / "heavy.jsonl"
     res = runner.invoke(main, ["relabel", "embed", str(manifest), "-o", str(heavy), "--weight", "0.5",
-                               "--no-progress"])
+                               "--quiet"])
     assert res.exit_code == 0, res.output
     res = runner.invoke(main, ["relabel", "compare", str(out), str(heavy), "--json"])
     assert res.exit_code == 0, res.output

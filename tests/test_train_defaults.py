@@ -30,7 +30,7 @@ def demo_fbank(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("demo_fbank")
     build_manifest("emodb", bundled_root(), tmp / "m.jsonl")
     manifest = load_manifest(tmp / "m.jsonl")
-    extract(manifest, str(tmp / "s.zarr"), ExtractOptions(encoder="fbank", progress=False))
+    extract(manifest, str(tmp / "s.zarr"), ExtractOptions(encoder="fbank"))
     records, meta = aggregate_manifest(tmp / "m.jsonl", "mr")
     return tmp / "s.zarr", records, meta["classes"], make_partition("emodb", manifest, "emobox", allow_mismatch=True)
 

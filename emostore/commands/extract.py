@@ -43,7 +43,7 @@ from emostore.commands._progress import progress_factory, quiet_option
 @quiet_option
 def extract(manifest, out, encoder, device, frames, frames_dtype, layers, batch_seconds, max_batch, normalise,
             norm_ids, allow_upsample, min_duration, workers, compress, block_rows, corpus, dry_run, scheduler,
-            processes, quiet, progress):
+            processes, quiet):
     """Extract every layer's hidden states for MANIFEST into one feature store.
 
     MANIFEST is a JSONL/CSV file (rows with at least `id` and `audio`; relative audio paths are
@@ -60,7 +60,7 @@ def extract(manifest, out, encoder, device, frames, frames_dtype, layers, batch_
         layers=parse_layers(layers), batch_seconds=batch_seconds, max_batch=max_batch, normalise=normalise,
         norm_ids=[line.strip() for line in norm_ids if line.strip()] if norm_ids else None,
         allow_upsample=allow_upsample, min_seconds=min_duration, workers=workers, block_rows=block_rows, compress=compress,
-        corpus=corpus, scheduler=scheduler, processes=processes, progress=progress_factory(quiet, progress),
+        corpus=corpus, scheduler=scheduler, processes=processes, progress=progress_factory(quiet),
     )
     m = load_manifest(manifest)
     result = run_extract(m, out, opts, dry_run=dry_run)

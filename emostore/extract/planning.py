@@ -44,7 +44,7 @@ class ExtractOptions:
     compress: bool = False
     workers: int = 2
     corpus: str | None = None
-    progress: object = None  # a Progress factory (emostore.progress); None/False: quiet, True: auto
+    progress: object = None  # a Progress factory (emostore.progress); None: quiet
     # Dask: run blocks on the cluster at `scheduler`, or on a local one of `processes` workers
     scheduler: str | None = None
     processes: int = 0
