@@ -61,6 +61,7 @@ if str(REPO) not in sys.path:  # `python bench/reproduce_emobox.py` from anywher
     sys.path.insert(0, str(REPO))
 
 from emostore.heads.config import PRESETS  # noqa: E402
+from emostore.evaluate.bootstrap import DEFAULT_BOOT
 
 PROTOCOLS = {"emobox": "EmoBox published folds (5, speaker-dependent)",
              "emobox-rule": "stated rule (4 speaker-disjoint folds)"}
@@ -351,7 +352,7 @@ def main(argv=None) -> int:
     ap.add_argument("--emobox-lr", type=float, action="append", default=None,
                     help="frame-head learning rates (repeat; default the recipe's 1e-3 and 1e-4)")
     ap.add_argument("--time-clips", type=int, default=16, help="clips timed for extraction and the s3prl way")
-    ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--n-boot", type=int, default=DEFAULT_BOOT)
     ap.add_argument("--no-sweep", action="store_true", help="only report what the workdir's sweeps hold")
     args = ap.parse_args(argv)
     args.emobox_lr = args.emobox_lr or GRID["lr"]

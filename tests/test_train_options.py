@@ -197,7 +197,7 @@ def test_cli_evaluate_scores_a_runs_fold(fbank_fold, tmp_path):
 
     run(fbank_fold["store"], fbank_fold["labels"], fbank_fold["part"], _cfg(), tmp_path / "r")
     pred = str(tmp_path / "r" / "predictions.jsonl")
-    base = ["evaluate", pred, "--labels", fbank_fold["labels"], "--bootstrap", "0"]
+    base = ["evaluate", pred, "--labels", fbank_fold["labels"], "--n-boot", "0"]
     r = CliRunner().invoke(main, base)  # the label set covers the corpus, the run its fold
     assert r.exit_code == 1 and "have no prediction" in r.output
     r = CliRunner().invoke(main, base + ["--partition", fbank_fold["part"], "--fold", "f1", "--json"])

@@ -28,7 +28,7 @@ from emostore.commands._progress import progress_factory, quiet_option
               help="emobox: use EmoBox's published folds restricted to the manifest when it lacks published ids "
                    "(on by default for the bundled subset).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Adapter option (see `manifest build`).")
-@click.option("--n-boot", default=1000, show_default=True, type=click.IntRange(0), help="Bootstrap replicates for the CIs.")
+@click.option("--n-boot", default=_choices.N_BOOT, show_default=True, type=click.IntRange(0), help="Bootstrap replicates for the CIs.")
 @quiet_option
 def recipe(corpus, root, encoders, rule, label_rules, heads, lrs, out, jobs, device, allow_mismatch, options, n_boot,
            quiet):

@@ -4,7 +4,7 @@ Python API::
 
     from emostore.evaluate import evaluate_files, score_utterances, bootstrap_ci, paired_bootstrap
 
-    ev = evaluate_files("pred.jsonl", "labels/ar.jsonl", n_boot=1000, seed=0)
+    ev = evaluate_files("pred.jsonl", "labels/ar.jsonl", seed=0)  # n_boot: DEFAULT_BOOT replicates
     ev.metrics["macro_f1"].value, ev.metrics["macro_f1"].ci_low, ev.to_json()
 
     a = score_utterances(probs_a, train, test)     # arrays [n, C]
