@@ -7,7 +7,7 @@ Run from the repository root (a few seconds)::
 Prints the table in docs/partitions.md ("EmoBox: the published lists vs the stated rule"): per
 corpus, folds, test sizes and how many test speakers also appear in the same fold's train/dev,
 once for the shipped published lists (emostore.manifests.emobox_published) and once for
-``emostore.manifests.partitions.emobox`` (the stated rule, read-only use).
+``emostore.manifests.partitions.emobox_rule`` (the stated rule, read-only use).
 
 Rows: the real EmoDB and CREMA-D manifests where ``--shared`` has them (EmoDB audio, CREMA-D
 rating tables), else rows made from the published ids. Speaker and emotion come from the file
@@ -84,7 +84,7 @@ def main() -> None:
         rows, where = _rows(corpus, lists, args.shared)
         by_id = {str(r["id"]): r for r in rows}
         pub = lists.folds
-        rule = partitions.emobox(rows, seed=0, corpus=corpus)
+        rule = partitions.emobox_rule(rows, seed=0, corpus=corpus)
         print(f"| {corpus} | {len(rows)} ({where}) | {len(pub)} | {_fmt([len(f['test']) for f in pub.values()])} | "
               f"{_fmt(_overlap(pub, by_id))} of {_speakers(pub, by_id)} | {rule.meta.get('scheme')} | "
               f"{len(rule.folds)} | {_fmt([len(f['test']) for f in rule.folds.values()])} | "

@@ -30,13 +30,13 @@ def evaluate_cmd(pred, labels_path, as_json, n_boot, seed, partition, fold):
     an error. A run's predictions cover one fold's test part: give --partition and --fold.
     """
     from emostore.analysis.scoring import fold_test_ids
-    from emostore.evaluate import evaluate_files, format_table
+    from emostore.evaluate import evaluate_files, format_evaluation
 
     if (partition is None) != (fold is None):
         raise click.UsageError("give both --partition and --fold, or neither")
     ids = fold_test_ids(partition, fold) if partition else None
     ev = evaluate_files(pred, labels_path, n_boot=n_boot, seed=seed, ids=ids)
-    click.echo(json.dumps(ev.to_json()) if as_json else format_table(ev))
+    click.echo(json.dumps(ev.to_json()) if as_json else format_evaluation(ev))
 
 
 def register(group: click.Group) -> None:

@@ -27,7 +27,7 @@ from emostore.evaluate.bootstrap import (
     percentile_ci,
     replicate_metrics,
 )
-from emostore.evaluate.files import Evaluation, evaluate_files, format_table, read_predictions
+from emostore.evaluate.files import Evaluation, evaluate_files, format_evaluation, read_predictions
 from emostore.evaluate.metrics import (
     EPS,
     HIGHER_IS_BETTER,
@@ -43,7 +43,7 @@ from emostore.evaluate.metrics import (
 
 __all__ = [
     "EPS", "HIGHER_IS_BETTER", "METRICS", "Estimate", "Evaluation", "EvaluationError", "PairedResult",
-    "UtteranceScores", "bootstrap_ci", "compute_metrics", "evaluate_arrays", "evaluate_files", "format_table",
+    "UtteranceScores", "bootstrap_ci", "compute_metrics", "evaluate_arrays", "evaluate_files", "format_evaluation",
     "js_divergence", "kl_divergence", "paired_bootstrap", "percentile_ci", "read_predictions", "replicate_metrics",
     "score_utterances",
 ]

@@ -2,7 +2,7 @@
 
 What a store saves is exactly this work: ``bench/sweep.py`` trains the same configs with the store's
 sources and with this one and compares time and dev losses, and the tests check that both give the
-same logits for the same head. It plugs into :func:`emostore.heads.loop.train` as ``source=``.
+same logits for the same head. It plugs into :func:`emostore.heads.train.train` as ``source=``.
 """
 
 from __future__ import annotations
