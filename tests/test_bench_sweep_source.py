@@ -18,6 +18,8 @@ from emostore.store import open as open_store
 
 from conftest import EMODB, write_manifest
 
+pytestmark = pytest.mark.slow  # real models, clusters or killed subprocesses: see README's development notes
+
 
 @pytest.fixture(scope="module")
 def whisper(tmp_path_factory):

@@ -24,6 +24,8 @@ from emostore.extract.runner import ExtractOptions, extract
 from emostore.manifests import load_manifest
 from emostore.store import StoreError
 
+pytestmark = pytest.mark.slow  # real models, clusters or killed subprocesses: see README's development notes
+
 distributed = pytest.importorskip("distributed")
 moto_server = pytest.importorskip("moto.server")
 s3fs = pytest.importorskip("s3fs")
