@@ -31,6 +31,8 @@ def test_xarray_view_is_the_pooled_array_with_ids_layers_and_manifest_columns(fb
     anger = [i for i, u in enumerate(fs.ids) if rows[u]["emotion"] == "anger"]
     np.testing.assert_allclose(by_emotion.sel(emotion="anger").values, fs.pooled(layer=0)[anger].mean(0), rtol=1e-6)
     np.testing.assert_array_equal(fs.to_xarray(layer=0).values, fs.pooled(layer=0))
+    np.testing.assert_array_equal(fs.pooled_dask(layer=0).compute(), fs.pooled(layer=0))
+    np.testing.assert_array_equal(fs.pooled_dask().compute(), fs.pooled())
 
 
 def test_metadata_is_the_manifest_in_store_order_from_the_recorded_manifest(fbank_fold):

@@ -2,6 +2,7 @@
 
 >>> fs = emostore.open_store("emodb.zarr")      # or emostore.store.open(...)
 >>> fs.pooled(layer=4)                           # [N, D] float32, one layer over all utterances
+>>> fs.pooled_dask(layer=4)                      # the same lazily (no layer: [N, L, D])
 >>> fs.to_xarray()                               # [N, L, D] lazily, with id and layer coordinates
 >>> fs.frames("03a01Fa")                         # [T, L, D] one utterance, every stored layer
 >>> for utt, x in fs.iter_frames(layer=4): ...   # one utterance at a time, [T, D]
@@ -133,9 +134,10 @@ class FeatureStore:
             return arr.get_orthogonal_selection((sel_rows, slice(None), slice(None)))
         return arr.get_orthogonal_selection((sel_rows, self._layer_pos(layer), slice(None)))
 
-    def pooled_dask(self) -> da.Array:
-        """``pooled/mean`` [N, L, D] lazily, in the store's chunks."""
-        return da.from_zarr(self.group[layout.POOLED])
+    def pooled_dask(self, layer: int | None = None) -> da.Array:
+        """``pooled/mean`` lazily, in the store's chunks: [N, L, D], or [N, D] for one encoder ``layer``."""
+        arr = da.from_zarr(self.group[layout.POOLED])
+        return arr if layer is None else arr[:, self._layer_pos(layer)]
 
     def to_xarray(self, layer: int | None = None):
         """Pooled features as a lazy ``xarray.DataArray`` [id, layer, dim] (``layer`` given: [id, dim]).
