@@ -28,6 +28,7 @@ from torch.utils.data import Dataset, Sampler
 
 from emostore.errors import EmostoreError
 from emostore.heads.data import load_fold
+from emostore.heads.heads import layer_position
 from emostore.heads.sources import FramesSource, PooledSource, block_frames, block_rows, epoch_order, frame_bytes
 from emostore.heads.train import label_classes
 from emostore.manifests.partitions import PARTS, Partition, read_partition
@@ -53,7 +54,7 @@ class StoreDataset(Dataset):
     ``store``: a path/URL or an opened :class:`~emostore.store.FeatureStore`; ``labels``: a label-set
     file or ``(records, meta)`` as :func:`~emostore.labels.aggregate.read_label_set` returns;
     ``partition``: a partition file or a :class:`~emostore.manifests.partitions.Partition`.
-    ``layers``: encoder layer numbers to read (default: every stored layer). The fold is loaded by
+    ``layers``: encoder layer numbers to read (-1: the last stored; default: every stored layer). The fold is loaded by
     :func:`emostore.heads.data.load_fold` (excluded rows dropped, overlap refused, ``valid_fraction``
     for a fold without dev), so a part here is the part a training run uses.
     """
@@ -75,11 +76,13 @@ class StoreDataset(Dataset):
         self.rows: np.ndarray = data.rows[part]  # store row of each item
         self.targets: np.ndarray = data.targets[part]  # [n, C] float32 train targets
         self.layers = list(self.store.layers) if layers is None else list(layers)
-        self.layer_positions = None if layers is None else [self.store._layer_pos(k) for k in layers]
+        self.layer_positions = None if layers is None else [layer_position(self.store.layers, k) for k in layers]
         if features == "pooled":
             self.source = PooledSource(self.store)
         else:
-            self.store._need_frames()
+            if not self.store.has_frames:
+                raise DatasetError(f"{self.store.path} was extracted with --no-frames; features='frames' needs a "
+                                   "store extracted with --frames (or use features='pooled')")
             self.source = FramesSource(self.store, self.layer_positions, self.memory_mb << 20)
 
     def __len__(self) -> int:

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 import emostore
 from emostore.heads.config import TrainConfig
 from emostore.heads.data import make_source
-from emostore.heads.heads import LAYERED, layer_position
+from emostore.heads.heads import LAYERED, HeadError, layer_position
 from emostore.heads.loop import train
 from emostore.labels.aggregate import read_label_set
 from emostore.manifests.partitions import read_partition
@@ -99,12 +99,12 @@ def test_pooled_items_are_the_stores_pooled_rows(fbank_fold):
 @pytest.mark.parametrize("kw, needle", [
     (dict(part="valid"), "part must be one of train, dev, test"),
     (dict(features="mfcc"), "features must be one of pooled, frames"),
-    (dict(layers=[3]), "layer 3 is not stored"),
+    (dict(layers=[3]), r"layer 3 is not in the store \(stored layers: \[0\]\)"),
 ])
 def test_bad_dataset_arguments_name_the_argument(fbank_fold, kw, needle):
     args = dict(part="train", features="pooled")
     args.update(kw)
-    with pytest.raises(emostore.store.StoreError if "layers" in kw else DatasetError, match=needle):
+    with pytest.raises(HeadError if "layers" in kw else DatasetError, match=needle):
         StoreDataset(fbank_fold["store"], fbank_fold["labels"], fbank_fold["part"], "f1", **args)
 
 
