@@ -17,7 +17,9 @@ import time
 import numpy as np
 import torch
 
-from emostore.heads.train import config_from, test_metrics, train
+from emostore.heads.artifacts import test_metrics
+from emostore.heads.config import config_from
+from emostore.heads.loop import train
 from emostore.labels.aggregate import read_label_set
 from emostore.manifests.partitions import read_partition
 from emostore.store.reader import open as open_store

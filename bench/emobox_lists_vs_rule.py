@@ -7,7 +7,7 @@ Run from the repository root (a few seconds)::
 Prints the table in docs/partitions.md ("EmoBox: the published lists vs the stated rule"): per
 corpus, folds, test sizes and how many test speakers also appear in the same fold's train/dev,
 once for the shipped published lists (emostore.manifests.emobox_published) and once for
-``emostore.manifests.partitions.emobox`` (the stated rule, read-only use).
+``emostore.manifests.partitions.emobox_rule`` (the stated rule, read-only use).
 
 Rows: the real EmoDB and CREMA-D manifests where ``--shared`` has them (EmoDB audio, CREMA-D
 rating tables), else rows made from the published ids. Speaker and emotion come from the file
@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from emostore.manifests import emobox_published as eb
+from emostore.manifests import emobox_lists
 from emostore.manifests import partitions
 from emostore.manifests.adapters.base import adapters
 
@@ -45,7 +45,7 @@ def _row(corpus: str, uid: str) -> dict:
     return {"id": uid, "speaker": spk, "emotion": emo, "session": None}
 
 
-def _rows(corpus: str, lists: eb.PublishedLists, shared: Path) -> tuple[list[dict], str]:
+def _rows(corpus: str, lists: emobox_lists.PublishedLists, shared: Path) -> tuple[list[dict], str]:
     roots = {"emodb": shared / "emodb", "crema-d": shared / "crema-d"}
     root = roots.get(corpus)
     if root is not None and root.is_dir():
@@ -80,11 +80,11 @@ def main() -> None:
           "stated rule: scheme | folds | test sizes | test speakers also in train |")
     print("|---|---|---|---|---|---|---|---|---|")
     for corpus in ("emodb", "crema-d", "ravdess", "iemocap"):
-        lists = eb.shipped(corpus)
+        lists = emobox_lists.shipped(corpus)
         rows, where = _rows(corpus, lists, args.shared)
         by_id = {str(r["id"]): r for r in rows}
         pub = lists.folds
-        rule = partitions.emobox(rows, seed=0, corpus=corpus)
+        rule = partitions.emobox_rule(rows, seed=0, corpus=corpus)
         print(f"| {corpus} | {len(rows)} ({where}) | {len(pub)} | {_fmt([len(f['test']) for f in pub.values()])} | "
               f"{_fmt(_overlap(pub, by_id))} of {_speakers(pub, by_id)} | {rule.meta.get('scheme')} | "
               f"{len(rule.folds)} | {_fmt([len(f['test']) for f in rule.folds.values()])} | "

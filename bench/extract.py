@@ -17,7 +17,7 @@ figure per line, everything measured side by side in this one run:
     * forward: audio already decoded in memory (same ``AudioPolicy`` as the runner); the timer
       covers only ``encoder.encode(waves)`` over the batch plan of ``planning.make_plan`` (same
       rows in each batch, same order), plus a ``cuda.synchronize`` per batch on a GPU.
-    * extract: ``runner.extract(manifest, fresh temp store, ExtractOptions(progress=False))`` end
+    * extract: ``runner.extract(manifest, fresh temp store, ExtractOptions())`` (quiet) end
       to end: fingerprint (sha256 of the weights), store creation, header probes, planning,
       decoding, encoding, layer selection, mean pooling, float16 cast, device->host copy,
       writes and the final commit. The runner's ``_run`` (the decode+encode+write pipeline
@@ -136,7 +136,7 @@ def main():
     t = time.perf_counter()
     encoder = load_encoder(args.encoder, args.device)
     load_s = time.perf_counter() - t
-    opts = planning.ExtractOptions(encoder=args.encoder, device=args.device, progress=False)
+    opts = planning.ExtractOptions(encoder=args.encoder, device=args.device)
     layers = planning.select_layers(encoder, opts.layers)
     policy = runner._audio_policy(manifest, encoder, opts)
     plan = planning.make_plan(manifest, encoder, opts, np.zeros(len(manifest), dtype=bool))

@@ -24,7 +24,8 @@ LAYERS, DIM = 5, 384  # Whisper tiny.en: embeddings + 4 blocks, width 384
 
 CHILD = r"""
 import json, resource, sys, time
-from emostore.heads.train import TrainConfig, train
+from emostore.heads.config import TrainConfig
+from emostore.heads.loop import train
 from emostore.labels.aggregate import read_label_set
 from emostore.manifests.partitions import read_partition
 from emostore.store import open as open_store

@@ -63,6 +63,7 @@ if str(REPO / "bench") not in sys.path:  # bench/encoder_source.py, however this
     sys.path.insert(0, str(REPO / "bench"))
 
 from emostore.heads.config import PRESETS  # noqa: E402
+from emostore.evaluate.bootstrap import DEFAULT_BOOT
 
 PROTOCOLS = {"emobox": "EmoBox published folds (5, speaker-dependent)",
              "emobox-rule": "stated rule (4 speaker-disjoint folds)"}
@@ -142,7 +143,7 @@ def extract(manifest: Path, store: Path, encoder: str) -> tuple[float, float, fl
     if store.exists():
         shutil.rmtree(store)
     t = time.perf_counter()
-    s = runner.extract(load_manifest(manifest), str(store), ExtractOptions(encoder=encoder, progress=False))
+    s = runner.extract(load_manifest(manifest), str(store), ExtractOptions(encoder=encoder))
     wall = time.perf_counter() - t
     if s.failed:
         sys.exit(f"{store}: extraction failed for {s.failed} clips: {s.errors[:3]}")
@@ -353,7 +354,7 @@ def main(argv=None) -> int:
     ap.add_argument("--emobox-lr", type=float, action="append", default=None,
                     help="frame-head learning rates (repeat; default the recipe's 1e-3 and 1e-4)")
     ap.add_argument("--time-clips", type=int, default=16, help="clips timed for extraction and the s3prl way")
-    ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--n-boot", type=int, default=DEFAULT_BOOT)
     ap.add_argument("--no-sweep", action="store_true", help="only report what the workdir's sweeps hold")
     args = ap.parse_args(argv)
     args.emobox_lr = args.emobox_lr or GRID["lr"]

@@ -182,7 +182,7 @@ def scaling(args, tmp: Path, s3: MotoServer | None) -> None:
                           preload=[str(preload)]) as lc, Client(lc) as client:
             _warm(client)
             opts = ExtractOptions(encoder=f"bench-sleep:{args.latency},{args.layers},{args.dim}", block_rows=32, max_batch=8,
-                                  progress=False, scheduler=lc.scheduler_address)
+                                  scheduler=lc.scheduler_address)
             for name, where in targets:
                 seconds = timed_cluster_run(manifest, where(n), opts)
                 audio = args.blocks * 32 * 2.2  # mean clip length of the 8 synthetic clips
@@ -204,7 +204,7 @@ def real_encoder_ratio(args, tmp: Path) -> None:
     times = {}
     for n in (1, 2):
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0") as lc, Client(lc):
-            opts = ExtractOptions(encoder=args.real_encoder, block_rows=max(1, len(clips) // 8), progress=False,
+            opts = ExtractOptions(encoder=args.real_encoder, block_rows=max(1, len(clips) // 8),
                                   scheduler=lc.scheduler_address)
             timed_cluster_run(manifest, str(tmp / f"warm-{n}.zarr"), opts)  # workers import and load once
             times[n] = timed_cluster_run(manifest, str(tmp / f"real-{n}.zarr"), opts)

@@ -22,7 +22,7 @@ What runs, all in this one process, so that the ratios compare figures measured 
    lr 1e-3/1e-2, ar-mlp on layers 4 and 2, weighted-sum x 2 lrs; 4 frame heads: emobox on
    layers 4 and 2 x 2 lrs), ``--epochs`` epochs each, seed 0.
 
-3. Each config is trained twice with :func:`emostore.heads.train.train`, same config, same seed:
+3. Each config is trained twice with :func:`emostore.heads.loop.train`, same config, same seed:
 
    * the store way: ``train(...)`` with its default source (``pooled/mean`` in memory for
      pooled-exact heads, frames streamed from the store for emobox);
@@ -144,7 +144,7 @@ def partition_of(rows: list[dict]):
 
 
 def make_configs(n: int, layers: list[int], epochs: int, batch_size: int, device: str):
-    from emostore.heads.train import TrainConfig
+    from emostore.heads.config import TrainConfig
 
     top, mid = layers[-1], layers[len(layers) // 2]
     lrs = (1e-3, 1e-2)
@@ -195,7 +195,7 @@ def build(args, work: Path):
     store = work / "store.zarr"
     if store.exists():
         shutil.rmtree(store)
-    opts = ExtractOptions(encoder=args.encoder, device=args.device, progress=False)
+    opts = ExtractOptions(encoder=args.encoder, device=args.device)
     t = time.perf_counter()
     summary = runner.extract(load_manifest(mpath), str(store), opts)
     seconds = time.perf_counter() - t
@@ -228,7 +228,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tol", type=float, default=1e-2, help="max relative dev-loss difference allowed")
     args = ap.parse_args(argv)
 
-    from emostore.heads.train import train
+    from emostore.heads.loop import train
     from emostore.labels.aggregate import aggregate_manifest
     import emostore.store
 

@@ -150,12 +150,10 @@ def quiet(total: float | None, desc: str, unit: str = "it", unit_scale: bool = F
 
 
 def as_factory(progress) -> Callable[..., Progress]:
-    """A library function's ``progress`` argument as a factory: a factory as is, ``None``/``False``
-    quiet, ``True`` auto (the older boolean form, kept for existing callers)."""
+    """A library function's ``progress`` argument as a factory: a factory as is, ``None`` quiet."""
     if callable(progress):
         return progress
-    if progress is None or progress is False:
+    if progress is None:
         return quiet
-    if progress is True:
-        return Progress.factory("auto")
-    raise TypeError(f"progress must be a Progress factory or a bool, not {type(progress).__name__}")
+    raise TypeError(f"progress must be a Progress factory (e.g. Progress.factory('auto')) or None, "
+                    f"not {type(progress).__name__}")

@@ -96,7 +96,7 @@ def fbank_fold(tmp_path_factory) -> dict:
     rows, fold = emodb_fold_rows(per_train=3)
     mpath = write_manifest(tmp / "m.jsonl", rows)
     extract(load_manifest(mpath), str(tmp / "s.zarr"),
-            ExtractOptions(encoder="fbank", frames_dtype="float32", block_rows=8, progress=False))
+            ExtractOptions(encoder="fbank", frames_dtype="float32", block_rows=8))
     labels = {}
     for rule in ("mr", "pr", "ar"):
         records, meta = aggregate_manifest(mpath, rule)

@@ -33,7 +33,7 @@ from emostore.cli import main
 from emostore.evaluate import EvaluationError, evaluate_files, paired_bootstrap, read_predictions
 from emostore.extract.planning import ExtractOptions
 from emostore.extract.runner import extract
-from emostore.heads.train import TrainConfig
+from emostore.heads.config import TrainConfig
 from emostore.labels.aggregate import aggregate_manifest, read_label_set, write_label_set
 from emostore.manifests import load_manifest
 from emostore.manifests.build import build_manifest
@@ -60,7 +60,7 @@ def sweep(tmp_path_factory):
     stores = {}
     for enc, name in (("fbank", "fbank"), ("whisper", "ct2-whisper")):
         stores[enc] = str(tmp / enc / "emodb.zarr")
-        extract(load_manifest(mpath), stores[enc], ExtractOptions(encoder=name, frames=False, progress=False,
+        extract(load_manifest(mpath), stores[enc], ExtractOptions(encoder=name, frames=False,
                                                                   corpus="emodb"))
     labels = {}
     for rule in RULES:
@@ -102,6 +102,7 @@ def _png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", head[16:24])
 
 
+@pytest.mark.slow
 def test_fixture_table_is_real(sweep):
     df = load_results(sweep["dir"])
     assert (df["status"] == "done").sum() == 30 and (df["status"] == "failed").sum() == 1
@@ -213,6 +214,7 @@ def test_leaderboard_errors_name_the_problem():
 # -- on the real sweep -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_leaderboard_on_real_runs_reads_test_metrics_of_dev_selected_settings(sweep):
     cells = analysis.leaderboard_cells(sweep["dir"]).set_index(["encoder", "condition"])
     table = analysis.done_runs(sweep["dir"])
@@ -226,6 +228,7 @@ def test_leaderboard_on_real_runs_reads_test_metrics_of_dev_selected_settings(sw
     assert fb["mean"] == pytest.approx(np.mean(own), abs=1e-12)  # run.json's test_metrics == evaluate_files
 
 
+@pytest.mark.slow
 def test_crossrule_diagonal_is_each_runs_own_evaluate_files_score(sweep):
     cross = analysis.crossrule(sweep["dir"], n_boot=N_BOOT)
     table = analysis.done_runs(sweep["dir"])
@@ -252,6 +255,7 @@ def test_crossrule_diagonal_is_each_runs_own_evaluate_files_score(sweep):
     assert list(m.index) == list(m.columns) == ["mr", "pr", "ar"]
 
 
+@pytest.mark.slow
 def test_crossrule_errors(sweep, tmp_path):
     table = analysis.done_runs(sweep["dir"])
     with pytest.raises(NoData, match="at least 2 label-set rules; the table has only mr"):
@@ -312,6 +316,7 @@ def test_crossrule_scores_each_row_on_every_rules_test_set_real_crema_d(crema):
     assert sum(x.count("[") for x in md.splitlines() if x.startswith("| ")) == 9  # a CI in every cell
 
 
+@pytest.mark.slow
 def test_layer_weights_table_equals_the_json_files(sweep):
     w = analysis.layer_weights(sweep["dir"])
     table = analysis.done_runs(sweep["dir"])
@@ -332,6 +337,7 @@ def test_layer_weights_table_equals_the_json_files(sweep):
     np.testing.assert_allclose(m.loc["pr"], w[w["rule"] == "pr"]["weight"])
 
 
+@pytest.mark.slow
 def test_probe_curve_values_equal_evaluate_files_per_layer(sweep):
     curves = analysis.probe_curves(sweep["dir"], n_boot=N_BOOT)
     wc = curves[curves["encoder"] == "whisper-tiny.en"]
@@ -351,6 +357,7 @@ def test_probe_curve_values_equal_evaluate_files_per_layer(sweep):
     assert set(fb["layer"]) == {0}  # a probe without --layer read the store's last (only) layer
 
 
+@pytest.mark.slow
 def test_confusion_matrix_matches_sklearn(sweep):
     table = analysis.done_runs(sweep["dir"])
     runs = table[table["run_id"].str.startswith("whisper-probe-L4-")]
@@ -368,6 +375,7 @@ def test_confusion_matrix_matches_sklearn(sweep):
     assert list(cm.index) == list(cm.columns) == meta["classes"] and cm.to_numpy().sum() == 6
 
 
+@pytest.mark.slow
 def test_learning_curves_come_from_run_json(sweep):
     table = analysis.done_runs(sweep["dir"])
     one = table[table["run_id"] == "whisper-ws-ar-f2"]
@@ -377,6 +385,7 @@ def test_learning_curves_come_from_run_json(sweep):
     assert lc.loc[lc["selected"], "epoch"].tolist() == [rec["selected_epoch"]]
 
 
+@pytest.mark.slow
 def test_evaluate_files_restricted_to_ids(sweep):
     pred = analysis.done_runs(sweep["dir"]).iloc[0]["predictions"]
     with pytest.raises(EvaluationError, match="have no prediction"):
@@ -388,6 +397,7 @@ def test_evaluate_files_restricted_to_ids(sweep):
 # -- plots -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_plots_write_png_and_svg_of_the_stated_size(sweep, tmp_path):
     board = analysis.leaderboard(_three_corpora())
     w = analysis.layer_weights(sweep["dir"])
@@ -416,6 +426,7 @@ def test_plots_write_png_and_svg_of_the_stated_size(sweep, tmp_path):
 # -- commands ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_leaderboard_crossrule_layers_compare(sweep, tmp_path):
     cli = CliRunner()
     res = cli.invoke(main, ["leaderboard", str(sweep["dir"]), "--format", "csv"])
@@ -461,6 +472,7 @@ def _chromium() -> str | None:
     return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 
 
+@pytest.mark.slow
 def test_report_cli_end_to_end_in_headless_chromium(sweep, tmp_path):
     out = tmp_path / "report"
     res = CliRunner().invoke(main, ["report", str(sweep["dir"]), "--out", str(out), "--n-boot", "100"])
@@ -527,6 +539,7 @@ def missing_cell(sweep):
             "shared": [c for c in conds if c not in drop]}
 
 
+@pytest.mark.slow
 def test_incomplete_row_is_never_ranked_above_or_below_and_shows_its_partial_average(missing_cell):
     """The issue's case: Whisper missing a cell used to print "– | –" under FBANK's Rank 1."""
     mc = missing_cell
@@ -553,6 +566,7 @@ def test_incomplete_row_is_never_ranked_above_or_below_and_shows_its_partial_ave
     assert np.isnan(back.loc[mc["better"], "Rank"]) and back.loc[mc["other"], "Rank"] == 1
 
 
+@pytest.mark.slow
 def test_every_cell_names_the_head_that_won_it_in_md_csv_and_html(sweep):
     cells = analysis.leaderboard_cells(sweep["dir"])
     table = analysis.done_runs(sweep["dir"]).set_index("run_id")
@@ -576,6 +590,7 @@ def test_every_cell_names_the_head_that_won_it_in_md_csv_and_html(sweep):
     assert "The line under a value = the head of that setting" in html_text
 
 
+@pytest.mark.slow
 def test_report_and_leaderboard_split_by_head(sweep, tmp_path):
     res = CliRunner().invoke(main, ["leaderboard", str(sweep["dir"]), "--by", "head", "--format", "csv"])
     assert res.exit_code == 0, res.output
@@ -591,6 +606,7 @@ def test_report_and_leaderboard_split_by_head(sweep, tmp_path):
     assert "emodb/mr/weighted-sum" in (out / "leaderboard.md").read_text()
 
 
+@pytest.mark.slow
 def test_crossrule_compares_one_head_at_a_time(sweep):
     cross = analysis.crossrule(sweep["dir"], n_boot=0)
     table = analysis.done_runs(sweep["dir"])
@@ -610,6 +626,7 @@ def test_crossrule_compares_one_head_at_a_time(sweep):
     assert md.count("**fbank on emodb, head probe (head=probe") == 1 and "EMO-SUPERB" in md
 
 
+@pytest.mark.slow
 def test_crossrule_on_one_rule_says_which_commands_add_rules(sweep):
     one = analysis.done_runs(sweep["dir"], rule="mr")
     with pytest.raises(NoData, match=r"only mr: make a label set per rule \(emostore labels aggregate MANIFEST "
@@ -619,6 +636,7 @@ def test_crossrule_on_one_rule_says_which_commands_add_rules(sweep):
     assert res.exit_code == 1 and "no finished run in the results table with head=no-such-head" in res.output
 
 
+@pytest.mark.slow
 def test_layer_weight_figures_are_per_encoder_and_skip_single_layer_encoders(sweep, tmp_path):
     w = analysis.layer_weights(sweep["dir"])
     figures, single = plots.layer_weights_plots(w, tmp_path / "lw")
@@ -629,6 +647,7 @@ def test_layer_weight_figures_are_per_encoder_and_skip_single_layer_encoders(swe
         plots.layer_weights_plot(w, tmp_path / "both")
 
 
+@pytest.mark.slow
 def test_protocol_picks_the_metrics_and_every_table_names_its_definition(sweep):
     from emostore.evaluate.metrics import METRICS
     from emostore.evaluate.protocols import DEFINITIONS, PROTOCOLS, pick_metrics
@@ -657,6 +676,7 @@ def test_protocol_picks_the_metrics_and_every_table_names_its_definition(sweep):
     assert not np.allclose(a["emodb/mr"], b.loc[a.index, "emodb/mr"])
 
 
+@pytest.mark.slow
 def test_report_on_a_sweep_with_a_missing_cell_captions_every_table(missing_cell, tmp_path):
     out = tmp_path / "report"
     analysis.write_report(missing_cell["table"], out, n_boot=20, protocol="emobox")

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from emostore.cli import main
-from emostore.evaluate import evaluate_files, format_table
+from emostore.evaluate import evaluate_files, format_evaluation
 from emostore.labels.aggregate import LabelRecord, aggregate_manifest, read_label_set, write_label_set
 from emostore.labels.votes import ClassSet
 from emostore.manifests import ManifestError, load_manifest
@@ -88,8 +88,8 @@ def test_evaluate_says_once_how_many_prediction_rows_were_renormalised(tmp_path)
     pred.write_text("".join(json.dumps({"id": f"u{i}", "probs": p}) + "\n" for i, p in enumerate(probs)))
     ev = evaluate_files(pred, labels, n_boot=0)
     assert ev.renormalised == 2 and ev.to_json()["renormalised"] == 2
-    table = format_table(ev)
+    table = format_evaluation(ev)
     assert table.count("renormalised") == 1
     assert "2 prediction rows did not sum to 1 (by more than 0.001) and were renormalised" in table
     pred.write_text("".join(json.dumps({"id": f"u{i}", "probs": [0.5, 0.5]}) + "\n" for i in range(4)))
-    assert "renormalised" not in format_table(evaluate_files(pred, labels, n_boot=0))
+    assert "renormalised" not in format_evaluation(evaluate_files(pred, labels, n_boot=0))

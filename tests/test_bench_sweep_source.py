@@ -23,6 +23,8 @@ from conftest import EMODB, REPO, write_manifest
 sys.path.insert(0, str(REPO / "bench"))
 from encoder_source import EncoderSource  # noqa: E402  (bench/encoder_source.py)
 
+pytestmark = pytest.mark.slow  # real models, clusters or killed subprocesses: see README's development notes
+
 
 @pytest.fixture(scope="module")
 def whisper(tmp_path_factory):
@@ -36,7 +38,7 @@ def whisper(tmp_path_factory):
         rows.append({"id": clip.stem, "audio": str(out), "speaker": clip.stem[:2]})
     mpath = write_manifest(tmp / "m.jsonl", rows)
     extract(load_manifest(mpath), str(tmp / "w.zarr"),
-            ExtractOptions(encoder="ct2-whisper", frames_dtype="float32", progress=False))
+            ExtractOptions(encoder="ct2-whisper", frames_dtype="float32"))
     fs = open_store(tmp / "w.zarr")
     assert fs.done.all() and len(set(fs.num_frames.tolist())) == 4  # the mask really matters
     src = EncoderSource.for_store(fs, load_manifest(mpath), load_encoder("ct2-whisper"))

@@ -41,7 +41,7 @@ def test_every_group_is_assembled():
 @pytest.mark.parametrize("path, name, module, attr", [
     (["train"], "head", "emostore.heads.heads", "HEADS"),
     (["sweep"], "heads", "emostore.heads.heads", "HEADS"),
-    (["train"], "preset", "emostore.heads.train", "PRESETS"),
+    (["train"], "preset", "emostore.heads.config", "PRESETS"),
     (["labels", "aggregate"], "rule", "emostore.labels.aggregate", "RULES"),
     (["partition"], "rule", "emostore.manifests.partitions", "RULES"),
 ])

@@ -24,6 +24,8 @@ from emostore.manifests import load_manifest
 from emostore.store import StoreError
 from moto_s3 import s3  # noqa: F401  (the fixture)
 
+pytestmark = pytest.mark.slow  # real models, clusters or killed subprocesses: see README's development notes
+
 distributed = pytest.importorskip("distributed")
 pytest.importorskip("moto.server")
 s3fs = pytest.importorskip("s3fs")
@@ -84,7 +86,7 @@ def _hook(cluster, **conf) -> dict:
 def _opts(address: str, **kw) -> ExtractOptions:
     """The fbank_fold store's settings (float32 frames, blocks of 8 rows); batches of 2 clips, so
     a block has several batches and a worker can die in the middle of one."""
-    return ExtractOptions(encoder="fbank", frames_dtype="float32", block_rows=8, max_batch=2, progress=False,
+    return ExtractOptions(encoder="fbank", frames_dtype="float32", block_rows=8, max_batch=2,
                           scheduler=address, **kw)
 
 
@@ -134,7 +136,8 @@ def test_cluster_run_with_a_killed_worker_equals_the_single_process_store(fbank_
 
 
 def test_s3_store_from_the_cluster_equals_the_local_one_and_trains_the_same_head(fbank_fold, cluster, s3, tmp_path):
-    from emostore.heads.train import TrainConfig, run
+    from emostore.heads.config import TrainConfig
+    from emostore.heads.train import run
 
     m = load_manifest(fbank_fold["manifest"])
     url = "s3://emo/killed-worker.zarr"

@@ -14,6 +14,8 @@ from emostore.extract import ct2
 from emostore.extract.encoders import load_encoder
 from emostore.extract.encoders.whisper import default_ct2_path
 
+pytestmark = pytest.mark.slow  # real models, clusters or killed subprocesses: see README's development notes
+
 
 def _write_string(fh, s: str):
     fh.write(struct.pack("<H", len(s) + 1) + s.encode() + b"\0")

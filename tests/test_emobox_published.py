@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from emostore.manifests import emobox_lists
 from emostore.manifests import emobox_published as eb
 from emostore.manifests.adapters.base import adapters
-from emostore.manifests.emobox_published import PublishedListError, PublishedLists
+from emostore.manifests.emobox_lists import PublishedListError, PublishedLists
 from emostore.manifests.partitions import PartitionError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -75,8 +76,8 @@ def assert_published(folds: dict, lists: PublishedLists) -> None:
 
 
 def test_shipped_lists_have_emobox_published_sizes():
-    sizes = {c: {f: {p: len(ids) for p, ids in fold.items()} for f, fold in eb.shipped(c).folds.items()}
-             for c in eb.shipped_corpora()}
+    sizes = {c: {f: {p: len(ids) for p, ids in fold.items()} for f, fold in emobox_lists.shipped(c).folds.items()}
+             for c in emobox_lists.shipped_corpora()}
     assert sorted(sizes) == ["crema-d", "emodb", "iemocap", "msp-podcast", "ravdess"]
     assert sizes["emodb"] == {f"fold{k}": {"train": 428, "test": 107} for k in range(1, 6)}
     assert sizes["ravdess"] == {f"fold{k}": {"train": 1200, "test": 240} for k in range(1, 7)}
@@ -84,19 +85,19 @@ def test_shipped_lists_have_emobox_published_sizes():
     assert all(f["train"] + f["test"] == 5531 for f in sizes["iemocap"].values())
     assert sizes["crema-d"] == {"fold1": {"train": 5586, "test": 1856}}
     assert sizes["msp-podcast"] == {"fold1": {"test": 15326, "valid": 7800}}
-    assert eb.shipped("msp-podcast").unavailable == {"fold1": ["train"]}
+    assert emobox_lists.shipped("msp-podcast").unavailable == {"fold1": ["train"]}
     # first entries of EmoBox's files (data/emodb/fold_1/emodb_test_fold_1.jsonl, ...), in their order
-    assert eb.shipped("emodb").folds["fold1"]["test"][:3] == ["03a02Wb", "03a02Wc", "03a05Wb"]
-    assert eb.shipped("cremad").folds["fold1"]["train"][:2] == ["1074_IWL_ANG_XX", "1039_TIE_ANG_XX"]
-    assert eb.shipped("ravdess").folds["fold1"]["test"][0] == "03-01-07-02-02-02-11"
-    assert eb.shipped("iemocap").folds["fold5"]["test"][0] == "Ses05F_script02_2_F005"
-    for c in eb.shipped_corpora():
-        assert eb.shipped(c).source["commit"] == "08280f279d47fb55d2c614061c70523d0a338d6b"
+    assert emobox_lists.shipped("emodb").folds["fold1"]["test"][:3] == ["03a02Wb", "03a02Wc", "03a05Wb"]
+    assert emobox_lists.shipped("cremad").folds["fold1"]["train"][:2] == ["1074_IWL_ANG_XX", "1039_TIE_ANG_XX"]
+    assert emobox_lists.shipped("ravdess").folds["fold1"]["test"][0] == "03-01-07-02-02-02-11"
+    assert emobox_lists.shipped("iemocap").folds["fold5"]["test"][0] == "Ses05F_script02_2_F005"
+    for c in emobox_lists.shipped_corpora():
+        assert emobox_lists.shipped(c).source["commit"] == "08280f279d47fb55d2c614061c70523d0a338d6b"
 
 
 def test_shipped_folds_are_disjoint_and_cover_the_corpus_list():
     for c in ("emodb", "ravdess", "iemocap"):
-        lists = eb.shipped(c)
+        lists = emobox_lists.shipped(c)
         tests = [i for fold in lists.folds.values() for i in fold["test"]]
         assert len(tests) == len(set(tests)) == len(lists.ids())  # every id tested exactly once
         for fold in lists.folds.values():
@@ -105,10 +106,10 @@ def test_shipped_folds_are_disjoint_and_cover_the_corpus_list():
 
 def test_compact_form_round_trips_every_shipped_corpus():
     total = 0
-    for c in eb.shipped_corpora():
-        lists = eb.shipped(c)
-        data = eb.encode(lists)
-        assert eb.decode(data) == lists
+    for c in emobox_lists.shipped_corpora():
+        lists = emobox_lists.shipped(c)
+        data = emobox_lists.encode(lists)
+        assert emobox_lists.decode(data) == lists
         total += len(data)
     assert total < 150_000  # 109 kB for 5 corpora (the jsonl files are 18.7 MB)
 
@@ -120,14 +121,14 @@ def test_compact_form_keeps_orders_that_no_single_list_gives():
                   "test": ["1052_WSI_ANG_XX", "1002_DFA_ANG_XX"]},
         "fold2": {"train": ["1052_WSI_ANG_XX", "1074_IWL_ANG_XX", "1002_DFA_ANG_XX"],
                   "test": ["1039_TIE_ANG_XX", "1001_DFA_ANG_XX"]}}, {"commit": "x"})
-    assert eb.decode(eb.encode(lists)) == lists
+    assert emobox_lists.decode(emobox_lists.encode(lists)) == lists
 
 
 def test_contradictory_orders_cannot_be_packed():
     lists = PublishedLists("emodb", "emodb", {"fold1": {"train": ["a", "b"], "test": ["c"]},
                                               "fold2": {"train": ["b", "a"], "test": ["c"]}})
     with pytest.raises(PublishedListError, match="inconsistently"):
-        eb.encode(lists)
+        emobox_lists.encode(lists)
 
 
 # ----------------------------------------------------------------------------- reading a checkout
@@ -135,20 +136,20 @@ def test_contradictory_orders_cannot_be_packed():
 
 def test_from_dir_equals_shipped_copy(tmp_path):
     for c in ("emodb", "ravdess", "crema-d"):
-        shipped = eb.shipped(c)
+        shipped = emobox_lists.shipped(c)
         root = write_emobox_tree(tmp_path / c, shipped.emobox, shipped.folds)
-        read = eb.from_dir(root, c)
+        read = emobox_lists.from_dir(root, c)
         assert read.folds == shipped.folds
-        assert eb.from_dir(root / "data", shipped.emobox).folds == shipped.folds  # data/ dir, EmoBox name
+        assert emobox_lists.from_dir(root / "data", shipped.emobox).folds == shipped.folds  # data/ dir, EmoBox name
 
 
 @pytest.mark.skipif(not os.environ.get("EMOSTORE_EMOBOX_DIR"), reason="set EMOSTORE_EMOBOX_DIR to an EmoBox checkout")
 def test_shipped_copy_equals_a_real_emobox_checkout():
     root = Path(os.environ["EMOSTORE_EMOBOX_DIR"])
-    for c in eb.shipped_corpora():
-        shipped = eb.shipped(c)
+    for c in emobox_lists.shipped_corpora():
+        shipped = emobox_lists.shipped(c)
         absent = tuple({p for parts in shipped.unavailable.values() for p in parts})
-        read = eb._read_dir(root, c, absent)
+        read = emobox_lists._read_dir(root, c, absent)
         assert {f: {p: ids for p, ids in fold.items() if p not in shipped.unavailable.get(f, [])}
                 for f, fold in read.folds.items()} == shipped.folds
 
@@ -158,29 +159,29 @@ def test_from_dir_refuses_a_key_that_does_not_name_its_audio_file(tmp_path):
     f = tmp_path / "data/emodb/fold_1/emodb_test_fold_1.jsonl"
     f.write_text(f.read_text().replace("emodb-03a02Wb", "emodb-03a02Wc"))
     with pytest.raises(PublishedListError, match=r"emodb_test_fold_1.jsonl:1: key 'emodb-03a02Wc'"):
-        eb.from_dir(tmp_path, "emodb")
+        emobox_lists.from_dir(tmp_path, "emodb")
 
 
 def test_from_dir_refuses_an_id_listed_in_train_and_test(tmp_path):
     write_emobox_tree(tmp_path, "emodb", {"fold1": {"train": ["03a01Wa", "03a02Wb"], "test": ["03a02Wb"]}})
     with pytest.raises(PublishedListError, match="'03a02Wb' is listed twice"):
-        eb.from_dir(tmp_path, "emodb")
+        emobox_lists.from_dir(tmp_path, "emodb")
 
 
 def test_from_dir_names_a_missing_corpus_or_list(tmp_path):
     with pytest.raises(PublishedListError, match="no EmoBox lists for ravdess"):
-        eb.from_dir(tmp_path, "ravdess")
+        emobox_lists.from_dir(tmp_path, "ravdess")
     write_emobox_tree(tmp_path, "emodb", {"fold1": {"train": ["03a01Wa"], "test": ["03a02Wb"]}})
     (tmp_path / "data/emodb/fold_1/emodb_train_fold_1.jsonl").unlink()
     with pytest.raises(PublishedListError, match="emodb_train_fold_1.jsonl: missing"):
-        eb.from_dir(tmp_path, "emodb")
+        emobox_lists.from_dir(tmp_path, "emodb")
 
 
 # ----------------------------------------------------------------------------- folds for a manifest
 
 
 def test_real_emodb_manifest_gets_the_published_folds_exactly(emodb_rows):
-    lists = eb.shipped("emodb")
+    lists = emobox_lists.shipped("emodb")
     assert {r["id"] for r in emodb_rows} == lists.ids()  # every published id maps to a row and back
     folds, meta = eb.build_folds("emodb", emodb_rows)
     assert_published(folds, lists)
@@ -199,7 +200,7 @@ def test_real_crema_d_rating_manifest_matches_the_published_list():
         pytest.fail(f"real test data missing: {root}")
     rows = adapter_rows("crema-d", root)
     folds, meta = eb.build_folds("cremad", rows)
-    assert_published(folds, eb.shipped("crema-d"))
+    assert_published(folds, emobox_lists.shipped("crema-d"))
     emo = Counter(i.split("_")[2] for i in folds["fold1"]["test"])
     assert emo == {"ANG": 317, "DIS": 317, "FEA": 317, "HAP": 317, "SAD": 317, "NEU": 271}
     assert meta["folds"]["fold1"]["test_speakers_also_in_train"] == 91  # one speaker-dependent split
@@ -231,12 +232,12 @@ AUDIO = {
 @pytest.mark.parametrize("emobox", sorted(TREES))
 def test_adapter_manifest_of_real_file_names_gets_the_listed_folds(tmp_path, emobox):
     folds_in = TREES[emobox]
-    corpus, _ = eb.names(emobox)
+    corpus, _ = emobox_lists.names(emobox)
     audio = tmp_path / "corpus"
     for i in {i for f in folds_in.values() for p in f.values() for i in p}:
         _silence(AUDIO[emobox](audio, i))
     rows = adapter_rows(corpus, audio)
-    lists = eb.from_dir(write_emobox_tree(tmp_path / "EmoBox", emobox, folds_in), corpus)
+    lists = emobox_lists.from_dir(write_emobox_tree(tmp_path / "EmoBox", emobox, folds_in), corpus)
     assert lists.folds == folds_in  # keys (cremad-1052-WSI-ANG-XX) -> native names (1052_WSI_ANG_XX)
     folds, meta = eb.build_folds(corpus, rows, lists=lists)
     assert_published(folds, lists)
@@ -244,7 +245,7 @@ def test_adapter_manifest_of_real_file_names_gets_the_listed_folds(tmp_path, emo
 
 
 def test_missing_published_ids_are_refused_with_counts_per_fold(emodb_rows):
-    lists = eb.shipped("emodb")
+    lists = emobox_lists.shipped("emodb")
     gone = {lists.folds["fold1"]["test"][0], lists.folds["fold2"]["test"][0], lists.folds["fold2"]["test"][1]}
     rows = [r for r in emodb_rows if r["id"] not in gone]
     with pytest.raises(PublishedListError) as err:
@@ -274,7 +275,7 @@ def test_rows_in_no_published_list_are_refused_unless_allowed(emodb_rows):
 
 
 def test_ravdess_songs_are_extra_rows_for_emobox_speech_only_lists(tmp_path):
-    lists = eb.from_dir(write_emobox_tree(tmp_path / "EmoBox", "ravdess", TREES["ravdess"]), "ravdess")
+    lists = emobox_lists.from_dir(write_emobox_tree(tmp_path / "EmoBox", "ravdess", TREES["ravdess"]), "ravdess")
     audio = tmp_path / "corpus"
     for i in (*lists.ids(), "03-02-05-01-02-01-18"):  # one song (vocal channel 02)
         _silence(AUDIO["ravdess"](audio, i))
@@ -285,7 +286,7 @@ def test_ravdess_songs_are_extra_rows_for_emobox_speech_only_lists(tmp_path):
 
 
 def test_recipe_dev_split_equals_emobox_recipe():
-    train = eb.shipped("emodb").folds["fold1"]["train"]
+    train = emobox_lists.shipped("emodb").folds["fold1"]["train"]
     for seed in (eb.RECIPE_SEED, 1234, 0):
         # EmoBox examples/sb/dataset_prepare.py: global random.seed, numpy positions, random.shuffle
         random.seed(seed)
@@ -323,7 +324,7 @@ def test_shipped_msp_podcast_without_its_train_list_asks_for_a_checkout():
 
 def test_corpus_without_shipped_lists_is_named():
     with pytest.raises(PublishedListError, match=r"no shipped EmoBox lists for 'savee' \(shipped: crema-d, emodb"):
-        eb.shipped("savee")
+        emobox_lists.shipped("savee")
 
 
 def test_from_dir_records_the_checkout_commit_but_not_an_enclosing_repository(tmp_path):
@@ -336,10 +337,10 @@ def test_from_dir_records_the_checkout_commit_but_not_an_enclosing_repository(tm
     git("init", "-q", ".", cwd=outer)
     git("add", "-A", cwd=outer)
     git("commit", "-qm", "project", cwd=outer)
-    assert "commit" not in eb.from_dir(checkout, "emodb").source  # the project's commit is not EmoBox's
+    assert "commit" not in emobox_lists.from_dir(checkout, "emodb").source  # the project's commit is not EmoBox's
     git("init", "-q", ".", cwd=checkout)
     git("add", "-A", cwd=checkout)
     git("commit", "-qm", "lists", cwd=checkout)
     head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    assert eb.from_dir(checkout, "emodb").source["commit"] == head
-    assert eb.from_dir(checkout / "data", "emodb").source["commit"] == head
+    assert emobox_lists.from_dir(checkout, "emodb").source["commit"] == head
+    assert emobox_lists.from_dir(checkout / "data", "emodb").source["commit"] == head

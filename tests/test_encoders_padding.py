@@ -153,6 +153,7 @@ def whisper_enc(tmp_path_factory):
 # hf, attention-mask encoders
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MASK_CASES)
 def test_hf_mask_batch_equals_single(hf_model, name):
     """A zero-padded, masked batch of clips of different lengths gives, frame for frame, what each
@@ -179,6 +180,7 @@ def test_hf_mask_batch_equals_single(hf_model, name):
             _close(b, s, f"{name} batched clip {k}")
 
 
+@pytest.mark.slow
 def test_hf_mask_default_normalise_from_preprocessor(hf_model):
     """preprocessor_config.json with do_normalize=true makes 'utterance' the default; none without."""
     assert hf_model("wav2vec2-layer")[1].default_normalise() == "utterance"
@@ -189,6 +191,7 @@ def test_hf_mask_default_normalise_from_preprocessor(hf_model):
 # hf, same-length encoders
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SAME_LENGTH_CASES)
 def test_hf_same_length_batch_equals_single(hf_model, name):
     """Equal-length clips batched give what each gives alone (atol=rtol=1e-4); a mixed-length
@@ -219,6 +222,7 @@ def test_hf_same_length_batch_equals_single(hf_model, name):
         _close(got[r], enc.encode([w])[0], f"{name} runner row {r}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SAME_LENGTH_CASES)
 def test_pack_never_mixes_lengths_for_same_length(hf_model, name):
     """pack_batches puts only clips of identical sample count in one batch for a same-length encoder
@@ -240,6 +244,7 @@ def test_pack_never_mixes_lengths_for_same_length(hf_model, name):
     assert len(mixed) == 1 and len({samples[r] for r in mixed[0].rows}) > 1
 
 
+@pytest.mark.slow
 def test_negative_control_group_norm_padding_changes_frames(hf_model):
     """Why same-length exists: a zero-padded group-norm wav2vec2 batch run through the raw model
     (no runner grouping) moves the short clip's valid frames by far more than the tolerance."""
@@ -259,6 +264,7 @@ def test_negative_control_group_norm_padding_changes_frames(hf_model):
         _close(hidden, alone)
 
 
+@pytest.mark.slow
 def test_negative_control_data2vec_mask_leaks(hf_model):
     """Why data2vec-audio needs emostore's re-zeroing hooks: transformers zeroes padded frames only
     before the first of its stacked positional convolutions, so the raw model (hooks inactive
@@ -283,6 +289,7 @@ def test_negative_control_data2vec_mask_leaks(hf_model):
 # hf Whisper (window padding)
 
 
+@pytest.mark.slow
 def test_whisper_batch_equals_single(whisper_enc):
     """Each clip is its own 30 s window padded as in training, so batching is exact
     (atol=rtol=1e-4); frames are ceil(samples / 320), layers = encoder_layers + 1."""
@@ -300,6 +307,7 @@ def test_whisper_batch_equals_single(whisper_enc):
         _close(b, s, f"whisper batched clip {k}")
 
 
+@pytest.mark.slow
 def test_whisper_clip_longer_than_30s(whisper_enc):
     """A 31.5 s clip is two windows: ceil(samples/320) = 1575 frames, the first 1500 equal the
     first 30 s encoded alone, the last 75 equal the remaining 1.5 s encoded alone; and a batch

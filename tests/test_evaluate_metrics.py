@@ -207,7 +207,7 @@ def test_cli_evaluate_end_to_end(label_set, tmp_path):
     preds.append(("x_other", [1, 0, 0, 0]))  # prediction for an excluded row: ignored
     pred = write_preds(tmp_path / "pred.jsonl", preds)
     runner = CliRunner()
-    res = runner.invoke(main, ["evaluate", str(pred), "--labels", str(out), "--json", "--bootstrap", "200",
+    res = runner.invoke(main, ["evaluate", str(pred), "--labels", str(out), "--json", "--n-boot", "200",
                                "--seed", "3"])
     assert res.exit_code == 0, res.output
     got = json.loads(res.output)
@@ -221,10 +221,10 @@ def test_cli_evaluate_end_to_end(label_set, tmp_path):
         assert v["ci_low"] <= v["value"] <= v["ci_high"]
     # same seed -> same CIs; the Python API agrees
     assert json.loads(runner.invoke(main, ["evaluate", str(pred), "--labels", str(out), "--json",
-                                           "--bootstrap", "200", "--seed", "3"]).output) == got
+                                           "--n-boot", "200", "--seed", "3"]).output) == got
     ev = evaluate_files(pred, out, n_boot=200, seed=3)
     assert ev.metrics["jsd"].ci_high == pytest.approx(got["jsd"]["ci_high"])
-    table = runner.invoke(main, ["evaluate", str(pred), "--labels", str(out), "--bootstrap", "50"])
+    table = runner.invoke(main, ["evaluate", str(pred), "--labels", str(out), "--n-boot", "50"])
     assert table.exit_code == 0 and "macro-F1" in table.output and "95% CI" in table.output
     assert "40 utterances scored, 2 excluded" in table.output
 

@@ -27,8 +27,8 @@ from emostore.store import StoreError
 
 from conftest import write_manifest, write_wav
 
-WHISPER = ExtractOptions(encoder="ct2-whisper", progress=False)
-FBANK = ExtractOptions(encoder="fbank", progress=False)
+WHISPER = ExtractOptions(encoder="ct2-whisper")
+FBANK = ExtractOptions(encoder="fbank")
 
 
 def _opts(base: ExtractOptions, **kw) -> ExtractOptions:
@@ -52,6 +52,7 @@ def whisper_store(tmp_path_factory, shortest_clips):
     return m, tmp / "s.zarr", s
 
 
+@pytest.mark.slow
 def test_whisper_store_holds_every_layer_in_manifest_order(whisper_store):
     m, path, summary = whisper_store
     assert (summary.extracted, summary.failed) == (8, 0)
@@ -74,6 +75,7 @@ def test_whisper_store_holds_every_layer_in_manifest_order(whisper_store):
     assert emostore.store.verify(fs, m) == []
 
 
+@pytest.mark.slow
 def test_batched_extraction_equals_one_at_a_time(whisper_store, tmp_path):
     """Tolerance: 1e-4 absolute on pooled float32 (CPU kernels may block a batch differently);
     frames are compared after the float16 cast, within one float16 step."""
@@ -86,6 +88,7 @@ def test_batched_extraction_equals_one_at_a_time(whisper_store, tmp_path):
                                    atol=2e-3, rtol=2e-3)
 
 
+@pytest.mark.slow
 def test_rerun_of_finished_store_does_no_encoder_work(whisper_store, monkeypatch):
     m, path, _ = whisper_store
     before = _arrays(path)
@@ -106,6 +109,7 @@ def test_rerun_of_finished_store_does_no_encoder_work(whisper_store, monkeypatch
         np.testing.assert_array_equal(before[k], after[k])
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_clean_run(tmp_path, shortest_clips):
     rows = [{"id": c.stem, "audio": str(c)} for c in shortest_clips]
     manifest = write_manifest(tmp_path / "m.jsonl", rows)
@@ -189,6 +193,7 @@ def test_upsampling_is_allowed_when_asked(tmp_path):
     assert emostore.store.open(tmp_path / "s.zarr").attrs["audio"]["allow_upsample"] is True
 
 
+@pytest.mark.slow
 def test_store_made_with_other_inputs_is_refused(small_manifest, tmp_path):
     m = load_manifest(small_manifest)
     extract(m, str(tmp_path / "s.zarr"), FBANK)
@@ -201,6 +206,7 @@ def test_store_made_with_other_inputs_is_refused(small_manifest, tmp_path):
     assert (tmp_path / "other" / "x.txt").read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_layer_subset_equals_those_layers_of_the_full_store(whisper_store, tmp_path):
     m, path, _ = whisper_store
     extract(m, str(tmp_path / "sub.zarr"), _opts(WHISPER, layers=[0, 4], frames=False))
@@ -236,6 +242,7 @@ def test_dataset_normalisation_uses_training_ids_and_is_recorded(small_manifest,
         extract(m, str(tmp_path / "t.zarr"), _opts(FBANK, normalise="dataset", norm_ids=["nope"]))
 
 
+@pytest.mark.slow
 def test_hdf5_export_import_round_trip_is_equal(whisper_store, tmp_path):
     _, path, _ = whisper_store
     runner_cli = CliRunner()
@@ -250,6 +257,7 @@ def test_hdf5_export_import_round_trip_is_equal(whisper_store, tmp_path):
     assert emostore.store.verify(fb) == []
 
 
+@pytest.mark.slow
 def test_verify_reports_overlapping_frames_and_wrong_manifest(whisper_store, tmp_path, small_manifest):
     _, path, _ = whisper_store
     import shutil
@@ -269,6 +277,7 @@ def test_verify_reports_overlapping_frames_and_wrong_manifest(whisper_store, tmp
     assert result.exit_code == 1 and "overlap" in result.output
 
 
+@pytest.mark.slow
 def test_store_info_json_summarises_the_store(whisper_store):
     _, path, _ = whisper_store
     result = CliRunner().invoke(main, ["store", "info", str(path), "--json"])
@@ -278,6 +287,7 @@ def test_store_info_json_summarises_the_store(whisper_store):
 
 
 
+@pytest.mark.slow
 def test_store_info_text_shows_the_summary(whisper_store):
     _, path, _ = whisper_store
     result = CliRunner().invoke(main, ["store", "info", str(path)])

@@ -13,7 +13,9 @@ from emostore.cli import main
 from emostore.extract.planning import ExtractOptions
 from emostore.extract.runner import extract
 from emostore.heads import HEADS, build_head
-from emostore.heads.train import TrainConfig, TrainError, class_balanced_weights, run
+from emostore.heads.config import TrainConfig, TrainError
+from emostore.heads.losses import class_balanced_weights
+from emostore.heads.train import run
 from emostore.labels.aggregate import aggregate_manifest, write_label_set
 from emostore.manifests import load_manifest
 
@@ -87,14 +89,11 @@ def real(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("heads")
     rows, fold = emodb_fold_rows()  # 18 train, 3 dev, 3 test clips
     mpath = write_manifest(tmp / "m.jsonl", rows)
-    extract(load_manifest(mpath), str(tmp / "s.zarr"), ExtractOptions(encoder="fbank", frames_dtype="float32",
-                                                                       progress=False))
-    extract(load_manifest(mpath), str(tmp / "nf.zarr"), ExtractOptions(encoder="fbank", frames=False,
-                                                                        progress=False))
+    extract(load_manifest(mpath), str(tmp / "s.zarr"), ExtractOptions(encoder="fbank", frames_dtype="float32"))
+    extract(load_manifest(mpath), str(tmp / "nf.zarr"), ExtractOptions(encoder="fbank", frames=False))
     records, meta = aggregate_manifest(mpath, "mr")
     # a multi-layer store (Whisper tiny.en: embeddings + 4 blocks) so the layer mix is really tested
-    extract(load_manifest(mpath), str(tmp / "w.zarr"), ExtractOptions(encoder="ct2-whisper", frames_dtype="float32",
-                                                                       progress=False))
+    extract(load_manifest(mpath), str(tmp / "w.zarr"), ExtractOptions(encoder="ct2-whisper", frames_dtype="float32"))
     write_label_set(tmp / "labels.jsonl", records, meta)
     (tmp / "part.json").write_text(json.dumps({"f1": fold}))
     return {"tmp": tmp, "store": str(tmp / "s.zarr"), "whisper": str(tmp / "w.zarr"), "nf": str(tmp / "nf.zarr"), "labels": str(tmp / "labels.jsonl"),
@@ -105,6 +104,7 @@ def _cfg(**kw):
     return TrainConfig(**{"head": "probe", "fold": "f1", "epochs": 6, "lr": 1e-2, "batch_size": 8, **kw})
 
 
+@pytest.mark.slow
 def test_fixture_is_real_and_disjoint(real):
     f = real["fold"]
     assert len(real["rows"]) >= 24 and all(f[p] for p in f)
@@ -113,6 +113,7 @@ def test_fixture_is_real_and_disjoint(real):
     assert {r["emotion"] for r in real["rows"] if r["id"] in f["train"]} == set(EMOTIONS.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", ["probe", "weighted-sum"])
 def test_cli_train_writes_a_run(real, head, tmp_path):
     out = tmp_path / head
@@ -138,6 +139,7 @@ def test_cli_train_writes_a_run(real, head, tmp_path):
         assert not (out / "layer_weights.json").exists()
 
 
+@pytest.mark.slow
 def test_same_seed_same_predictions(real, tmp_path):
     a = run(real["store"], real["labels"], real["part"], _cfg(head="ar-mlp", seed=7), tmp_path / "a")
     b = run(real["store"], real["labels"], real["part"], _cfg(head="ar-mlp", seed=7), tmp_path / "b")
@@ -147,6 +149,7 @@ def test_same_seed_same_predictions(real, tmp_path):
     assert not np.array_equal(a.test_probs, c.test_probs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store", ["store", "whisper"])
 def test_pooled_path_matches_frames_path(real, store, tmp_path):
     """DESIGN.md: a head exact on pooled features trains to the same model from pooled/mean as from frames."""
@@ -163,11 +166,13 @@ def test_pooled_path_matches_frames_path(real, store, tmp_path):
         assert len(p.layer_weights) == 5 and np.ptp(p.layer_weights) > 1e-3
 
 
+@pytest.mark.slow
 def test_emobox_trains_on_frames(real, tmp_path):
     res = run(real["store"], real["labels"], real["part"], _cfg(head="emobox", epochs=2, hidden=32), tmp_path / "e")
     assert res.features == "frames" and res.test_probs.shape == (len(real["fold"]["test"]), 3)
 
 
+@pytest.mark.slow
 def test_frames_head_on_pooled_only_store_says_how_to_reextract(real, tmp_path):
     r = CliRunner().invoke(main, ["train", "--store", real["nf"], "--labels", real["labels"], "--partition",
                                   real["part"], "--fold", "f1", "--head", "emobox", "--out", str(tmp_path / "x")])
@@ -177,6 +182,7 @@ def test_frames_head_on_pooled_only_store_says_how_to_reextract(real, tmp_path):
     assert res.features == "pooled"
 
 
+@pytest.mark.slow
 def test_missing_ids_are_named_and_excluded_rows_skipped(real, tmp_path):
     fold = {k: list(v) for k, v in real["fold"].items()}
     fold["test"].append("99z99Zz")
@@ -195,6 +201,7 @@ def test_missing_ids_are_named_and_excluded_rows_skipped(real, tmp_path):
     assert "99z99Zz" not in res.test_ids and res.record["skipped_excluded"]["test"] == 1
 
 
+@pytest.mark.slow
 def test_one_layer_heads_read_only_their_layer(real):
     """A frames source reading just the head's layer gives the logits of reading all five."""
     from emostore.heads.sources import FramesSource

@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO, write_manifest
+
+pytestmark = pytest.mark.slow  # real models, clusters or killed subprocesses: see README's development notes
 
 KILLED = 137
 

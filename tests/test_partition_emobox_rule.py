@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from emostore.cli import main
+from emostore.manifests import emobox_lists
 from emostore.manifests import emobox_published as published
 from emostore.manifests.adapters.base import get_adapter
 from emostore.manifests.partitions import PartitionError, make_partition
@@ -21,7 +22,7 @@ def emodb_rows(emodb_dir):
 
 def test_emobox_rule_on_real_emodb_is_the_published_five_folds(emodb_rows):
     p = make_partition("emodb", emodb_rows, "emobox")
-    lists = published.shipped("emodb")
+    lists = emobox_lists.shipped("emodb")
     assert list(p.folds) == list(lists.folds) and len(p.folds) == 5
     for name, fold in p.folds.items():
         assert fold["test"] == lists.folds[name]["test"] and len(fold["test"]) == 107

@@ -142,7 +142,7 @@ def test_interval_comes_from_the_environment_and_a_bad_value_is_refused(monkeypa
 
 @pytest.mark.parametrize("path", [("recipe",), ("extract",), ("train",), ("sweep",), ("relabel", "llm"),
                                   ("relabel", "embed")])
-def test_every_long_command_takes_quiet_and_still_accepts_no_progress(path):
+def test_every_long_command_takes_quiet_and_nothing_else_about_progress(path):
     from emostore.cli import main
 
     cmd = main
@@ -150,16 +150,22 @@ def test_every_long_command_takes_quiet_and_still_accepts_no_progress(path):
         cmd = cmd.commands[name]
     params = {p.name: p for p in cmd.params}
     assert params["quiet"].opts == ["--quiet", "-q"] and params["quiet"].is_flag
-    assert "--no-progress" in params["progress"].secondary_opts and params["progress"].hidden
+    assert "progress" not in params
 
 
-def test_no_progress_means_quiet_and_the_default_is_auto(monkeypatch):
+def test_quiet_means_quiet_and_the_default_is_auto(monkeypatch):
     import io
 
     from emostore.commands._progress import progress_factory
 
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal
+    assert progress_factory(False)(1, "x").mode == "lines"  # auto: lines off a terminal
+    assert progress_factory(True)(1, "x").mode == "quiet"
 
-    modes = {(q, p): progress_factory(q, p)(1, "x").mode for q in (False, True) for p in (None, True, False)}
-    assert modes[(False, None)] == modes[(False, True)] == "lines"  # auto: lines off a terminal
-    assert {modes[k] for k in modes if k[0] or k[1] is False} == {"quiet"}
+
+def test_a_bool_is_not_a_progress_factory():
+    from emostore.progress import as_factory
+
+    assert as_factory(None)(1, "x").mode == "quiet"
+    with pytest.raises(TypeError, match="a Progress factory"):
+        as_factory(True)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from emostore.cli import main
-from emostore.manifests.emobox_published import shipped
+from emostore.manifests.emobox_lists import shipped
 from emostore.store import open as open_store
 
 
+@pytest.mark.slow
 def test_recipe_runs_every_step_then_reuses_every_store_and_run(tmp_path):
     out = tmp_path / "r"
     args = ["recipe", "--encoder", "fbank", "--head", "probe", "--head", "weighted-sum", "--n-boot", "50",
@@ -45,6 +47,7 @@ def test_recipe_needs_corpus_and_root_together():
     assert res.exit_code == 2 and "give both CORPUS and ROOT, or neither" in res.output
 
 
+@pytest.mark.slow
 def test_recipe_on_a_corpus_root_of_the_users_resolves_every_audio_path(tmp_path):
     """CORPUS ROOT in the native layout: the manifest's relative audio paths must hold from OUT."""
     import shutil
@@ -66,6 +69,7 @@ def test_recipe_on_a_corpus_root_of_the_users_resolves_every_audio_path(tmp_path
     assert not list(out.glob(".staged-*"))
 
 
+@pytest.mark.slow
 def test_a_corpus_whose_every_clip_fails_stops_with_one_line_before_training(tmp_path):
     wav = tmp_path / "corpus" / "wav"
     wav.mkdir(parents=True)

@@ -11,9 +11,9 @@ from scipy.spatial.distance import jensenshannon
 
 from emostore.cli import main
 from emostore.labels.compare import compare, compare_files
-from emostore.labels.embed import EMO_SUPERB_CLASSES, EmbedRelabeler, SentenceEncoder, class_terms, relabel_manifest
+from emostore.labels.embed import EmbedRelabeler, SentenceEncoder, class_terms, relabel_manifest
 from emostore.labels.relabeled import Relabeling, meta_path, read_relabeling, relabel_row, write_relabeling
-from emostore.labels.votes import ClassSet, count_votes
+from emostore.labels.votes import EMO_SUPERB_CLASSES, ClassSet, count_votes
 
 CLASSES = EMO_SUPERB_CLASSES
 IDX = {c: i for i, c in enumerate(CLASSES)}
@@ -34,6 +34,7 @@ def _row(id, ratings, description=()):
             "description": list(description)}
 
 
+@pytest.mark.slow
 def test_encoder_is_sentence_transformers_recipe(encoder):
     e = encoder.encode(["furious", "angry", "calm"])
     assert np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
@@ -44,6 +45,7 @@ def test_encoder_is_sentence_transformers_recipe(encoder):
     assert len(encoder.sha256) == 64
 
 
+@pytest.mark.slow
 def test_descriptions_move_probability(relabeler):
     even = ["angry", "neutral", "sad", "happy"]
     rows = [_row("a", even, ["sounds furious and yelling"]), _row("n", even, ["calm, flat voice"]),
@@ -58,6 +60,7 @@ def test_descriptions_move_probability(relabeler):
     assert counts == {"embed": 2, "reference": 1, "no_votes": 0, "descriptions": 2}
 
 
+@pytest.mark.slow
 def test_blend_arithmetic_and_reference_rows(relabeler, encoder):
     row = _row("x", ["sad", "sad", "neutral", "angry"], ["sobbing quietly", "very down, tearful"])
     bare = _row("y", ["fear", "surprise", "frustrated"], [" ", ""])  # blank descriptions = none
@@ -142,6 +145,7 @@ def test_reader_accepts_label_sets_and_llm_rows(tmp_path):
         read_relabeling(bad)
 
 
+@pytest.mark.slow
 def test_cli_round_trip(tmp_path):
     rows = [
         _row("u1", ["neutral", "neutral", "angry"], ["sounds furious and yelling", "really mad"]),
@@ -153,7 +157,7 @@ def test_cli_round_trip(tmp_path):
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     runner = CliRunner()
     out = tmp_path / "embed.jsonl"
-    res = runner.invoke(main, ["relabel", "embed", str(manifest), "--out", str(out), "--no-progress"])
+    res = runner.invoke(main, ["relabel", "embed", str(manifest), "--out", str(out), "--quiet"])
     assert res.exit_code == 0, res.output
     assert "4 utterances (3 embed, 1 reference" in res.output
     written = [json.loads(line) for line in out.read_text().splitlines()]
@@ -167,7 +171,7 @@ def test_cli_round_trip(tmp_path):
 
     heavy = tmp_path / "heavy.jsonl"
     res = runner.invoke(main, ["relabel", "embed", str(manifest), "-o", str(heavy), "--weight", "0.5",
-                               "--no-progress"])
+                               "--quiet"])
     assert res.exit_code == 0, res.output
     res = runner.invoke(main, ["relabel", "compare", str(out), str(heavy), "--json"])
     assert res.exit_code == 0, res.output
@@ -185,6 +189,7 @@ def test_cli_round_trip(tmp_path):
     assert res.exit_code == 2
 
 
+@pytest.mark.slow
 def test_relabel_manifest_is_deterministic(tmp_path):
     manifest = tmp_path / "m.jsonl"
     manifest.write_text(json.dumps(_row("u1", ["sad"], ["crying", "very down"])) + "\n")

@@ -212,7 +212,7 @@ def test_cli_requests_output_and_meta(api, tmp_path, monkeypatch):
     out = tmp_path / "llm.jsonl"
     res = CliRunner().invoke(main, ["relabel", "llm", str(manifest), "--out", str(out), "--base-url", api.url,
                                     "--batch-size", "2", "--concurrency", "1", "--cache", str(tmp_path / "c.sqlite"),
-                                    "--no-progress"])
+                                    "--quiet"])
     assert res.exit_code == 0, res.output
     assert "6 llm" in res.output and KEY not in res.output
 
@@ -270,7 +270,7 @@ def test_cli_requests_output_and_meta(api, tmp_path, monkeypatch):
 def test_cache_second_run_sends_zero_requests(api, tmp_path, monkeypatch):
     manifest = write_manifest(tmp_path / "m.jsonl", rows())
     args = ["relabel", "llm", str(manifest), "--base-url", api.url, "--cache", str(tmp_path / "c.sqlite"),
-            "--no-progress"]
+            "--quiet"]
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     first = CliRunner().invoke(main, args + ["--out", str(tmp_path / "a.jsonl")])
     assert first.exit_code == 0, first.output
@@ -310,7 +310,7 @@ def test_prompt_file_and_custom_classes(api, tmp_path, monkeypatch):
     res = CliRunner().invoke(main, ["relabel", "llm", str(manifest), "--out", str(tmp_path / "o.jsonl"),
                                     "--base-url", api.url, "--classes", "angry,happy,neutral", "--model", "local",
                                     "--prompt-file", str(prompt), "--cache", str(tmp_path / "c.sqlite"),
-                                    "--no-progress"])
+                                    "--quiet"])
     assert res.exit_code == 0, res.output
     body = api.requests[0]
     assert body["model"] == "local" and body["messages"][0]["content"] == prompt.read_text()
@@ -400,7 +400,7 @@ def test_fatal_error_stops_keeps_done_and_hides_key(api, tmp_path, monkeypatch):
     out = tmp_path / "o.jsonl"
     res = CliRunner().invoke(main, ["relabel", "llm", str(manifest), "--out", str(out), "--base-url", api.url,
                                     "--batch-size", "2", "--concurrency", "1", "--cache", str(tmp_path / "c.sqlite"),
-                                    "--no-progress"])
+                                    "--quiet"])
     assert res.exit_code == 1
     assert "HTTP 401" in res.output and KEY not in res.output and "SECRET" not in res.output
     assert len(api.requests) == 2  # no third batch after the fatal error
@@ -463,7 +463,7 @@ def test_missing_key_is_one_clear_line(api, tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     manifest = write_manifest(tmp_path / "m.jsonl", rows())
     res = CliRunner().invoke(main, ["relabel", "llm", str(manifest), "--out", str(tmp_path / "o.jsonl"),
-                                    "--base-url", api.url, "--cache", str(tmp_path / "c.sqlite"), "--no-progress"])
+                                    "--base-url", api.url, "--cache", str(tmp_path / "c.sqlite"), "--quiet"])
     assert res.exit_code == 1 and "OPENAI_API_KEY is not set" in res.output
     assert len(res.output.strip().splitlines()) == 1 and api.requests == []
 

@@ -183,6 +183,7 @@ def _reference(local: str, ckpt, waves: list[np.ndarray]) -> list[torch.Tensor]:
 # extraction through `emostore extract` equals s3prl
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["apc", "wav2vec2-layer"])
 def test_extracted_store_equals_s3prl_hidden_states(s3prl_model, case, tmp_path, shortest_clips):
     """`emostore extract --encoder s3prl:NAME:CKPT` on real EmoDB clips stores, per clip and layer,
@@ -207,6 +208,7 @@ def test_extracted_store_equals_s3prl_hidden_states(s3prl_model, case, tmp_path,
         _close(torch.from_numpy(fs.frames(i)), ref, f"{case} clip {i}")
 
 
+@pytest.mark.slow
 def test_store_keeps_model_frames_not_s3prl_wrapper_repeats(s3prl_model):
     """s3prl's S3PRLUpstream pads a clip's layers to ceil(samples / 160) frames by repeating the
     last one; emostore keeps the frames the model yields (1 + (n - 400) // 160 for APC): equal to
@@ -226,6 +228,7 @@ def test_store_keeps_model_frames_not_s3prl_wrapper_repeats(s3prl_model):
         assert torch.equal(theirs[n_ours:], theirs[n_ours - 1 : n_ours].expand(theirs.shape[0] - n_ours, -1, -1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_frame_count_is_the_models_own(s3prl_model, case):
     """num_frames follows floor((n - R) / S) + 1 with the R each front end implies (Kaldi fbank
@@ -243,6 +246,7 @@ def test_frame_count_is_the_models_own(s3prl_model, case):
 # batching stays exact
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", MASK_CASES)
 def test_s3prl_mask_batch_equals_single(s3prl_model, case):
     """A mixed-length batch (both orders) gives, frame for frame, each clip's frames alone."""
@@ -257,6 +261,7 @@ def test_s3prl_mask_batch_equals_single(s3prl_model, case):
             _close(b, s, f"{case} batched clip {k}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", SAME_LENGTH_CASES)
 def test_s3prl_same_length_batch_equals_single_and_padding_leaks(s3prl_model, case):
     """Why these are same-length: s3prl's own padded batch moves the short clip's valid frames by
@@ -281,6 +286,7 @@ def test_s3prl_same_length_batch_equals_single_and_padding_leaks(s3prl_model, ca
         _close(got, enc.encode([rows[r]])[0], f"{case} runner row {r}")
 
 
+@pytest.mark.slow
 def test_hf_wav2vec2_custom_equals_hf_backend(tmp_path):
     """s3prl's transformers wav2vec 2.0 upstream (a local directory) gives the hf: backend's
     frames for the same clips, batched with a mask (layer-norm front end), atol=rtol=1e-4."""

@@ -19,7 +19,7 @@ from emostore.manifests import load_manifest
 from emostore.store import StoreError, hdf5
 from emostore.store import writer as store_writer
 
-FBANK = ExtractOptions(encoder="fbank", progress=False, block_rows=2, max_batch=1)
+FBANK = ExtractOptions(encoder="fbank", block_rows=2, max_batch=1)
 
 
 def _opts(**kw) -> ExtractOptions:

@@ -86,7 +86,7 @@ def test_cli_sweep_trains_every_head_records_failures_and_skips_done_runs(fbank_
             _bad_label_set(fbank_fold, tmp_path), "--partition", fbank_fold["part"], "--fold", "f1",
             "--head", "weighted-sum", "--head", "emobox", "--head", "ar-mlp", "--head", "probe",
             "--epochs", "2", "--lr", "0.01", "--batch-size", "8", "--hidden", "32", "--out", str(out),
-            "--jobs", "2", "--no-progress"]
+            "--jobs", "2", "--quiet"]
     r = CliRunner().invoke(main, args)
     # 4 heads x 2 label sets; the bad label set's 4 runs fail, are recorded, and the sweep exits 1
     # after finishing the rest
@@ -158,6 +158,7 @@ def test_a_label_set_regenerated_at_the_same_path_makes_new_runs(fbank_fold, tmp
     assert before != after
 
 
+@pytest.mark.slow
 def test_dask_cluster_gives_the_same_runs_as_local_processes(fbank_fold, tmp_path):
     """Determinism across executors: a Dask worker trains the same model as this process."""
     distributed = pytest.importorskip("distributed")

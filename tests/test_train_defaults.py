@@ -31,14 +31,14 @@ def demo_fbank(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("demo_fbank")
     build_manifest("emodb", bundled_root(), tmp / "m.jsonl")
     manifest = load_manifest(tmp / "m.jsonl")
-    extract(manifest, str(tmp / "s.zarr"), ExtractOptions(encoder="fbank", progress=False))
+    extract(manifest, str(tmp / "s.zarr"), ExtractOptions(encoder="fbank"))
     records, meta = aggregate_manifest(tmp / "m.jsonl", "mr")
     return tmp / "s.zarr", records, meta["classes"], make_partition("emodb", manifest, "emobox", allow_mismatch=True)
 
 
 @pytest.mark.parametrize("head", ["weighted-sum", "ar-mlp", "probe", "emobox"])
 def test_a_default_run_stops_at_its_dev_loss_minimum(demo_fbank, head):
-    from emostore.heads.train import train
+    from emostore.heads.loop import train
     from emostore.store import open as open_store
 
     store, records, classes, part = demo_fbank

@@ -12,7 +12,9 @@ import torch
 
 from emostore.evaluate import evaluate_files
 from emostore.heads.sources import FramesSource, epoch_order
-from emostore.heads.train import PRESETS, TrainConfig, TrainError, config_from, run, train
+from emostore.heads.config import PRESETS, TrainConfig, TrainError, config_from
+from emostore.heads.loop import train
+from emostore.heads.train import run
 from emostore.labels.aggregate import read_label_set
 from emostore.manifests.partitions import read_partition
 from emostore.store import open as open_store
@@ -195,7 +197,7 @@ def test_cli_evaluate_scores_a_runs_fold(fbank_fold, tmp_path):
 
     run(fbank_fold["store"], fbank_fold["labels"], fbank_fold["part"], _cfg(), tmp_path / "r")
     pred = str(tmp_path / "r" / "predictions.jsonl")
-    base = ["evaluate", pred, "--labels", fbank_fold["labels"], "--bootstrap", "0"]
+    base = ["evaluate", pred, "--labels", fbank_fold["labels"], "--n-boot", "0"]
     r = CliRunner().invoke(main, base)  # the label set covers the corpus, the run its fold
     assert r.exit_code == 1 and "have no prediction" in r.output
     r = CliRunner().invoke(main, base + ["--partition", fbank_fold["part"], "--fold", "f1", "--json"])

@@ -10,7 +10,9 @@ import torch
 from click.testing import CliRunner
 
 from emostore.cli import main
-from emostore.heads.train import TrainConfig, TrainError, run, train
+from emostore.heads.config import TrainConfig, TrainError
+from emostore.heads.loop import train
+from emostore.heads.train import run
 from emostore.labels.aggregate import read_label_set
 from emostore.manifests.partitions import read_partition
 from emostore.store import open as open_store
@@ -34,7 +36,7 @@ def _leaky(fbank_fold, tmp_path):
 def _args(fbank_fold, part, out):
     return ["train", "--store", fbank_fold["store"], "--labels", fbank_fold["labels"], "--partition", part,
             "--fold", "f1", "--head", "probe", "--epochs", "1", "--lr", "1e-2", "--no-tensorboard",
-            "--no-progress", "--out", str(out)]
+            "--quiet", "--out", str(out)]
 
 
 def test_fold_with_test_ids_in_train_or_dev_is_refused_naming_count_and_ids(fbank_fold, tmp_path):

@@ -7,7 +7,7 @@ a DataFrame, and returns a pandas DataFrame)::
 
     board = analysis.leaderboard("sweep/", metric="macro_f1")   # encoders × corpora, Average, Rank (complete rows)
     print(analysis.format_leaderboard(board, "md"))              # or "csv", "html"
-    cross = analysis.crossrule("sweep/", n_boot=1000)          # train rule × test rule, 95% CIs (long form)
+    cross = analysis.crossrule("sweep/")                        # train rule × test rule, 95% CIs (long form)
     analysis.matrices(cross)                                     # [(identity, train × test DataFrame)]
     w = analysis.layer_weights("sweep/")                         # weighted-sum weights per layer
     analysis.layer_weight_matrix(w)                              # heat-map data: model × layer

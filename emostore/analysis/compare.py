@@ -14,9 +14,10 @@ import pandas as pd
 from emostore.analysis.runs import AnalysisError
 from emostore.analysis.scoring import check_metric, fold_test_ids
 from emostore.evaluate import EvaluationError, evaluate_files, paired_bootstrap
+from emostore.evaluate.bootstrap import DEFAULT_BOOT
 
 
-def compare_predictions(pred_a, pred_b, labels, metric: str = "macro_f1", n_boot: int = 1000, seed: int = 0,
+def compare_predictions(pred_a, pred_b, labels, metric: str = "macro_f1", n_boot: int = DEFAULT_BOOT, seed: int = 0,
                         partition: str | None = None, fold: str | None = None) -> pd.DataFrame:
     """One row: ``metric``, ``a``, ``b``, ``delta``, ``ci_low``, ``ci_high`` (of delta), ``p_value``,
     ``n_boot``, ``n`` (utterances). ``partition`` and ``fold`` together restrict to that fold's test ids."""

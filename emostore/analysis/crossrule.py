@@ -26,6 +26,7 @@ import pandas as pd
 from emostore.analysis.formatting import html_table, markdown_table, with_ci
 from emostore.analysis.runs import AnalysisError, NoData, done_runs, rule_order, select_best
 from emostore.analysis.scoring import check_metric, fold_mean
+from emostore.evaluate.bootstrap import DEFAULT_BOOT
 from emostore.evaluate.protocols import definition
 
 SELECT = ("dev", "all")
@@ -57,7 +58,7 @@ def label_sets(runs: pd.DataFrame, overrides: dict[str, str] | None = None) -> d
     return out
 
 
-def crossrule(results, metric: str = "macro_f1", n_boot: int = 1000, seed: int = 0, select: str = "dev",
+def crossrule(results, metric: str = "macro_f1", n_boot: int = DEFAULT_BOOT, seed: int = 0, select: str = "dev",
               label_sets_by_rule: dict[str, str] | None = None, head: str | None = None) -> pd.DataFrame:
     """The cross-rule matrices in long form, one row per (model group, training rule, test rule).
 

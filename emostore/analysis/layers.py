@@ -21,6 +21,7 @@ import pandas as pd
 
 from emostore.analysis.runs import AnalysisError, NoData, done_runs, select_best, sort_keys
 from emostore.analysis.scoring import check_metric, fold_mean
+from emostore.evaluate.bootstrap import DEFAULT_BOOT
 
 KEYS = ["encoder", "corpus", "rule"]
 
@@ -92,7 +93,7 @@ def _probe_layer(run) -> int:
         raise AnalysisError(f"run {run.get('run_id')}: probe without a layer and no store layers in {rec}") from None
 
 
-def probe_curves(results, metric: str = "macro_f1", n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def probe_curves(results, metric: str = "macro_f1", n_boot: int = DEFAULT_BOOT, seed: int = 0) -> pd.DataFrame:
     """One row per (encoder, corpus, rule, layer) of the probe runs: ``value``, ``ci_low``, ``ci_high``,
     ``folds``, ``runs``, ``n`` (utterances), ``setting``; sorted by layer within each curve.
 

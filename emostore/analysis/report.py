@@ -30,6 +30,7 @@ from emostore.analysis.runs import (
 )
 from emostore.analysis.scoring import check_metric, confusion_matrix
 from emostore.evaluate import EvaluationError
+from emostore.evaluate.bootstrap import DEFAULT_BOOT
 from emostore.evaluate.files import LABELS
 from emostore.evaluate.protocols import definition, pick_metrics
 from emostore.outputs import write_text
@@ -234,7 +235,7 @@ def _failed_section(page: _Page, failed: pd.DataFrame) -> None:
     page.add('<div class="scroll">' + html_table(header, rows, caption, cls="wide") + "</div>")
 
 
-def write_report(results, out_dir: str | Path, metric: str | None = None, n_boot: int = 1000, seed: int = 0,
+def write_report(results, out_dir: str | Path, metric: str | None = None, n_boot: int = DEFAULT_BOOT, seed: int = 0,
                  title: str = "emostore sweep report", protocol: str | None = None, by=None) -> pd.DataFrame:
     """Write ``index.html`` and its tables, figures and ``summary.json`` to ``out_dir`` (module doc).
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from emostore.analysis.runs import AnalysisError
 from emostore.evaluate import EvaluationError, Evaluation, evaluate_files, percentile_ci, replicate_metrics
+from emostore.evaluate.bootstrap import DEFAULT_BOOT
 from emostore.evaluate.metrics import METRICS
 
 
@@ -74,7 +75,7 @@ def metric_values(runs: pd.DataFrame, metric: str) -> pd.Series:
     return values
 
 
-def fold_mean(runs: pd.DataFrame, metric: str, labels: str | None = None, n_boot: int = 1000,
+def fold_mean(runs: pd.DataFrame, metric: str, labels: str | None = None, n_boot: int = DEFAULT_BOOT,
               seed: int = 0) -> dict:
     """Metric of ``runs`` on ``labels`` averaged over seeds then folds, with its bootstrap CI (module doc).
 

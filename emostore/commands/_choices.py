@@ -39,16 +39,35 @@ def label_rules() -> RegistryChoice:
     return RegistryChoice("emostore.labels.aggregate", "RULES")
 
 
+class LibraryDefault:
+    """An option's default that is a library constant, imported only when the option is used or its
+    help is shown (so ``emostore --help`` imports no library stack, and the value is typed once)."""
+
+    def __init__(self, module: str, attr: str):
+        self.module, self.attr = module, attr
+
+    def __call__(self):
+        import importlib
+
+        return getattr(importlib.import_module(self.module), self.attr)
+
+    def __str__(self) -> str:  # what click shows as [default: ...]
+        return str(self())
+
+
+N_BOOT = LibraryDefault("emostore.evaluate.bootstrap", "DEFAULT_BOOT")
+
+
 def partition_rules() -> RegistryChoice:
     return RegistryChoice("emostore.manifests.partitions", "RULES")
 
 
 def presets() -> RegistryChoice:
-    return RegistryChoice("emostore.heads.train", "PRESETS")
+    return RegistryChoice("emostore.heads.config", "PRESETS")
 
 
 def feature_kinds() -> RegistryChoice:
-    return RegistryChoice("emostore.heads.train", "FEATURES")
+    return RegistryChoice("emostore.heads.config", "FEATURES")
 
 
 def shuffles() -> RegistryChoice:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from emostore.commands import _choices
+
 RESULTS = click.argument("results", type=click.Path(exists=True))
 METRIC_HELP = ("Metric: macro_f1 (EMO-SUPERB multi-label F1, share > 1/C) | ua | wa | macro_f1_single (argmax F1) "
                "| kld | jsd (kld, jsd: lower is better). Default: the --protocol's metrics (leaderboard, report: a "
@@ -50,7 +52,7 @@ BY_HELP = ("Columns added to each condition, comma-separated, from rule, head, f
 def _boot_options(minimum: int, help_text: str):
     def decorate(f):
         f = click.option("--seed", default=0, show_default=True, type=int, help="Bootstrap seed.")(f)
-        return click.option("--n-boot", default=1000, show_default=True, type=click.IntRange(minimum),
+        return click.option("--n-boot", default=_choices.N_BOOT, show_default=True, type=click.IntRange(minimum),
                             help=help_text)(f)
 
     return decorate

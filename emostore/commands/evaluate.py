@@ -6,13 +6,15 @@ import json
 
 import click
 
+from emostore.commands import _choices
+
 
 @click.command("evaluate")
 @click.argument("pred", type=click.Path(exists=True, dir_okay=False))
 @click.option("--labels", "labels_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Label set from `emostore labels aggregate` (its OUT.meta.json gives the class order).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
-@click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(0),
+@click.option("--n-boot", default=_choices.N_BOOT, show_default=True, type=click.IntRange(0),
               help="Bootstrap replicates (utterance resampling) for the 95% CIs; 0 = no CIs.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap draws.")
 @click.option("--partition", default=None, type=click.Path(exists=True, dir_okay=False),
@@ -28,13 +30,13 @@ def evaluate_cmd(pred, labels_path, as_json, n_boot, seed, partition, fold):
     an error. A run's predictions cover one fold's test part: give --partition and --fold.
     """
     from emostore.analysis.scoring import fold_test_ids
-    from emostore.evaluate import evaluate_files, format_table
+    from emostore.evaluate import evaluate_files, format_evaluation
 
     if (partition is None) != (fold is None):
         raise click.UsageError("give both --partition and --fold, or neither")
     ids = fold_test_ids(partition, fold) if partition else None
     ev = evaluate_files(pred, labels_path, n_boot=n_boot, seed=seed, ids=ids)
-    click.echo(json.dumps(ev.to_json()) if as_json else format_table(ev))
+    click.echo(json.dumps(ev.to_json()) if as_json else format_evaluation(ev))
 
 
 def register(group: click.Group) -> None:

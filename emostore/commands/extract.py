@@ -102,7 +102,7 @@ def _interrupted_exit(exc) -> int:
 
 @click.command(cls=LazyOptionsCommand, build=_options)
 @quiet_option
-def extract(manifest, out, layers, norm_ids, dry_run, quiet, progress, **options):
+def extract(manifest, out, layers, norm_ids, dry_run, quiet, **options):
     """Extract every layer's hidden states for MANIFEST into one feature store.
 
     MANIFEST is a JSONL/CSV file (rows with at least `id` and `audio`; relative audio paths are
@@ -116,7 +116,7 @@ def extract(manifest, out, layers, norm_ids, dry_run, quiet, progress, **options
     from emostore.manifests import load_manifest
 
     opts = ExtractOptions(
-        layers=parse_layers(layers), progress=progress_factory(quiet, progress),
+        layers=parse_layers(layers), progress=progress_factory(quiet),
         norm_ids=[line.strip() for line in norm_ids if line.strip()] if norm_ids else None, **options)
     m = load_manifest(manifest)
     try:

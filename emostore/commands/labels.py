@@ -61,7 +61,7 @@ def labels_stats(manifest, classes, as_json):
     target (ratings of excluded utterances, ratings disagreeing with a kept MR/PR label, ratings
     outside the class set).
     """
-    from emostore.labels.stats import PAPER_TABLE3_AVERAGE, format_table, manifest_loss_table
+    from emostore.labels.stats import PAPER_TABLE3_AVERAGE, format_losses, manifest_loss_table
 
     losses, cs = manifest_loss_table(manifest, _choices.class_list(classes))
     if as_json:
@@ -70,7 +70,7 @@ def labels_stats(manifest, classes, as_json):
                                "paper_table3_average_percent": PAPER_TABLE3_AVERAGE}, indent=1))
     else:
         click.echo(f"classes  {', '.join(cs.classes)}")
-        click.echo(format_table(losses))
+        click.echo(format_losses(losses))
 
 
 def register(group: click.Group) -> None:

@@ -28,10 +28,10 @@ from emostore.commands._progress import progress_factory, quiet_option
               help="emobox: use EmoBox's published folds restricted to the manifest when it lacks published ids "
                    "(on by default for the bundled subset).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Adapter option (see `manifest build`).")
-@click.option("--n-boot", default=1000, show_default=True, type=click.IntRange(0), help="Bootstrap replicates for the CIs.")
+@click.option("--n-boot", default=_choices.N_BOOT, show_default=True, type=click.IntRange(0), help="Bootstrap replicates for the CIs.")
 @quiet_option
 def recipe(corpus, root, encoders, rule, label_rules, heads, lrs, out, jobs, device, allow_mismatch, options, n_boot,
-           quiet, progress):
+           quiet):
     """Run everything: extract once, sweep heads from the store, write the report and a results table.
 
     With no CORPUS the recipe runs on the EmoDB subset bundled with emostore (135 real clips, all 10
@@ -51,7 +51,7 @@ def recipe(corpus, root, encoders, rule, label_rules, heads, lrs, out, jobs, dev
         label_rules=label_rules or ("mr",), heads=heads or DEFAULT_HEADS, lrs=lrs, jobs=jobs, device=device,
         allow_mismatch=allow_mismatch, n_boot=n_boot, adapter_options=parse_options(options),
     )
-    result = run_recipe(opts, log=lambda line: click.echo(line, err=True), progress=progress_factory(quiet, progress))
+    result = run_recipe(opts, log=lambda line: click.echo(line, err=True), progress=progress_factory(quiet))
     click.echo(format_summary(result.summary))
     click.echo(f"\nreport: {result.report}\ntable:  {result.out / 'summary.md'}")
 

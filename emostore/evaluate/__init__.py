@@ -4,7 +4,7 @@ Python API::
 
     from emostore.evaluate import evaluate_files, score_utterances, bootstrap_ci, paired_bootstrap
 
-    ev = evaluate_files("pred.jsonl", "labels/ar.jsonl", n_boot=1000, seed=0)
+    ev = evaluate_files("pred.jsonl", "labels/ar.jsonl", seed=0)  # n_boot: DEFAULT_BOOT replicates
     ev.metrics["macro_f1"].value, ev.metrics["macro_f1"].ci_low, ev.to_json()
 
     a = score_utterances(probs_a, train, test)     # arrays [n, C]
@@ -27,7 +27,7 @@ from emostore.evaluate.bootstrap import (
     percentile_ci,
     replicate_metrics,
 )
-from emostore.evaluate.files import Evaluation, evaluate_files, format_table, read_predictions
+from emostore.evaluate.files import Evaluation, evaluate_files, format_evaluation, read_predictions
 from emostore.evaluate.metrics import (
     EPS,
     HIGHER_IS_BETTER,
@@ -42,7 +42,7 @@ from emostore.evaluate.metrics import (
 
 __all__ = [
     "EPS", "HIGHER_IS_BETTER", "METRICS", "Estimate", "Evaluation", "EvaluationError", "PairedResult",
-    "UtteranceScores", "bootstrap_ci", "compute_metrics", "evaluate_arrays", "evaluate_files", "format_table",
+    "UtteranceScores", "bootstrap_ci", "compute_metrics", "evaluate_arrays", "evaluate_files", "format_evaluation",
     "kl_divergence", "paired_bootstrap", "percentile_ci", "read_predictions", "replicate_metrics",
     "score_utterances",
 ]

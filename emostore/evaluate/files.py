@@ -146,7 +146,7 @@ LABELS = {
 }
 
 
-def format_table(ev: Evaluation) -> str:
+def format_evaluation(ev: Evaluation) -> str:
     """The human-readable table of ``emostore evaluate``."""
     ci = ev.n_boot > 0
     width = max(len(v) for v in LABELS.values())

@@ -61,7 +61,7 @@ class ExtractOptions:
     workers: int = _ranged(2, 1, help="Audio decoding threads.")
     allow_all_failed: bool = False
     corpus: str | None = None
-    progress: object = None  # a Progress factory (emostore.progress); None/False: quiet, True: auto
+    progress: object = None  # a Progress factory (emostore.progress); None: quiet
     # Dask: run blocks on the cluster at `scheduler`, or on a local one of `processes` workers
     scheduler: str | None = None
     processes: int = _ranged(0, 0, help="Start a local Dask cluster of N worker processes (with --device cuda: "

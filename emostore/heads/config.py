@@ -2,7 +2,7 @@
 
 A config holds what changes a run's result (plus ``device``), so a sweep can hash it into a run
 id; how a run is executed (torch threads, the overlap permission) are arguments of
-:func:`emostore.heads.train.train` / :func:`~emostore.heads.train.run`, not settings.
+:func:`emostore.heads.loop.train` / :func:`~emostore.heads.train.run`, not settings.
 """
 
 from __future__ import annotations
@@ -65,11 +65,12 @@ def config_from(preset: str | None = None, **settings) -> TrainConfig:
     """A TrainConfig: the head's defaults, then a preset's values, then ``settings`` (None values are not settings)."""
     values: dict = {}
     if preset is not None:
-        if preset not in PRESETS:
+        if not isinstance(preset, str) or preset not in PRESETS:
             raise TrainError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
         values.update(PRESETS[preset])
     values.update({k: v for k, v in settings.items() if v is not None})
-    values = {**HEAD_DEFAULTS.get(values.get("head"), {}), **values}
+    head = values.get("head")
+    values = {**(HEAD_DEFAULTS.get(head, {}) if isinstance(head, str) else {}), **values}
     unknown = sorted(set(values) - set(TrainConfig.__dataclass_fields__))
     if unknown:
         raise TrainError(f"unknown training setting(s): {', '.join(unknown)}")

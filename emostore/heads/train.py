@@ -4,22 +4,29 @@ The pieces, one job each: :mod:`~emostore.heads.config` (settings, presets),
 :mod:`~emostore.heads.losses` (class-balanced soft cross-entropy), :mod:`~emostore.heads.data`
 (fold loading, dev hold-out, overlap refusal, feature source), :mod:`~emostore.heads.loop` (one
 run in memory: :func:`train`) and :mod:`~emostore.heads.artifacts` (the run folder's files).
-This module joins them into :func:`run` (files in, run folder out) and re-exports their names.
+This module joins them into :func:`run` (files in, run folder out); import each name from the
+module that defines it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from emostore.heads.artifacts import (  # noqa: F401
-    RUN_FORMAT, run_record, test_metrics, write_layer_weights, write_model, write_predictions,
-    write_run_json,
-)
-from emostore.heads.config import FEATURES, PRESETS, TrainConfig, TrainError, config_from  # noqa: F401
-from emostore.heads.data import FoldData, load_fold, make_source  # noqa: F401
-from emostore.heads.losses import class_balanced_weights, soft_cross_entropy  # noqa: F401
-from emostore.heads.loop import RunResult, train  # noqa: F401
+from emostore.heads.artifacts import run_record, write_layer_weights, write_model, write_predictions, write_run_json
+from emostore.heads.config import TrainConfig, TrainError
+from emostore.heads.loop import RunResult, train
 from emostore.outputs import ensure_folder
+
+
+def label_classes(records, meta: dict, where) -> list[str]:
+    """The label set's class names (``meta["classes"]``), else ``class0..`` for its target width."""
+    classes = meta.get("classes")
+    if classes:
+        return list(classes)
+    kept = next((r for r in records if r.train is not None), None)
+    if kept is None:
+        raise TrainError(f"{where}: every row is excluded")
+    return [f"class{j}" for j in range(len(kept.train))]
 
 
 def run(store: str, labels: str, partition: str, cfg: TrainConfig, out: str | Path, log=None,
@@ -37,12 +44,7 @@ def run(store: str, labels: str, partition: str, cfg: TrainConfig, out: str | Pa
 
     fs = open_store(store)
     records, meta = read_label_set(labels)
-    classes = meta.get("classes")
-    if not classes:
-        kept = next((r for r in records if r.train is not None), None)
-        if kept is None:
-            raise TrainError(f"{labels}: every row is excluded")
-        classes = [f"class{j}" for j in range(len(kept.train))]
+    classes = label_classes(records, meta, labels)
     part = read_for_training(partition)
     out = Path(out)
     ensure_folder(out)

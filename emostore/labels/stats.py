@@ -78,7 +78,8 @@ def manifest_loss_table(path: str | Path, classes: list[str] | None = None) -> t
     return loss_table(m.rows, cs), cs
 
 
-def format_table(losses: list[RuleLoss], paper: bool = True) -> str:
+def format_losses(losses: list[RuleLoss], paper: bool = True) -> str:
+    """The rules' data and rating losses as ``emostore labels stats`` prints them (the paper's Table 3)."""
     if losses and not has_per_rater_ratings(losses):
         return (f"no per-rater ratings: each of the {losses[0].utterances} utterances has at most one label, so MR, "
                 "PR and AR keep the same data and lose nothing; the rules' losses (the all-inclusive-rule paper's "

@@ -23,10 +23,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from emostore.manifests.emobox_lists import (  # noqa: F401  (this module's API since it was one file)
-    EMOBOX_NAMES, FORMAT, PUBLISHED_PARTS, REPOSITORY, PublishedListError, PublishedLists, decode, encode, from_dir,
-    key_to_id, names, pack, shipped, shipped_corpora,
-)
+from emostore.manifests.emobox_lists import PublishedListError, PublishedLists, from_dir, names, shipped
 
 # EmoBox recipe (examples/sb/dataset_prepare.py with hparams/*.yaml): split_ratio [0.8, 0.2], seed 1993.
 RECIPE_SEED = 1993

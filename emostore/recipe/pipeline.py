@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from emostore.errors import EmostoreError
+from emostore.evaluate.bootstrap import DEFAULT_BOOT
 from emostore.outputs import write_bytes, write_text
 
 DEFAULT_ENCODERS = ("ct2-whisper", "fbank")
@@ -51,7 +52,7 @@ class RecipeOptions:
     jobs: int = 1
     device: str = "cpu"
     allow_mismatch: bool | None = None  # None: only for the bundled subset (a subset of EmoBox's lists)
-    n_boot: int = 1000
+    n_boot: int = DEFAULT_BOOT
     protocol: str | None = None  # None: emobox for EmoBox partitions, else emo-superb
     adapter_options: dict = field(default_factory=dict)
 
@@ -271,7 +272,7 @@ class Recipe:
         return RecipeResult(self.out, self.steps, table, report)
 
 
-def summary_table(sweep, n_boot: int = 1000, seed: int = 0):
+def summary_table(sweep, n_boot: int = DEFAULT_BOOT, seed: int = 0):
     """Encoder × head (× label rule): the dev-selected setting's test metrics over folds with 95 % CIs.
 
     Per (encoder, corpus, rule, head) the setting with the lowest mean dev loss is kept (a probe's

@@ -1,7 +1,7 @@
 """Sweep specifications: a TOML/YAML file and/or CLI values expanded into a list of runs.
 
 A specification is a mapping of settings: ``store``, ``labels``, ``partition`` (inputs) and every
-:class:`~emostore.heads.train.TrainConfig` field (``head``, ``layer``, ``lr``, ``hidden``, ``beta``,
+:class:`~emostore.heads.config.TrainConfig` field (``head``, ``layer``, ``lr``, ``hidden``, ``beta``,
 ``fold``, ``seed``, ``epochs``, ``preset``...). A **list value is a grid axis**: the runs are the
 Cartesian product of all axes. ``[[runs]]`` (TOML) / ``runs:`` (YAML) entries are sub-specifications,
 each merged over the top-level settings and expanded the same way (a list form, or several grids
@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from emostore.heads.heads import LAYERED, HeadError
-from emostore.heads.train import TrainConfig, TrainError, config_from
+from emostore.heads.config import TrainConfig, TrainError, config_from
 from emostore.errors import EmostoreError
 from emostore.provenance import file_sha256
 from emostore.store import urls
@@ -182,7 +182,7 @@ def _make_run(settings: dict, stored_layers) -> list[RunSpec]:
         raise SweepError("every run needs a head (or a preset naming one)")
     try:
         base = config_from(**dict(settings, layer=None))  # the settings' types and ranges, once
-    except (TrainError, HeadError, TypeError) as exc:
+    except (TrainError, HeadError) as exc:
         raise SweepError(str(exc)) from None
     layers = [settings.get("layer")]
     if base.head in LAYERED:

@@ -42,7 +42,8 @@ class SweepSummary:
 
 def run_one(spec: dict, run_dir: str, threads: int = 0) -> dict:
     """Train one run into ``run_dir``; never raises: a failure is written to error.json."""
-    from emostore.heads.train import TrainConfig, run
+    from emostore.heads.config import TrainConfig
+    from emostore.heads.train import run
 
     t0 = time.perf_counter()
     if threads:

@@ -21,9 +21,8 @@ from pathlib import Path
 from emostore.errors import EmostoreError
 from emostore.labels.llm.cache import AnswerCache
 from emostore.labels.llm.items import apply_answers, build_items, cached_answers
-from emostore.labels.llm.meta import redact_url, run_meta  # noqa: F401  (redact_url: part of this module's API)
+from emostore.labels.llm.meta import run_meta
 from emostore.labels.llm.prompt import DEFAULT_CLASSES, default_prompt, prompt_sha256
-from emostore.labels.llm.transport import RESPONSE_FORMAT  # noqa: F401
 from emostore.labels.llm.worker import Worker
 from emostore.labels.relabeled import meta_path, write_relabeling
 from emostore.labels.votes import class_set

@@ -65,12 +65,14 @@ def normalise_corpus(corpus: str) -> str:
 
 
 def _class_map_version(corpus: str) -> str | None:
-    try:
-        from emostore.manifests.adapters.base import get_adapter
+    """The corpus adapter's class-map version; None for a corpus without an adapter (optional metadata)."""
+    from emostore.manifests.adapters.base import AdapterError, get_adapter
 
-        return get_adapter(corpus).class_map.version
-    except Exception:  # optional metadata: no adapter (yet) for this corpus, or adapters not importable
+    try:
+        adapter = get_adapter(corpus)
+    except AdapterError:
         return None
+    return adapter.class_map.version
 
 
 def make_partition(corpus: str, manifest, rule: str, seed: int | None = None, class_map_version: str | None = None,

@@ -84,7 +84,7 @@ def _speaker_groups(counts: Counter, k: int) -> list[list[str]]:
     return sorted(groups, key=lambda g: min(g))  # fold order: by each group's first speaker id
 
 
-def emobox(rows, seed: int = 0, corpus: str | None = None) -> Partition:
+def emobox_rule(rows, seed: int = 0, corpus: str | None = None) -> Partition:
     """EmoBox's rule for any manifest (see the module docstring and docs/partitions.md)."""
     rows = rows_of(rows)
     by_id = {str(r["id"]): r for r in rows}
@@ -133,4 +133,4 @@ def emobox(rows, seed: int = 0, corpus: str | None = None) -> Partition:
 
 @register_rule("emobox-rule")
 def _make(corpus: str, rows: list[dict], seed: int) -> Partition:
-    return emobox(rows, seed=seed, corpus=corpus)
+    return emobox_rule(rows, seed=seed, corpus=corpus)
