@@ -18,7 +18,7 @@ from emostore.manifests.adapters.base import adapters
 from emostore.manifests.emobox_published import PublishedListError, PublishedLists
 from emostore.manifests.partitions import PartitionError
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from conftest import CREMA, need_data, need_full_emodb
 
 # EmoBox's key and wav path for an emostore id, per corpus (as in EmoBox's data/*.jsonl).
 WAV = {
@@ -52,10 +52,7 @@ def adapter_rows(corpus: str, root: Path, **options) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def emodb_rows() -> list[dict]:
-    root = SHARED / "emodb"
-    if not root.is_dir():
-        pytest.fail(f"real test data missing: {root}")
-    return adapter_rows("emodb", root)
+    return adapter_rows("emodb", need_full_emodb().parent)  # the published lists name all 535 clips
 
 
 def assert_published(folds: dict, lists: PublishedLists) -> None:
@@ -194,10 +191,7 @@ def test_real_emodb_manifest_gets_the_published_folds_exactly(emodb_rows):
 
 
 def test_real_crema_d_rating_manifest_matches_the_published_list():
-    root = SHARED / "crema-d"
-    if not root.is_dir():
-        pytest.fail(f"real test data missing: {root}")
-    rows = adapter_rows("crema-d", root)
+    rows = adapter_rows("crema-d", need_data(CREMA, "CREMA-D's rating tables"))
     folds, meta = eb.build_folds("cremad", rows)
     assert_published(folds, eb.shipped("crema-d"))
     emo = Counter(i.split("_")[2] for i in folds["fold1"]["test"])

@@ -31,7 +31,7 @@ from emostore.analysis.runs import (
 from emostore.analysis.scoring import check_metric, confusion_matrix
 from emostore.evaluate import EvaluationError
 from emostore.evaluate.files import LABELS
-from emostore.evaluate.protocols import definition, pick_metrics
+from emostore.evaluate.protocols import definition, pick_metrics, protocol_for_labels
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
@@ -238,11 +238,15 @@ def write_report(results, out_dir: str | Path, metric: str | None = None, n_boot
     """Write ``index.html`` and its tables, figures and ``summary.json`` to ``out_dir`` (module doc).
 
     ``results``: a sweep directory, its results.sqlite or the table as a DataFrame. ``metric``: one
-    metric; without it the ``protocol``'s metrics (default EMO-SUPERB: ``macro_f1``), one
+    metric; without it the ``protocol``'s metrics (default: by the runs' label sets,
+    :func:`~emostore.evaluate.protocols.protocol_for_labels`), one
     leaderboard each, the first (primary) also for the cross-rule matrices and probe curves.
     ``by``: extra condition columns of the leaderboard (e.g. ``["head"]``). Returns the files
     written (``path``, ``bytes``), ``index.html`` last.
     """
+    all_runs = load_runs(results)
+    if metric is None and protocol is None:
+        protocol = protocol_for_labels(all_runs["labels"].tolist())
     try:
         metrics = pick_metrics(metric, protocol)
     except EvaluationError as exc:
@@ -250,7 +254,6 @@ def write_report(results, out_dir: str | Path, metric: str | None = None, n_boot
     metric = check_metric(metrics[0])
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    all_runs = load_runs(results)
     runs = done_runs(all_runs)
     failed = failed_runs(all_runs)
     page = _Page(out)

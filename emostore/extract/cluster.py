@@ -211,7 +211,10 @@ def run_on_cluster(manifest, encoder, layers, policy, writer, plan, opts, out, c
     extracted = failed_total = 0
     enc_time = 0.0
     bar = as_factory(opts.progress)(round(plan.audio_seconds, 1), "extract", "audio-s", unit_scale=True)
-    with _client_or(client, opts) as cl:
+    with _client_or(client, opts) as cl, cl.as_current():
+        # distributed.wait() waits through the *current* client: without as_current() a caller's
+        # other client (e.g. one a test or notebook opened first) would wait on futures it does not
+        # own, never see them finish and poll forever at ~0 CPU
         from distributed import wait
 
         futures = {cl.submit(run_block, job, pure=False, key=f"emostore-block-{job.first_row}-{os.getpid()}"
