@@ -448,7 +448,8 @@ def test_cli_leaderboard_crossrule_layers_compare(sweep, tmp_path):
     got = json.loads(res.output)
     ids = sweep["folds"]["f1"]["test"]
     ref = paired_bootstrap(evaluate_files(a, sweep["labels"]["mr"], 0, ids=ids).scores,
-                           evaluate_files(b, sweep["labels"]["mr"], 0, ids=ids).scores, "macro_f1", 300, 5)
+                           evaluate_files(b, sweep["labels"]["mr"], 0, ids=ids).scores, "ua", 300, 5)
+    assert got["metric"] == "ua"  # a single-label label set: UA by default
     assert got["p_value"] == ref.p_value and got["delta"] == pytest.approx(ref.delta) and got["n"] == 3
     res = cli.invoke(main, [*args[:-4], "--metric", "nope", "--partition", sweep["part"], "--fold", "f1"])
     assert res.exit_code == 1 and "unknown metric 'nope'" in res.output
@@ -468,7 +469,15 @@ def test_report_cli_end_to_end_in_headless_chromium(sweep, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["runs"] == {"done": 30, "failed": 1} and summary["rules"] == list(RULES)
     assert summary["crossrule_matrices"] == 3 and summary["layer_weights"] == 6
-    assert [r["encoder"] for r in summary["leaderboard"]] == list(analysis.leaderboard(sweep["dir"]).index)
+    assert summary["metric"] == "ua" and summary["protocol"] == "emobox"  # EmoDB's label sets are single-label
+    assert [r["encoder"] for r in summary["leaderboard"]] == list(analysis.leaderboard(sweep["dir"], "ua").index)
+    # the layer tables are the ones `emostore layers` writes (one writer); single-layer fbank is in the
+    # weights table but gets no heat-map row
+    layers = tmp_path / "layers"
+    assert CliRunner().invoke(main, ["layers", str(sweep["dir"]), "--n-boot", "100", "--out", str(layers)]).exit_code == 0
+    for name in ("layers.csv", "layer_matrix.csv", "probes.csv"):
+        assert (layers / name).read_text() == (out / name).read_text(), name
+    assert "fbank" in (out / "layers.csv").read_text() and "fbank" not in (out / "layer_matrix.csv").read_text()
     page = (out / "index.html").read_text()
     assert not re.search(r"(https?:)?//[a-z]", page.replace("file://", ""))  # no network URL
     assert "<script src" not in page
@@ -628,7 +637,7 @@ def test_layer_weight_figures_are_per_encoder_and_skip_single_layer_encoders(swe
 
 def test_protocol_picks_the_metrics_and_every_table_names_its_definition(sweep):
     from emostore.evaluate.metrics import METRICS
-    from emostore.evaluate.protocols import DEFINITIONS, PROTOCOLS, pick_metrics
+    from emostore.evaluate.protocols import DEFINITIONS, PROTOCOLS, pick_metrics, protocol_for_labels
 
     assert set(DEFINITIONS) == set(METRICS) and all(m in METRICS for ms in PROTOCOLS.values() for m in ms)
     assert pick_metrics() == ("macro_f1",) and pick_metrics(protocol="emobox") == ("ua", "wa", "macro_f1_single")
@@ -644,7 +653,11 @@ def test_protocol_picks_the_metrics_and_every_table_names_its_definition(sweep):
         ref = analysis.leaderboard(sweep["dir"], m)
         got = back[back["metric"] == m].set_index("encoder")["emodb/mr"]
         np.testing.assert_allclose(got.loc[ref.index], ref["emodb/mr"], rtol=1e-12)
-    md = cli.invoke(main, ["leaderboard", str(sweep["dir"])]).output
+    # without --protocol the label sets decide: EmoDB's are single-label, so EmoBox's UA leads
+    assert cli.invoke(main, ["leaderboard", str(sweep["dir"])]).output == \
+        cli.invoke(main, ["leaderboard", str(sweep["dir"]), "--protocol", "emobox"]).output
+    assert protocol_for_labels(sweep["labels"].values()) == "emobox"
+    md = cli.invoke(main, ["leaderboard", str(sweep["dir"]), "--protocol", "emo-superb"]).output
     assert md.startswith("**macro-F1 (multi-label, share > 1/C)**")
     assert "macro-F1, multi-label (EMO-SUPERB): a class is on where its share > 1/C" in md
     md = cli.invoke(main, ["leaderboard", str(sweep["dir"]), "--protocol", "emobox"]).output

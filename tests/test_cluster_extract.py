@@ -75,11 +75,10 @@ def s3(tmp_path_factory):
     port = _free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    # a request the server never answers fails within a minute (botocore's default: 60 s read
-    # timeout x 5 attempts x s3fs's 5 retries, ~25 min of waiting at 0 CPU) - in this process and
-    # in the worker processes, which read FSSPEC_S3 when they import fsspec
-    bounded = {"config_kwargs": {"connect_timeout": 10, "read_timeout": 30, "retries": {"max_attempts": 2}},
-               "retries": 2}
+    # a request the server never answers fails within a minute or two (botocore's default: 60 s
+    # read timeout x 5 attempts, each retried again by s3fs: tens of minutes at 0 CPU) - in this
+    # process and in the worker processes, which read FSSPEC_S3 when they import fsspec
+    bounded = {"config_kwargs": {"connect_timeout": 10, "read_timeout": 30, "retries": {"max_attempts": 2}}}
     env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "FSSPEC_S3": json.dumps(bounded)}
     import fsspec.config

@@ -154,42 +154,18 @@ def layers_cmd(results, metric, protocol, n_boot, seed, out):
     std over folds and seeds). Probe curves: the metric of a linear probe on each layer, with 95%
     bootstrap CIs. Either part may be absent; at least one must be there.
     """
-    from emostore.analysis import NoData, layer_weight_matrix, layer_weights, probe_curves
-    from emostore.analysis import plots
+    from emostore.analysis.layer_files import layer_analysis, write_layer_files
 
-    parts, missing = {}, []
-    try:
-        w = layer_weights(results)
-        parts["layers.csv"] = w
-        parts["layer_matrix.csv"] = layer_weight_matrix(w)
-    except NoData as exc:
-        missing.append(str(exc))
-    try:
-        parts["probes.csv"] = probe_curves(results, _metrics(metric, protocol, results)[0], n_boot=n_boot, seed=seed)
-    except NoData as exc:
-        missing.append(str(exc))
-    if not parts:
-        raise NoData("; ".join(missing))
-    for note in missing:
+    la = layer_analysis(results, _metrics(metric, protocol, results)[0], n_boot=n_boot, seed=seed)
+    for note in la.notes:
         click.echo(f"note: {note}", err=True)
     if out is None:
-        for name, df in parts.items():
-            click.echo(f"# {name[:-4]}\n{df.to_string()}\n")
+        for name, df in (("layers", la.weights), ("layer_matrix", la.matrix), ("probes", la.probes)):
+            if df is not None:
+                click.echo(f"# {name}\n{df.to_string()}\n")
         return
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, df in parts.items():
-        (folder / name).write_text(df.to_csv(index=name == "layer_matrix.csv"), encoding="utf-8")
-        written.append(folder / name)
-    if "layers.csv" in parts:
-        figures, single = plots.layer_weights_plots(parts["layers.csv"], folder / "layer-weights")
-        written += [p for paths in figures.values() for p in paths]
-        written += plots.layer_heatmap(parts["layer_matrix.csv"], folder / "layer-heatmap")
-        for enc in single:
-            click.echo(f"note: {enc} has a single layer (weight 1 by construction): no layer-weight figure", err=True)
-    if "probes.csv" in parts:
-        written += plots.probe_curves_plot(parts["probes.csv"], folder / "probe-curves")
+    write_layer_files(la, out, out)
+    written = [*la.tables.values(), *(p for paths in la.figures.values() for p in paths)]
     click.echo("\n".join(str(p) for p in written))
 
 

@@ -15,7 +15,7 @@ drawn multiset. Because each metric is a function of per-utterance sums
   metrics, so ``delta > 0`` always means A is better). The one-sided p-value for "A is better than
   B" counts the replicates where A is *not* better, ties half, with the observed sample as one more
   (Davison & Hinkley 1997, eq. 4.11): ``p = (1 + #(delta < 0) + #(delta == 0) / 2) / (n_boot + 1)``.
-  Identical runs give exactly 0.5; a run that is better in every replicate gets the smallest value
+  Identical runs give (1 + B/2) / (B + 1), about 0.5; a run better in every replicate gets the smallest value
   ``n_boot`` replicates can give, ``1 / (n_boot + 1)`` (never 0: :func:`format_p` prints it as a bound).
 """
 
