@@ -105,12 +105,18 @@ def s3(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster(s3, tmp_path_factory):
-    """A LocalCluster of 2 single-threaded worker processes (started after the S3 env is set)."""
+    """A LocalCluster of 2 single-threaded worker processes (started after the S3 env is set).
+
+    A killed worker's nanny restarts it; LocalCluster drops that nanny for good when the restarted
+    worker takes longer than ``lost-worker-timeout`` (15 s) to register, which on a loaded machine
+    it does: two kills later the cluster had no worker and the tests waited forever. The tests
+    kill workers on purpose, so they give restarts all the time they need."""
+    import dask
     from distributed import Client, LocalCluster
 
     hook_dir = tmp_path_factory.mktemp("hook")
     (hook_dir / "emostore_test_hook.py").write_text(f"HOOK_CONF = {str(hook_dir / 'hook.json')!r}\n" + HOOK)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+    with dask.config.set({"distributed.deploy.lost-worker-timeout": "1 hour"}), LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       preload=[str(hook_dir / "emostore_test_hook.py")]) as lc, Client(lc) as client:
         yield {"address": lc.scheduler_address, "client": client, "hook": hook_dir}
 
@@ -157,6 +163,17 @@ def test_cluster_run_with_a_killed_worker_equals_the_single_process_store(fbank_
     assert _dead(pid), "the hooked worker should have died mid-block"
     assert (s.extracted, s.failed) == (len(m), 0)
     _assert_same_store(fbank_fold["store"], str(tmp_path / "c.zarr"))
+
+
+def test_a_cluster_without_workers_stops_with_one_error_instead_of_waiting(fbank_fold, tmp_path, monkeypatch):
+    from distributed import LocalCluster
+
+    from emostore.extract import cluster as cluster_mod
+
+    monkeypatch.setattr(cluster_mod, "WORKERLESS_S", 2.0)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as lc:
+        with pytest.raises(cluster_mod.ClusterError, match=r"no worker for 2 s with \d+ blocks still to run"):
+            extract(load_manifest(fbank_fold["manifest"]), str(tmp_path / "none.zarr"), _opts(lc.scheduler_address))
 
 
 def test_s3_store_from_the_cluster_equals_the_local_one_and_trains_the_same_head(fbank_fold, cluster, s3, tmp_path):

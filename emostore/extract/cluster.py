@@ -72,6 +72,11 @@ _ENCODERS: dict[tuple[str, str], object] = {}
 # A finished block whose shared shard still waits for a neighbour is written into it (a
 # read-modify-write) and committed after this many seconds.
 SHARED_WAIT_S = 10.0
+# A cluster with no worker at all for this long stops the run with an error instead of waiting
+# forever (Dask's LocalCluster drops a dead worker's nanny for good when its restart takes longer
+# than `distributed.deploy.lost-worker-timeout`, 15 s: on a loaded machine a killed worker can
+# leave a cluster with none, and the blocks would wait at 0 CPU).
+WORKERLESS_S = 300.0
 
 
 def worker_device(device: str, worker_name) -> str:
@@ -210,6 +215,7 @@ def run_on_cluster(manifest, encoder, layers, policy, writer, plan, opts, out, c
     finished: dict[int, BlockResult] = {}
     extracted = failed_total = 0
     enc_time = 0.0
+    workerless_since = None
     bar = as_factory(opts.progress)(round(plan.audio_seconds, 1), "extract", "audio-s", unit_scale=True)
     with _client_or(client, opts) as cl, cl.as_current():
         # distributed.wait() waits through the *current* client: without as_current() a caller's
@@ -251,8 +257,13 @@ def run_on_cluster(manifest, encoder, layers, policy, writer, plan, opts, out, c
                     extracted += sum(len(d.rows) - len(d.failed) for d in ready)
                     failed_total += sum(len(d.failed) for d in ready)
                     enc_time += sum(d.encode_seconds for d in ready)
-                bar.update(0, postfix=f"{len(cl.scheduler_info().get('workers', {}))} workers, "
-                                      f"{failed_total} failed")
+                n_workers = len(cl.scheduler_info().get("workers", {}))
+                bar.update(0, postfix=f"{n_workers} workers, {failed_total} failed")
+                workerless_since = None if n_workers else (workerless_since or time.monotonic())
+                if futures and workerless_since is not None and time.monotonic() - workerless_since > WORKERLESS_S:
+                    raise ClusterError(
+                        f"the Dask cluster has had no worker for {WORKERLESS_S:.0f} s with {len(futures)} blocks "
+                        "still to run; finished blocks are kept, start workers and re-run to resume")
         finally:
             for fut in futures:
                 fut.cancel()
