@@ -57,6 +57,23 @@ def emodb_clips(pattern: str = "*") -> list[Path]:
     return sorted(EMODB.glob(pattern + EMODB_SUFFIX))
 
 
+def _package_files() -> dict[str, tuple[int, int]]:
+    """(size, mtime) of every file of the package (bytecode caches aside)."""
+    pkg = REPO / "emostore"
+    return {str(p.relative_to(pkg)): (p.stat().st_size, p.stat().st_mtime_ns) for p in pkg.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def package_folder_untouched():
+    """The suite writes only to temporary folders: the package (and its bundled data) stays as it was."""
+    before = _package_files()
+    yield
+    after = _package_files()
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"tests wrote into the package folder: {', '.join(changed[:10])}"
+
+
 @pytest.fixture(scope="session")
 def emodb_dir() -> Path:
     """An EmoDB ``wav/`` folder: the full corpus if present, else the bundled 135-clip subset."""
@@ -100,7 +117,7 @@ def spoken_sentence(tmp_path_factory) -> tuple[Path, str]:
         pytest.fail("espeak-ng is required for the Whisper decoding test (apt-get install espeak-ng)")
     text = "Please call me tomorrow morning about the meeting with my family"
     out = tmp_path_factory.mktemp("speech") / "sentence.wav"
-    subprocess.run([exe, "-v", "en-us", "-s", "140", "-w", str(out), text], check=True)
+    subprocess.run([exe, "-v", "en-us", "-s", "140", "-w", str(out), text], check=True, timeout=60)
     return out, text
 
 

@@ -29,7 +29,7 @@ moto_server = pytest.importorskip("moto.server")
 s3fs = pytest.importorskip("s3fs")
 
 # each test starts a Dask cluster, an S3 server or a subprocess: a hang fails it with a message
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(600)
 
 NODES = ("ids", "num_frames", "offsets", "done", "pooled/mean", "frames")
 
@@ -221,7 +221,7 @@ def test_s3_extraction_killed_mid_run_resumes_to_the_same_store(fbank_fold, clus
                 break
         time.sleep(0.1)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc.wait(timeout=60)
     Path(conf["release"]).touch()
     assert proc.returncode == -signal.SIGKILL and 8 <= done < len(fbank_fold["rows"]), (proc.returncode, done)
 

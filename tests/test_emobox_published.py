@@ -323,7 +323,7 @@ def test_corpus_without_shipped_lists_is_named():
 def test_from_dir_records_the_checkout_commit_but_not_an_enclosing_repository(tmp_path):
     def git(*args, cwd):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
-                       capture_output=True)
+                       capture_output=True, timeout=60)
 
     outer = tmp_path / "project"
     checkout = write_emobox_tree(outer / "EmoBox", "emodb", TREES["emodb"])
@@ -334,6 +334,7 @@ def test_from_dir_records_the_checkout_commit_but_not_an_enclosing_repository(tm
     git("init", "-q", ".", cwd=checkout)
     git("add", "-A", cwd=checkout)
     git("commit", "-qm", "lists", cwd=checkout)
-    head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          timeout=60).stdout.strip()
     assert eb.from_dir(checkout, "emodb").source["commit"] == head
     assert eb.from_dir(checkout / "data", "emodb").source["commit"] == head
