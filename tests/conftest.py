@@ -24,13 +24,16 @@ from emostore.recipe.demo_data import bundled_root
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_DATA = Path(os.environ.get("EMOSTORE_TEST_DATA") or REPO.parent / "shared" / "data").expanduser().resolve()
-SOURCES = "see SOURCES.md in EMOSTORE_TEST_DATA, default ../shared/data"
 FULL_EMODB = TEST_DATA / "emodb" / "wav"
 #: EmoDB clips the EmoDB-only tests read: the full corpus when present, else the bundled subset.
 EMODB_IS_FULL = FULL_EMODB.is_dir()
 EMODB = FULL_EMODB if EMODB_IS_FULL else bundled_root() / "wav"
 EMODB_SUFFIX = ".wav" if EMODB_IS_FULL else ".flac"
 CREMA = TEST_DATA / "crema-d"
+#: where each corpus a test may need comes from (the data folder's SOURCES.md has the details)
+EMODB_SOURCE = ("EmoDB, Burkhardt et al. 2005: wav/ + perception_test.tsv, e.g. from github.com/"
+                "sylaschacko/voice-emotion-analysis")
+CREMA_SOURCE = "CREMA-D's rating tables (tabulatedVotes.csv, ...) from github.com/CheyneyComputerScience/CREMA-D"
 
 
 def in_ci() -> bool:
@@ -38,10 +41,11 @@ def in_ci() -> bool:
 
 
 def need_data(path: Path, what: str) -> Path:
-    """``path`` if it exists; else skip with one line (``what`` and where it comes from), or fail in CI."""
+    """``path`` if it exists; else skip with one line (``what``, where it comes from, where it was
+    looked for), or fail under ``CI=true``."""
     if path.exists():
         return path
-    line = f"needs {what} at {path} (set EMOSTORE_TEST_DATA; {SOURCES})"
+    line = f"needs {what}: not at {path} (point EMOSTORE_TEST_DATA at a folder that has it)"
     if in_ci():
         pytest.fail(f"CI=true runs every data test: {line}", pytrace=False)
     pytest.skip(line)
@@ -49,7 +53,7 @@ def need_data(path: Path, what: str) -> Path:
 
 def need_full_emodb() -> Path:
     """The full 535-clip EmoDB ``wav/`` folder (tests whose assertions are the corpus's own counts)."""
-    return need_data(FULL_EMODB, "all of EmoDB (535 clips)")
+    return need_data(FULL_EMODB, f"all 535 clips of {EMODB_SOURCE}")
 
 
 def emodb_clips(pattern: str = "*") -> list[Path]:

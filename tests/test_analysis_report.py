@@ -40,7 +40,7 @@ from emostore.manifests.records import write_manifest as write_utterances
 from emostore.sweep.results import gather, load_results, write_results
 from emostore.sweep.runner import run_one
 
-from conftest import CREMA, REPO, emodb_fold_rows, in_ci, need_data, write_manifest
+from conftest import CREMA, CREMA_SOURCE, REPO, emodb_fold_rows, in_ci, need_data, write_manifest
 
 RULES = ("mr", "pr", "ar")
 N_BOOT = 200
@@ -268,7 +268,7 @@ def crema(tmp_path_factory):
     """Real CREMA-D ratings: voice-only MR/PR/AR label sets, and per rule a predictor from the *face-only*
     raters of the same clips (their label set under that rule, smoothed; uniform where that rule
     excluded the clip): three predictors that differ only by the rule, on real disagreement."""
-    need_data(CREMA, "CREMA-D's rating tables")
+    need_data(CREMA, CREMA_SOURCE)
     tmp = tmp_path_factory.mktemp("crema")
     voice, face = tmp / "voice.jsonl", tmp / "face.jsonl"
     for path, modality in ((voice, "voice"), (face, "face")):  # actors 1001 and 1002 only: fast

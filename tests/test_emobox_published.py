@@ -18,7 +18,7 @@ from emostore.manifests.adapters.base import adapters
 from emostore.manifests.emobox_published import PublishedListError, PublishedLists
 from emostore.manifests.partitions import PartitionError
 
-from conftest import CREMA, need_data, need_full_emodb
+from conftest import CREMA, CREMA_SOURCE, need_data, need_full_emodb
 
 # EmoBox's key and wav path for an emostore id, per corpus (as in EmoBox's data/*.jsonl).
 WAV = {
@@ -191,7 +191,7 @@ def test_real_emodb_manifest_gets_the_published_folds_exactly(emodb_rows):
 
 
 def test_real_crema_d_rating_manifest_matches_the_published_list():
-    rows = adapter_rows("crema-d", need_data(CREMA, "CREMA-D's rating tables"))
+    rows = adapter_rows("crema-d", need_data(CREMA, CREMA_SOURCE))
     folds, meta = eb.build_folds("cremad", rows)
     assert_published(folds, eb.shipped("crema-d"))
     emo = Counter(i.split("_")[2] for i in folds["fold1"]["test"])

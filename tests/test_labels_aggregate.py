@@ -31,7 +31,7 @@ from emostore.labels.aggregate import (
 from emostore.labels.stats import loss_table, rule_loss
 from emostore.labels.votes import ClassSet, class_set, count_votes
 
-from conftest import CREMA, need_data
+from conftest import CREMA, CREMA_SOURCE, need_data
 
 ABC = ClassSet(("a", "b", "c"))
 
@@ -221,7 +221,7 @@ def test_label_set_round_trip(tmp_path):
 
 @pytest.fixture(scope="module")
 def crema_manifest(tmp_path_factory) -> Path:
-    need_data(CREMA, "CREMA-D's rating tables")
+    need_data(CREMA, CREMA_SOURCE)
     out = tmp_path_factory.mktemp("crema") / "crema.jsonl"
     res = CliRunner().invoke(main, ["manifest", "build", "crema-d", str(CREMA), "--out", str(out)])
     assert res.exit_code == 0, res.output

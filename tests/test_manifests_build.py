@@ -15,14 +15,19 @@ from emostore.manifests import load_manifest
 from emostore.manifests.adapters.base import AdapterError, get_adapter
 from emostore.manifests.check import check_manifest
 
-from conftest import CREMA, need_data, write_manifest, write_wav
+from conftest import CREMA, CREMA_SOURCE, need_data, write_manifest, write_wav
 
 
 
 @pytest.fixture(scope="module")
-def crema_rows():
-    need_data(CREMA / "tabulatedVotes.csv", "CREMA-D's rating tables")
-    return get_adapter("crema-d").build(CREMA)
+def crema() -> Path:
+    """CREMA-D's rating tables (from EMOSTORE_TEST_DATA: a clone has none, so these tests skip)."""
+    return need_data(CREMA / "tabulatedVotes.csv", CREMA_SOURCE).parent
+
+
+@pytest.fixture(scope="module")
+def crema_rows(crema):
+    return get_adapter("crema-d").build(crema)
 
 
 def run(*args):
@@ -85,16 +90,16 @@ def test_crema_d_votes_sessions_and_labels(crema_rows):
     assert {cm.map_label(v) for r in rows for v in r.ratings} == set(cm.classes)
 
 
-def test_crema_d_other_modalities_are_selectable():
-    face = get_adapter("crema-d").build(CREMA, modality="face")
+def test_crema_d_other_modalities_are_selectable(crema):
+    face = get_adapter("crema-d").build(crema, modality="face")
     assert len(face) == 7442 and sum(len(r.ratings) for r in face) != 68568
     with pytest.raises(AdapterError, match="modality"):
-        get_adapter("crema-d").build(CREMA, modality="smell")
+        get_adapter("crema-d").build(crema, modality="smell")
 
 
-def test_crema_d_ratings_only_manifest_via_cli(tmp_path):
+def test_crema_d_ratings_only_manifest_via_cli(crema, tmp_path):
     out = tmp_path / "m.jsonl"
-    r = run("manifest", "build", "crema-d", CREMA, "--out", out)
+    r = run("manifest", "build", "crema-d", crema, "--out", out)
     assert r.exit_code == 0, r.output
     with pytest.raises(Exception, match="no 'audio'"):
         load_manifest(out)
