@@ -218,9 +218,8 @@ def run_on_cluster(manifest, encoder, layers, policy, writer, plan, opts, out, c
     workerless_since = None
     bar = as_factory(opts.progress)(round(plan.audio_seconds, 1), "extract", "audio-s", unit_scale=True)
     with _client_or(client, opts) as cl, cl.as_current():
-        # distributed.wait() waits through the *current* client: without as_current() a caller's
-        # other client (e.g. one a test or notebook opened first) would wait on futures it does not
-        # own, never see them finish and poll forever at ~0 CPU
+        # distributed.wait() goes through the *current* client: as_current() makes that the one that
+        # owns these futures, also when a caller passed client= while another client is current
         from distributed import wait
 
         futures = {cl.submit(run_block, job, pure=False, key=f"emostore-block-{job.first_row}-{os.getpid()}"
