@@ -415,9 +415,9 @@ def test_plots_write_png_and_svg_of_the_stated_size(sweep, tmp_path):
 
 def test_cli_leaderboard_crossrule_layers_compare(sweep, tmp_path):
     cli = CliRunner()
-    res = cli.invoke(main, ["leaderboard", str(sweep["dir"]), "--format", "csv"])
+    res = cli.invoke(main, ["leaderboard", str(sweep["dir"]), "--metric", "macro_f1", "--format", "csv"])
     assert res.exit_code == 0, res.output
-    board = analysis.leaderboard(sweep["dir"])
+    board = analysis.leaderboard(sweep["dir"], "macro_f1")
     back = pd.read_csv(StringIO(res.output), index_col="encoder")
     np.testing.assert_allclose(back["Average"], board["Average"], rtol=1e-12)
     out = tmp_path / "lb.html"
@@ -586,7 +586,7 @@ def test_every_cell_names_the_head_that_won_it_in_md_csv_and_html(sweep):
 
 
 def test_report_and_leaderboard_split_by_head(sweep, tmp_path):
-    res = CliRunner().invoke(main, ["leaderboard", str(sweep["dir"]), "--by", "head", "--format", "csv"])
+    res = CliRunner().invoke(main, ["leaderboard", str(sweep["dir"]), "--by", "head", "--metric", "ua", "--format", "csv"])
     assert res.exit_code == 0, res.output
     back = pd.read_csv(StringIO(res.output), index_col="encoder")
     assert {"emodb/mr/probe", "emodb/mr/weighted-sum", "emodb/ar/weighted-sum"} <= set(back.columns)
