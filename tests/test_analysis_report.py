@@ -41,9 +41,8 @@ from emostore.manifests.records import write_manifest as write_utterances
 from emostore.sweep.results import gather, load_results, write_results
 from emostore.sweep.runner import run_one
 
-from conftest import REPO, emodb_fold_rows, write_manifest
+from conftest import CREMA, CREMA_SOURCE, REPO, emodb_fold_rows, in_ci, need_data, write_manifest
 
-CREMA = REPO.parent / "shared" / "data" / "crema-d"
 RULES = ("mr", "pr", "ar")
 N_BOOT = 200
 
@@ -274,8 +273,7 @@ def crema(tmp_path_factory):
     """Real CREMA-D ratings: voice-only MR/PR/AR label sets, and per rule a predictor from the *face-only*
     raters of the same clips (their label set under that rule, smoothed; uniform where that rule
     excluded the clip): three predictors that differ only by the rule, on real disagreement."""
-    if not CREMA.is_dir():
-        pytest.fail(f"real test data missing: {CREMA}")
+    need_data(CREMA, CREMA_SOURCE)
     tmp = tmp_path_factory.mktemp("crema")
     voice, face = tmp / "voice.jsonl", tmp / "face.jsonl"
     for path, modality in ((voice, "voice"), (face, "face")):  # actors 1001 and 1002 only: fast
@@ -429,9 +427,9 @@ def test_plots_write_png_and_svg_of_the_stated_size(sweep, tmp_path):
 @pytest.mark.slow
 def test_cli_leaderboard_crossrule_layers_compare(sweep, tmp_path):
     cli = CliRunner()
-    res = cli.invoke(main, ["leaderboard", str(sweep["dir"]), "--format", "csv"])
+    res = cli.invoke(main, ["leaderboard", str(sweep["dir"]), "--metric", "macro_f1", "--format", "csv"])
     assert res.exit_code == 0, res.output
-    board = analysis.leaderboard(sweep["dir"])
+    board = analysis.leaderboard(sweep["dir"], "macro_f1")
     back = pd.read_csv(StringIO(res.output), index_col="encoder")
     np.testing.assert_allclose(back["Average"], board["Average"], rtol=1e-12)
     out = tmp_path / "lb.html"
@@ -462,7 +460,8 @@ def test_cli_leaderboard_crossrule_layers_compare(sweep, tmp_path):
     got = json.loads(res.output)
     ids = sweep["folds"]["f1"]["test"]
     ref = paired_bootstrap(evaluate_files(a, sweep["labels"]["mr"], 0, ids=ids).scores,
-                           evaluate_files(b, sweep["labels"]["mr"], 0, ids=ids).scores, "macro_f1", 300, 5)
+                           evaluate_files(b, sweep["labels"]["mr"], 0, ids=ids).scores, "ua", 300, 5)
+    assert got["metric"] == "ua"  # a single-label label set: UA by default
     assert got["p_value"] == ref.p_value and got["delta"] == pytest.approx(ref.delta) and got["n"] == 3
     res = cli.invoke(main, [*args[:-4], "--metric", "nope", "--partition", sweep["part"], "--fold", "f1"])
     assert res.exit_code == 1 and "unknown metric 'nope'" in res.output
@@ -483,7 +482,15 @@ def test_report_cli_end_to_end_in_headless_chromium(sweep, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["runs"] == {"done": 30, "failed": 1} and summary["rules"] == list(RULES)
     assert summary["crossrule_matrices"] == 3 and summary["layer_weights"] == 6
-    assert [r["encoder"] for r in summary["leaderboard"]] == list(analysis.leaderboard(sweep["dir"]).index)
+    assert summary["metric"] == "ua" and summary["protocol"] == "emobox"  # EmoDB's label sets are single-label
+    assert [r["encoder"] for r in summary["leaderboard"]] == list(analysis.leaderboard(sweep["dir"], "ua").index)
+    # the layer tables are the ones `emostore layers` writes (one writer); single-layer fbank is in the
+    # weights table but gets no heat-map row
+    layers = tmp_path / "layers"
+    assert CliRunner().invoke(main, ["layers", str(sweep["dir"]), "--n-boot", "100", "--out", str(layers)]).exit_code == 0
+    for name in ("layers.csv", "layer_matrix.csv", "probes.csv"):
+        assert (layers / name).read_text() == (out / name).read_text(), name
+    assert "fbank" in (out / "layers.csv").read_text() and "fbank" not in (out / "layer_matrix.csv").read_text()
     page = (out / "index.html").read_text()
     assert not re.search(r"(https?:)?//[a-z]", page.replace("file://", ""))  # no network URL
     assert "<script src" not in page
@@ -493,7 +500,10 @@ def test_report_cli_end_to_end_in_headless_chromium(sweep, tmp_path):
 
     exe = _chromium()
     if exe is None:
-        pytest.skip("no chromium binary (apt-get install -y chromium): the page was checked as text only")
+        why = "no chromium binary (apt-get install -y chromium): the page was checked as text only"
+        if in_ci():
+            pytest.fail(f"CI=true runs every test: {why}", pytrace=False)
+        pytest.skip(why)
     common = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=10000"]
     dom = subprocess.run([*common, "--dump-dom", (out / "index.html").as_uri()], capture_output=True, text=True,
                          timeout=120, check=True).stdout
@@ -514,7 +524,7 @@ def test_evaluate_does_not_import_analysis():
     """emostore.analysis builds on emostore.evaluate, never the other way round (no import cycle)."""
     code = ("import sys, emostore.evaluate as e, emostore.labels.compare\n"
             "print('emostore.analysis' in sys.modules, hasattr(e, 'layer_weights'))")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert p.stdout.split() == ["False", "False"]
 
 
@@ -592,7 +602,7 @@ def test_every_cell_names_the_head_that_won_it_in_md_csv_and_html(sweep):
 
 @pytest.mark.slow
 def test_report_and_leaderboard_split_by_head(sweep, tmp_path):
-    res = CliRunner().invoke(main, ["leaderboard", str(sweep["dir"]), "--by", "head", "--format", "csv"])
+    res = CliRunner().invoke(main, ["leaderboard", str(sweep["dir"]), "--by", "head", "--metric", "ua", "--format", "csv"])
     assert res.exit_code == 0, res.output
     back = pd.read_csv(StringIO(res.output), index_col="encoder")
     assert {"emodb/mr/probe", "emodb/mr/weighted-sum", "emodb/ar/weighted-sum"} <= set(back.columns)
@@ -650,7 +660,7 @@ def test_layer_weight_figures_are_per_encoder_and_skip_single_layer_encoders(swe
 @pytest.mark.slow
 def test_protocol_picks_the_metrics_and_every_table_names_its_definition(sweep):
     from emostore.evaluate.metrics import METRICS
-    from emostore.evaluate.protocols import DEFINITIONS, PROTOCOLS, pick_metrics
+    from emostore.evaluate.protocols import DEFINITIONS, PROTOCOLS, pick_metrics, protocol_for_labels
 
     assert set(DEFINITIONS) == set(METRICS) and all(m in METRICS for ms in PROTOCOLS.values() for m in ms)
     assert pick_metrics() == ("macro_f1",) and pick_metrics(protocol="emobox") == ("ua", "wa", "macro_f1_single")
@@ -666,7 +676,11 @@ def test_protocol_picks_the_metrics_and_every_table_names_its_definition(sweep):
         ref = analysis.leaderboard(sweep["dir"], m)
         got = back[back["metric"] == m].set_index("encoder")["emodb/mr"]
         np.testing.assert_allclose(got.loc[ref.index], ref["emodb/mr"], rtol=1e-12)
-    md = cli.invoke(main, ["leaderboard", str(sweep["dir"])]).output
+    # without --protocol the label sets decide: EmoDB's are single-label, so EmoBox's UA leads
+    assert cli.invoke(main, ["leaderboard", str(sweep["dir"])]).output == \
+        cli.invoke(main, ["leaderboard", str(sweep["dir"]), "--protocol", "emobox"]).output
+    assert protocol_for_labels(sweep["labels"].values()) == "emobox"
+    md = cli.invoke(main, ["leaderboard", str(sweep["dir"]), "--protocol", "emo-superb"]).output
     assert md.startswith("**macro-F1 (multi-label, share > 1/C)**")
     assert "macro-F1, multi-label (EMO-SUPERB): a class is on where its share > 1/C" in md
     md = cli.invoke(main, ["leaderboard", str(sweep["dir"]), "--protocol", "emobox"]).output

@@ -18,7 +18,7 @@ from emostore.heads.sources import FramesSource, PooledSource
 from emostore.manifests import load_manifest
 from emostore.store import open as open_store
 
-from conftest import EMODB, REPO, write_manifest
+from conftest import REPO, emodb_clips, write_manifest
 
 sys.path.insert(0, str(REPO / "bench"))
 from encoder_source import EncoderSource  # noqa: E402  (bench/encoder_source.py)
@@ -31,7 +31,7 @@ def whisper(tmp_path_factory):
     """Whisper tiny.en store (float32 frames) over 4 real EmoDB clips cut to 2.0/1.5/1.1/0.6 s."""
     tmp = tmp_path_factory.mktemp("bench_sweep")
     rows = []
-    for clip, seconds in zip(sorted(EMODB.glob("03*.wav"))[:4], (2.0, 1.5, 1.1, 0.6)):
+    for clip, seconds in zip(emodb_clips("03*")[:4], (2.0, 1.5, 1.1, 0.6)):
         data, rate = sf.read(clip, dtype="float32")
         out = tmp / clip.name
         sf.write(out, data[: int(seconds * rate)], rate)

@@ -27,7 +27,7 @@ def test_top_level_help_imports_no_library_stack():
             "assert r.exit_code == 0 and 'extract' in r.output and 'sweep' in r.output, r.output\n"
             "print(sorted(m for m in ('torch', 'numpy', 'zarr', 'pandas', 'emostore.heads', 'emostore.store')"
             " if m in sys.modules))\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert p.stdout.strip() == "[]"
 
 
@@ -57,3 +57,20 @@ def test_a_name_not_in_the_registry_is_a_usage_error_listing_the_known_ones(tmp_
     f.write_text("")
     r = CliRunner().invoke(main, ["labels", "aggregate", str(f), "--rule", "majority", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "'majority' is not one of 'mr', 'pr', 'ar'" in r.output
+
+
+def test_encoders_prints_each_backends_form_what_it_takes_and_an_example():
+    import re
+
+    from click.testing import CliRunner
+
+    from emostore.cli import main
+    from emostore.extract.encoders import available, load_encoder
+
+    res = CliRunner().invoke(main, ["encoders"])
+    assert res.exit_code == 0, res.output
+    for form in ("ct2-whisper[:DIR]", "fbank", "hf:DIR", "s3prl:NAME[:CKPT]"):
+        assert re.search(rf"^{re.escape(form)}$", res.output, re.M), form
+    examples = re.findall(r"^    e\.g\. --encoder (\S+)$", res.output, re.M)
+    assert sorted(e.split(":")[0] for e in examples) == available()  # one example per backend
+    assert load_encoder("fbank").name == "fbank"  # the example that needs no files works as printed

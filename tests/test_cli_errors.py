@@ -43,7 +43,7 @@ def test_bug_prints_traceback_then_the_report_line():
             "b.get_adapter = broken\n"
             "from emostore.cli import main\n"
             "main(['manifest', 'classes', 'emodb'], prog_name='emostore')\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 1
     assert p.stderr.startswith("Traceback") and "KeyError: 'missing key'" in p.stderr
     assert p.stderr.strip().splitlines()[-1].startswith("this is a bug in emostore")

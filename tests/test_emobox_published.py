@@ -19,7 +19,7 @@ from emostore.manifests.adapters.base import adapters
 from emostore.manifests.emobox_lists import PublishedListError, PublishedLists
 from emostore.manifests.partitions import PartitionError
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from conftest import CREMA, CREMA_SOURCE, need_data, need_full_emodb
 
 # EmoBox's key and wav path for an emostore id, per corpus (as in EmoBox's data/*.jsonl).
 WAV = {
@@ -53,10 +53,7 @@ def adapter_rows(corpus: str, root: Path, **options) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def emodb_rows() -> list[dict]:
-    root = SHARED / "emodb"
-    if not root.is_dir():
-        pytest.fail(f"real test data missing: {root}")
-    return adapter_rows("emodb", root)
+    return adapter_rows("emodb", need_full_emodb().parent)  # the published lists name all 535 clips
 
 
 def assert_published(folds: dict, lists: PublishedLists) -> None:
@@ -195,10 +192,7 @@ def test_real_emodb_manifest_gets_the_published_folds_exactly(emodb_rows):
 
 
 def test_real_crema_d_rating_manifest_matches_the_published_list():
-    root = SHARED / "crema-d"
-    if not root.is_dir():
-        pytest.fail(f"real test data missing: {root}")
-    rows = adapter_rows("crema-d", root)
+    rows = adapter_rows("crema-d", need_data(CREMA, CREMA_SOURCE))
     folds, meta = eb.build_folds("cremad", rows)
     assert_published(folds, emobox_lists.shipped("crema-d"))
     emo = Counter(i.split("_")[2] for i in folds["fold1"]["test"])
@@ -330,7 +324,7 @@ def test_corpus_without_shipped_lists_is_named():
 def test_from_dir_records_the_checkout_commit_but_not_an_enclosing_repository(tmp_path):
     def git(*args, cwd):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
-                       capture_output=True)
+                       capture_output=True, timeout=60)
 
     outer = tmp_path / "project"
     checkout = write_emobox_tree(outer / "EmoBox", "emodb", TREES["emodb"])
@@ -341,6 +335,7 @@ def test_from_dir_records_the_checkout_commit_but_not_an_enclosing_repository(tm
     git("init", "-q", ".", cwd=checkout)
     git("add", "-A", cwd=checkout)
     git("commit", "-qm", "lists", cwd=checkout)
-    head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          timeout=60).stdout.strip()
     assert emobox_lists.from_dir(checkout, "emodb").source["commit"] == head
     assert emobox_lists.from_dir(checkout / "data", "emodb").source["commit"] == head

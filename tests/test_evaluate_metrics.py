@@ -163,11 +163,24 @@ def test_paired_bootstrap_clear_winner_and_identical_runs():
         assert r.delta > 0 and r.p_value < 0.01 and r.ci_low > 0, (metric, r)
         assert paired_bootstrap(bad, good, metric, n_boot=500, seed=0).p_value > 0.99
     same = paired_bootstrap(bad, bad, "macro_f1", n_boot=500, seed=0)
-    assert same.p_value == 0.5 and same.delta == 0.0
+    assert same.p_value == pytest.approx(0.5, abs=1 / 501) and same.delta == 0.0  # (1 + 250) / 501
     # two equally good but different runs: no evidence either way
     other = score_utterances(rng.permutation(probs), target, test)
     r = paired_bootstrap(bad, other, "wa", n_boot=500, seed=0)
     assert 0.02 < r.p_value < 0.98
+
+
+def test_paired_p_value_is_never_below_one_over_b_plus_one_and_prints_as_that_bound():
+    from emostore.evaluate.bootstrap import format_p
+
+    rng = np.random.default_rng(5)
+    probs, target, test = random_case(rng, 400, 4)
+    perfect, bad = score_utterances(target, target, test), score_utterances(probs, target, test)
+    r = paired_bootstrap(perfect, bad, "ua", n_boot=999, seed=0)  # A better in every replicate
+    assert r.p_value == pytest.approx(1 / 1000, rel=1e-12)
+    assert format_p(r.p_value, 999) == "p <= 1/(B+1) = 0.001 (B = 999: A better in every replicate)"
+    assert format_p(0.0123, 999) == "p = 0.0123"
+    assert "0.0000" not in format_p(r.p_value, 99999)
 
 
 # --- files and CLI ----------------------------------------------------------------------------

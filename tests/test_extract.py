@@ -116,7 +116,7 @@ def test_resume_after_sigkill_matches_clean_run(tmp_path, shortest_clips):
     cmd = [sys.executable, "-m", "emostore.cli", "extract", str(manifest), "--block-rows", "2",
            "--max-batch", "2"]
     clean, killed = tmp_path / "clean.zarr", tmp_path / "killed.zarr"
-    subprocess.run(cmd + ["--out", str(clean)], check=True, capture_output=True)
+    subprocess.run(cmd + ["--out", str(clean)], check=True, capture_output=True, timeout=300)
 
     proc = subprocess.Popen(cmd + ["--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     done = 0
@@ -130,10 +130,12 @@ def test_resume_after_sigkill_matches_clean_run(tmp_path, shortest_clips):
             os.kill(proc.pid, signal.SIGKILL)
             break
         time.sleep(0.02)
-    proc.wait()
+    if proc.poll() is None:  # the deadline passed: never leave it running
+        proc.kill()
+    proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "extraction finished before it could be killed"
     assert done < len(rows)
-    subprocess.run(cmd + ["--out", str(killed)], check=True, capture_output=True)
+    subprocess.run(cmd + ["--out", str(killed)], check=True, capture_output=True, timeout=300)
     a, b = _arrays(clean), _arrays(killed)
     assert b["done"].all()
     for k in a:

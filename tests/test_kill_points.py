@@ -23,6 +23,7 @@ def _files(store: Path) -> dict[str, bytes]:
             for p in sorted(store.rglob("*")) if p.is_file() and p.name != ".lock"}
 
 
+@pytest.mark.timeout(900)  # its subprocess has 600 s of its own
 def test_kill_before_every_store_write_then_rerun_gives_the_clean_store_byte_for_byte(tmp_path, shortest_clips):
     rows = [{"id": c.stem, "audio": str(c)} for c in shortest_clips[:4]]
     manifest = write_manifest(tmp_path / "m.jsonl", rows)

@@ -31,8 +31,7 @@ from emostore.labels.aggregate import (
 from emostore.labels.stats import loss_table, rule_loss
 from emostore.labels.votes import ClassSet, class_set, count_votes
 
-REPO = Path(__file__).resolve().parents[1]
-CREMA = REPO.parent / "shared" / "data" / "crema-d"
+from conftest import CREMA, CREMA_SOURCE, need_data
 
 ABC = ClassSet(("a", "b", "c"))
 
@@ -222,8 +221,7 @@ def test_label_set_round_trip(tmp_path):
 
 @pytest.fixture(scope="module")
 def crema_manifest(tmp_path_factory) -> Path:
-    if not CREMA.is_dir():
-        pytest.fail(f"real test data missing: {CREMA}")
+    need_data(CREMA, CREMA_SOURCE)
     out = tmp_path_factory.mktemp("crema") / "crema.jsonl"
     res = CliRunner().invoke(main, ["manifest", "build", "crema-d", str(CREMA), "--out", str(out)])
     assert res.exit_code == 0, res.output

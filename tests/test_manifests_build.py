@@ -15,17 +15,19 @@ from emostore.manifests import load_manifest
 from emostore.manifests.adapters.base import AdapterError, get_adapter
 from emostore.manifests.check import check_manifest
 
-from conftest import write_manifest, write_wav
+from conftest import CREMA, CREMA_SOURCE, need_data, write_manifest, write_wav
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-CREMA = DATA / "crema-d"
 
 
 @pytest.fixture(scope="module")
-def crema_rows():
-    if not (CREMA / "tabulatedVotes.csv").is_file():
-        pytest.fail(f"real test data missing: {CREMA} (see shared/data/SOURCES.md)")
-    return get_adapter("crema-d").build(CREMA)
+def crema() -> Path:
+    """CREMA-D's rating tables (from EMOSTORE_TEST_DATA: a clone has none, so these tests skip)."""
+    return need_data(CREMA / "tabulatedVotes.csv", CREMA_SOURCE).parent
+
+
+@pytest.fixture(scope="module")
+def crema_rows(crema):
+    return get_adapter("crema-d").build(crema)
 
 
 def run(*args):
@@ -34,8 +36,8 @@ def run(*args):
 
 # ---------------------------------------------------------------- EmoDB (all 535 real clips)
 
-def test_emodb_all_clips_speakers_and_class_counts(emodb_dir):
-    rows = get_adapter("emodb").build(emodb_dir.parent)
+def test_emodb_all_clips_speakers_and_class_counts(full_emodb_dir):
+    rows = get_adapter("emodb").build(full_emodb_dir.parent)
     assert len(rows) == 535 and len({r.id for r in rows}) == 535
     assert sorted({r.speaker for r in rows}) == ["03", "08", "09", "10", "11", "12", "13", "14", "15", "16"]
     assert Counter(r.extra["emotion_code"] for r in rows) == {
@@ -56,9 +58,9 @@ def test_emodb_all_clips_speakers_and_class_counts(emodb_dir):
     assert cm.version == "1" and cm.source and cm.map_label("W") == "anger"
 
 
-def test_emodb_cli_build_then_check_is_clean(emodb_dir, tmp_path):
+def test_emodb_cli_build_then_check_is_clean(full_emodb_dir, tmp_path):
     out = tmp_path / "emodb.jsonl"
-    r = run("manifest", "build", "emodb", emodb_dir.parent, "--out", out)
+    r = run("manifest", "build", "emodb", full_emodb_dir.parent, "--out", out)
     assert r.exit_code == 0, r.output
     assert "535 utterances" in r.output
     m = load_manifest(out)  # audio written relative to the manifest, resolves back
@@ -88,16 +90,16 @@ def test_crema_d_votes_sessions_and_labels(crema_rows):
     assert {cm.map_label(v) for r in rows for v in r.ratings} == set(cm.classes)
 
 
-def test_crema_d_other_modalities_are_selectable():
-    face = get_adapter("crema-d").build(CREMA, modality="face")
+def test_crema_d_other_modalities_are_selectable(crema):
+    face = get_adapter("crema-d").build(crema, modality="face")
     assert len(face) == 7442 and sum(len(r.ratings) for r in face) != 68568
     with pytest.raises(AdapterError, match="modality"):
-        get_adapter("crema-d").build(CREMA, modality="smell")
+        get_adapter("crema-d").build(crema, modality="smell")
 
 
-def test_crema_d_ratings_only_manifest_via_cli(tmp_path):
+def test_crema_d_ratings_only_manifest_via_cli(crema, tmp_path):
     out = tmp_path / "m.jsonl"
-    r = run("manifest", "build", "crema-d", CREMA, "--out", out)
+    r = run("manifest", "build", "crema-d", crema, "--out", out)
     assert r.exit_code == 0, r.output
     with pytest.raises(Exception, match="no 'audio'"):
         load_manifest(out)

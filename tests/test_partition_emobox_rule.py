@@ -16,8 +16,8 @@ from emostore.recipe.demo_data import bundled_root
 
 
 @pytest.fixture(scope="module")
-def emodb_rows(emodb_dir):
-    return [u.to_json() for u in get_adapter("emodb").build(emodb_dir.parent)]
+def emodb_rows(full_emodb_dir):
+    return [u.to_json() for u in get_adapter("emodb").build(full_emodb_dir.parent)]
 
 
 def test_emobox_rule_on_real_emodb_is_the_published_five_folds(emodb_rows):

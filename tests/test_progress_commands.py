@@ -20,6 +20,9 @@ import pytest
 
 from emostore.progress import INTERVAL_ENV, Progress, default_interval
 
+# each test runs `emostore` in a subprocess: a hang fails it with a message
+pytestmark = pytest.mark.timeout(300)
+
 REPO = Path(__file__).resolve().parents[1]
 COLS = 72
 

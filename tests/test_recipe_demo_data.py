@@ -9,8 +9,8 @@ from emostore.manifests.adapters.base import get_adapter
 from emostore.recipe.demo_data import build_subset, bundled_root
 
 
-def test_bundled_subset_equals_a_rebuild_from_the_corpus(tmp_path, emodb_dir):
-    ids = build_subset(emodb_dir.parent, tmp_path)
+def test_bundled_subset_equals_a_rebuild_from_the_corpus(tmp_path, full_emodb_dir):
+    ids = build_subset(full_emodb_dir.parent, tmp_path)
     shipped = bundled_root()
     assert sorted(p.stem for p in (shipped / "wav").glob("*.flac")) == ids
     for stem in ids:

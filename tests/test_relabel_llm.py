@@ -29,6 +29,9 @@ from emostore.labels.llm import (  # noqa: E402
 )
 from emostore.labels.llm import runner  # noqa: E402
 
+# each test talks to a scripted server on 127.0.0.1: a hang fails it with a message
+pytestmark = pytest.mark.timeout(300)
+
 KEY = "sk-test-SECRET-0123456789abcdef"
 CLASSES = DEFAULT_CLASSES
 

@@ -159,6 +159,7 @@ def test_a_label_set_regenerated_at_the_same_path_makes_new_runs(fbank_fold, tmp
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # starts a Dask cluster
 def test_dask_cluster_gives_the_same_runs_as_local_processes(fbank_fold, tmp_path):
     """Determinism across executors: a Dask worker trains the same model as this process."""
     distributed = pytest.importorskip("distributed")

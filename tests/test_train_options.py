@@ -91,7 +91,7 @@ def test_warmup_raises_the_lr_linearly_per_step(fbank_fold):
     records, meta = read_label_set(fbank_fold["labels"])
     train(open_store(fbank_fold["store"]), records, meta["classes"], read_partition(fbank_fold["part"]),
           _cfg(epochs=3, warmup_epochs=2, lr=0.01), on_epoch=lambda e, s, h: lrs.append(s["lr"]))
-    steps = -(-27 // 8)  # 27 train clips, batches of 8
+    steps = -(-len(fbank_fold["fold"]["train"]) // 8)  # batches of 8
     assert lrs[0] == pytest.approx(0.01 * (steps + 1) / (2 * steps))
     assert lrs[1] == pytest.approx(0.01) and lrs[2] == pytest.approx(0.01)
 
@@ -112,8 +112,10 @@ def test_fold_without_dev_needs_valid_fraction(fbank_fold, tmp_path):
     with pytest.raises(TrainError, match="no dev part.*--valid-fraction"):
         _train(fbank_fold, part=str(part))
     res = _train(fbank_fold, part=str(part), valid_fraction=0.2)
-    # 30 clips, 10 per emotion: 2 per emotion held out
-    assert res.record["utterances"] == {"train": 24, "dev": 6, "test": 3}
+    # 3 emotions, equally many clips each (10 in the full corpus, 7 bundled): 20 % of each held out
+    pool = len(fold["train"])
+    held = 3 * round(0.2 * pool / 3)
+    assert res.record["utterances"] == {"train": pool - held, "dev": held, "test": 3}
     assert res.record["dev_source"] == "valid_fraction"
     again = _train(fbank_fold, part=str(part), valid_fraction=0.2)
     assert again.dev_losses == res.dev_losses  # the held-out dev is drawn by the seed

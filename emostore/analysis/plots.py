@@ -67,6 +67,24 @@ def _metric_name(metric: str) -> str:
 HEAD_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
+def dodge(k: int, n: int, span: float = 0.3) -> float:
+    """x offset of series ``k`` of ``n`` drawn around one integer position (0 for a single series)."""
+    return 0.0 if n < 2 else span * (k / (n - 1) - 0.5)
+
+
+def run_labels(runs: pd.DataFrame, columns=("fold", "seed")) -> dict[str, str]:
+    """Legend text per ``run_id``: the settings that differ between the runs (``fold1 seed 0``),
+    never the run id itself (long, and a hash that says nothing)."""
+    per_run = runs.drop_duplicates("run_id").set_index("run_id")
+    varying = [c for c in columns if c in per_run and per_run[c].nunique(dropna=False) > 1] or \
+        [c for c in columns if c in per_run][:1]
+    out = {}
+    for run_id, r in per_run.iterrows():
+        parts = [str(r[c]) if c == "fold" else f"{c} {r[c]}" for c in varying]
+        out[run_id] = " ".join(parts) or str(run_id)
+    return out
+
+
 def radar_chart(board: pd.DataFrame, stem: str | Path) -> list[Path]:
     """Encoders over conditions (the :func:`~emostore.analysis.leaderboard.leaderboard` table): one
     polygon (colour) per encoder, one spoke per condition, the marker shape of each point = the head
@@ -170,11 +188,13 @@ def layer_weights_plots(weights: pd.DataFrame, stem: str | Path) -> tuple[dict[s
 
 def layer_heatmap(matrix: pd.DataFrame, stem: str | Path) -> list[Path]:
     """Layer weights as a heat map (:func:`~emostore.analysis.layers.layer_weight_matrix`): rows =
-    models, columns = layers; blank where a model has no such layer."""
+    models, columns = layers; blank where a model has no such layer. The colour scale starts at 0
+    (a weight's colour is proportional to it: 0.16 vs 0.27 must not read as black vs yellow)."""
     values = np.ma.masked_invalid(matrix.to_numpy(dtype=float))
     fig = _figure("layer_heatmap")
     ax = fig.add_subplot()
-    im = ax.imshow(values, aspect="auto", cmap="viridis")
+    top = float(values.max()) if values.count() else 1.0
+    im = ax.imshow(values, aspect="auto", cmap="viridis", vmin=0.0, vmax=max(top, 1e-12))
     if values.size <= 200:
         for i in range(values.shape[0]):
             for j in range(values.shape[1]):
@@ -185,22 +205,26 @@ def layer_heatmap(matrix: pd.DataFrame, stem: str | Path) -> list[Path]:
     ax.set_xticks(range(matrix.shape[1]), [str(c) for c in matrix.columns])
     ax.set_yticks(range(matrix.shape[0]), [str(i) for i in matrix.index], fontsize=8)
     ax.set_xlabel("layer (0 = embeddings)")
-    fig.colorbar(im, ax=ax, label="weight")
+    fig.colorbar(im, ax=ax, label="weight (scale from 0)")
     return save(fig, stem)
 
 
 def probe_curves_plot(curves: pd.DataFrame, stem: str | Path) -> list[Path]:
     """Metric vs layer (:func:`~emostore.analysis.layers.probe_curves`): one line per model, the 95%
-    bootstrap CI as a band."""
+    bootstrap CI as a band. Models are drawn side by side around each layer (:func:`dodge`) with
+    their own marker, so curves with equal values (e.g. MR/PR/AR on a single-label corpus) stay
+    visible instead of hiding each other."""
     metric = curves.attrs.get("metric", "macro_f1")
     c = curves.assign(group=group_labels(curves))
     fig = _figure("probe_curves")
     ax = fig.add_subplot()
-    for g, sub in c.groupby("group", sort=False):
-        sub = sub.sort_values("layer")
-        line, = ax.plot(sub["layer"], sub["value"], marker="o", label=g)
+    groups = list(dict.fromkeys(c["group"]))
+    for k, g in enumerate(groups):
+        sub = c[c["group"] == g].sort_values("layer")
+        x = sub["layer"].to_numpy(dtype=float) + dodge(k, len(groups))
+        line, = ax.plot(x, sub["value"], marker=HEAD_MARKERS[k % len(HEAD_MARKERS)], label=g)
         if sub["ci_low"].notna().any():
-            ax.fill_between(sub["layer"], sub["ci_low"], sub["ci_high"], color=line.get_color(), alpha=0.2)
+            ax.fill_between(x, sub["ci_low"], sub["ci_high"], color=line.get_color(), alpha=0.2)
     layers = sorted(c["layer"].unique())
     ax.set_xticks(layers, [str(x) for x in layers])
     ax.set_xlabel("layer (0 = embeddings)")
@@ -213,20 +237,24 @@ def probe_curves_plot(curves: pd.DataFrame, stem: str | Path) -> list[Path]:
 
 def learning_curves_plot(curves: pd.DataFrame, stem: str | Path, title: str | None = None) -> list[Path]:
     """Train (dashed) and dev (solid) loss per epoch (:func:`~emostore.analysis.runs.learning_curves`),
-    one colour per run, the selected epoch (lowest dev loss) marked with a star."""
+    one colour per run, labelled by what differs between the runs (fold, seed: :func:`run_labels`),
+    the selected epoch (lowest dev loss) marked with a star; line styles explained once."""
     fig = _figure("learning_curves")
     ax = fig.add_subplot()
+    names = run_labels(curves)
     for run_id, sub in curves.groupby("run_id", sort=True):
-        line, = ax.plot(sub["epoch"], sub["dev_loss"], label=f"{run_id} dev")
-        ax.plot(sub["epoch"], sub["train_loss"], linestyle="--", color=line.get_color(), label=f"{run_id} train")
+        line, = ax.plot(sub["epoch"], sub["dev_loss"], label=names[run_id])
+        ax.plot(sub["epoch"], sub["train_loss"], linestyle="--", color=line.get_color())
         sel = sub[sub["selected"]]
         ax.plot(sel["epoch"], sel["dev_loss"], marker="*", markersize=12, linestyle="none",
                 color=line.get_color())
+    ax.plot([], [], color="black", label="dev (solid)")
+    ax.plot([], [], color="black", linestyle="--", label="train (dashed)")
     ax.plot([], [], marker="*", markersize=10, linestyle="none", color="black", label="selected epoch")
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("loss (class-weighted CE)")
     if title:
         ax.set_title(title, fontsize=9)
-    _legend_below(ax, 2 * curves["run_id"].nunique() + 1, columns=2)
+    _legend_below(ax, curves["run_id"].nunique() + 3, columns=4)
     return save(fig, stem)

@@ -22,7 +22,8 @@ import pandas as pd
 
 from emostore.analysis import plots
 from emostore.analysis.crossrule import IDENTITY, crossrule, format_crossrule
-from emostore.analysis.layers import group_labels, layer_weight_matrix, layer_weights, probe_curves
+from emostore.analysis.layer_files import layer_analysis, write_layer_files
+from emostore.analysis.layers import group_labels, layer_weight_matrix
 from emostore.analysis.formatting import html_table, number, with_ci
 from emostore.analysis.leaderboard import board_from_cells, format_leaderboard, format_leaderboards, leaderboard_cells
 from emostore.analysis.runs import (
@@ -32,7 +33,7 @@ from emostore.analysis.scoring import check_metric, confusion_matrix
 from emostore.evaluate import EvaluationError
 from emostore.evaluate.bootstrap import DEFAULT_BOOT
 from emostore.evaluate.files import LABELS
-from emostore.evaluate.protocols import definition, pick_metrics
+from emostore.evaluate.protocols import definition, pick_metrics, protocol_for_labels
 from emostore.outputs import write_text
 
 CSS = """
@@ -178,37 +179,34 @@ def _layers_section(page: _Page, runs: pd.DataFrame, metric: str, n_boot: int, s
     page.add('<h2 id="layers">Layer analysis</h2>')
     found = {}
     try:
-        weights = layer_weights(runs)
+        la = write_layer_files(layer_analysis(runs, metric, n_boot=n_boot, seed=seed), page.out, page.out / "plots")
     except NoData as exc:
         page.note(str(exc))
-    else:
-        matrix = layer_weight_matrix(weights)
-        page.write("layers.csv", weights.to_csv(index=False))
-        page.write("layer_matrix.csv", matrix.to_csv())
+        return found
+    page.files += list(la.tables.values())
+    for note in la.notes:
+        page.note(note)
+    weights, curves = la.weights, la.probes
+    if weights is not None:
         page.add("<h3>Learned layer weights (weighted-sum heads)</h3>")
+    if la.matrix is not None:
+        matrix = la.matrix
         header = ["model \\ layer", *[str(c) for c in matrix.columns]]
         rows = [[i, *[number(v, 3) for v in r]] for i, r in zip(matrix.index, matrix.to_numpy())]
         caption = ("Mean softmax weight over folds and seeds of the dev-selected weighted-sum setting; layer 0 = "
                    "embeddings; –: the encoder has no such layer. A flat row near 1/L barely moved from the "
                    "uniform start.")
         page.add('<div class="scroll">' + html_table(header, rows, caption) + "</div>")
-        figures, single = plots.layer_weights_plots(weights, page.out / "plots" / "layer-weights")
-        figs = [page.figure(paths, "layer_weights", f"{enc}: layer weights per layer (EMO-SUPERB Fig. 4 style), "
-                            "error bars = std over runs") for enc, paths in figures.items()]
-        multi = weights[~weights["encoder"].isin(single)]
-        if len(multi):
-            heat = plots.layer_heatmap(layer_weight_matrix(multi), page.out / "plots" / "layer-heatmap")
-            figs.append(page.figure(heat, "layer_heatmap", "Layer weights heat map (encoders with several layers)"))
-        if single:
-            page.note(f"{', '.join(single)}: a single layer, whose weight is 1 by construction; no figure.")
+        figs = [page.figure(paths, "layer_weights", f"{key[len('layer-weights-'):]}: layer weights per layer "
+                            "(EMO-SUPERB Fig. 4 style), error bars = std over runs")
+                for key, paths in la.figures.items() if key.startswith("layer-weights-")]
+        if "layer-heatmap" in la.figures:
+            figs.append(page.figure(la.figures["layer-heatmap"], "layer_heatmap",
+                                    "Layer weights heat map (encoders with several layers; colour scale from 0)"))
         page.add(f'<div class="figs">{"".join(figs)}</div>')
-        found["layer_weights"] = len(matrix)
-    try:
-        curves = probe_curves(runs, metric, n_boot=n_boot, seed=seed)
-    except NoData as exc:
-        page.note(str(exc))
-    else:
-        page.write("probes.csv", curves.to_csv(index=False))
+    if weights is not None:
+        found["layer_weights"] = len(layer_weight_matrix(weights))
+    if curves is not None:
         page.add("<h3>Per-layer linear probes</h3>")
         labels = group_labels(curves)
         header = ["model", "layer", f"{LABELS[metric]} [95% CI]", "folds", "runs", "utterances"]
@@ -217,8 +215,7 @@ def _layers_section(page: _Page, runs: pd.DataFrame, metric: str, n_boot: int, s
         caption = (f"{definition(metric)}, of a linear probe on one layer (dev-selected per layer), mean over folds "
                    f"and seeds [95% bootstrap CI, {n_boot} replicates]; utterances: test utterances scored.")
         page.add('<div class="scroll">' + html_table(header, rows, caption) + "</div>")
-        fig = plots.probe_curves_plot(curves, page.out / "plots" / "probe-curves")
-        fig = page.figure(fig, "probe_curves", "Probe metric per layer, 95% CI band")
+        fig = page.figure(la.figures["probe-curves"], "probe_curves", "Probe metric per layer, 95% CI band")
         page.add(f'<div class="figs">{fig}</div>')
         found["probe_curves"] = int(labels.nunique())
     return found
@@ -240,11 +237,15 @@ def write_report(results, out_dir: str | Path, metric: str | None = None, n_boot
     """Write ``index.html`` and its tables, figures and ``summary.json`` to ``out_dir`` (module doc).
 
     ``results``: a sweep directory, its results.sqlite or the table as a DataFrame. ``metric``: one
-    metric; without it the ``protocol``'s metrics (default EMO-SUPERB: ``macro_f1``), one
+    metric; without it the ``protocol``'s metrics (default: by the runs' label sets,
+    :func:`~emostore.evaluate.protocols.protocol_for_labels`), one
     leaderboard each, the first (primary) also for the cross-rule matrices and probe curves.
     ``by``: extra condition columns of the leaderboard (e.g. ``["head"]``). Returns the files
     written (``path``, ``bytes``), ``index.html`` last.
     """
+    all_runs = load_runs(results)
+    if metric is None and protocol is None:
+        protocol = protocol_for_labels(all_runs["labels"].tolist())
     try:
         metrics = pick_metrics(metric, protocol)
     except EvaluationError as exc:
@@ -252,7 +253,6 @@ def write_report(results, out_dir: str | Path, metric: str | None = None, n_boot
     metric = check_metric(metrics[0])
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    all_runs = load_runs(results)
     runs = done_runs(all_runs)
     failed = failed_runs(all_runs)
     page = _Page(out)

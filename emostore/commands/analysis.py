@@ -19,24 +19,29 @@ METRIC_HELP = ("Metric: macro_f1 (EMO-SUPERB multi-label F1, share > 1/C) | ua |
                "| kld | jsd (kld, jsd: lower is better). Default: the --protocol's metrics (leaderboard, report: a "
                "table each; crossrule, layers, compare: the primary one).")
 PROTOCOL_HELP = ("Benchmark whose metrics to report when --metric is not given: emo-superb (macro_f1, multi-label) "
-                 "or emobox (ua, wa, macro_f1_single; UA primary).")
+                 "or emobox (ua, wa, macro_f1_single; UA primary). Default: emobox when every label set is "
+                 "single-label (one class per clip, e.g. EmoDB), else emo-superb.")
 FORMATS = ["md", "csv", "html"]
 
 
 def _metric(f):
-    f = click.option("--protocol", type=click.Choice(["emo-superb", "emobox"]), default="emo-superb",
-                     show_default=True, help=PROTOCOL_HELP)(f)
+    f = click.option("--protocol", type=click.Choice(["emo-superb", "emobox"]), default=None,
+                     help=PROTOCOL_HELP)(f)
     return click.option("--metric", "-m", default=None, metavar="NAME", help=METRIC_HELP)(f)
 
 
-def _metrics(metric: str | None, protocol: str) -> tuple[str, ...]:
-    """--metric, else the protocol's metrics (primary first), as the analysis error class."""
-    from emostore.analysis import AnalysisError
+def _metrics(metric: str | None, protocol: str | None, results=None, labels=None) -> tuple[str, ...]:
+    """--metric, else the protocol's metrics (primary first; without --protocol, the one the label
+    sets of RESULTS, or ``labels``, call for), as the analysis error class."""
+    from emostore.analysis import AnalysisError, load_runs
     from emostore.evaluate import EvaluationError
     from emostore.evaluate.protocols import pick_metrics
 
+    sets = [labels] if labels else []
+    if metric is None and protocol is None and results is not None:
+        sets = load_runs(results)["labels"].tolist()
     try:
-        return pick_metrics(metric, protocol)
+        return pick_metrics(metric, protocol, sets)
     except EvaluationError as exc:
         raise AnalysisError(str(exc)) from None
 
@@ -99,7 +104,7 @@ def leaderboard_cmd(results, metric, protocol, fmt, by, head, rule, out):
     """
     from emostore.analysis import format_leaderboards, leaderboard
 
-    boards = [leaderboard(results, m, by=_by(by), head=head, rule=rule) for m in _metrics(metric, protocol)]
+    boards = [leaderboard(results, m, by=_by(by), head=head, rule=rule) for m in _metrics(metric, protocol, results)]
     _emit(format_leaderboards(boards, _fmt_from(fmt, out)), out)
 
 
@@ -133,7 +138,7 @@ def crossrule_cmd(results, metric, protocol, n_boot, seed, select, overrides, he
         if not sep or not rule or not path:
             raise AnalysisError(f"--labels takes RULE=PATH, got {item!r}")
         sets[rule] = path
-    cross = crossrule(results, _metrics(metric, protocol)[0], n_boot=n_boot, seed=seed, select=select,
+    cross = crossrule(results, _metrics(metric, protocol, results)[0], n_boot=n_boot, seed=seed, select=select,
                       label_sets_by_rule=sets, head=head)
     _emit(format_crossrule(cross, _fmt_from(fmt, out)), out)
 
@@ -152,43 +157,18 @@ def layers_cmd(results, metric, protocol, n_boot, seed, out):
     std over folds and seeds). Probe curves: the metric of a linear probe on each layer, with 95%
     bootstrap CIs. Either part may be absent; at least one must be there.
     """
-    from emostore.analysis import NoData, layer_weight_matrix, layer_weights, probe_curves
-    from emostore.analysis import plots
+    from emostore.analysis.layer_files import layer_analysis, write_layer_files
 
-    parts, missing = {}, []
-    try:
-        w = layer_weights(results)
-        parts["layers.csv"] = w
-        parts["layer_matrix.csv"] = layer_weight_matrix(w)
-    except NoData as exc:
-        missing.append(str(exc))
-    try:
-        parts["probes.csv"] = probe_curves(results, _metrics(metric, protocol)[0], n_boot=n_boot, seed=seed)
-    except NoData as exc:
-        missing.append(str(exc))
-    if not parts:
-        raise NoData("; ".join(missing))
-    for note in missing:
+    la = layer_analysis(results, _metrics(metric, protocol, results)[0], n_boot=n_boot, seed=seed)
+    for note in la.notes:
         click.echo(f"note: {note}", err=True)
     if out is None:
-        for name, df in parts.items():
-            click.echo(f"# {name[:-4]}\n{df.to_string()}\n")
+        for name, df in (("layers", la.weights), ("layer_matrix", la.matrix), ("probes", la.probes)):
+            if df is not None:
+                click.echo(f"# {name}\n{df.to_string()}\n")
         return
-    from emostore.outputs import ensure_folder, write_text
-
-    folder = ensure_folder(out)
-    written = []
-    for name, df in parts.items():
-        write_text(folder / name, df.to_csv(index=name == "layer_matrix.csv"))
-        written.append(folder / name)
-    if "layers.csv" in parts:
-        figures, single = plots.layer_weights_plots(parts["layers.csv"], folder / "layer-weights")
-        written += [p for paths in figures.values() for p in paths]
-        written += plots.layer_heatmap(parts["layer_matrix.csv"], folder / "layer-heatmap")
-        for enc in single:
-            click.echo(f"note: {enc} has a single layer (weight 1 by construction): no layer-weight figure", err=True)
-    if "probes.csv" in parts:
-        written += plots.probe_curves_plot(parts["probes.csv"], folder / "probe-curves")
+    write_layer_files(la, out, out)
+    written = [*la.tables.values(), *(p for paths in la.figures.values() for p in paths)]
     click.echo("\n".join(str(p) for p in written))
 
 
@@ -230,11 +210,13 @@ def compare_cmd(pred_a, pred_b, labels_path, metric, protocol, n_boot, seed, par
 
     Both are scored on the same utterances of the label set; each bootstrap replicate resamples
     them once for both. delta > 0 means A is better (for kld and jsd: lower); p is the one-sided
-    p-value of "A is better than B" (p < 1/n-boot reads as "A better in every replicate").
+    p-value of "A is better than B", (1 + replicates where A is not better) / (n-boot + 1): at least
+    1/(n-boot + 1), printed as that bound when A was better in every replicate.
     """
     from emostore.analysis import compare_predictions
+    from emostore.evaluate.bootstrap import format_p
 
-    metric = _metrics(metric, protocol)[0]
+    metric = _metrics(metric, protocol, labels=labels_path)[0]
     r = compare_predictions(pred_a, pred_b, labels_path, metric, n_boot=n_boot, seed=seed,
                             partition=partition, fold=fold).iloc[0].to_dict()
     if as_json:
@@ -242,7 +224,7 @@ def compare_cmd(pred_a, pred_b, labels_path, metric, protocol, n_boot, seed, par
         return
     click.echo(f"{metric}: A {r['a']:.4f}, B {r['b']:.4f}; delta {r['delta']:+.4f} "
                f"(95% CI [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]; > 0: A better)")
-    click.echo(f"p = {r['p_value']:.4f} (one-sided, H1: A better than B; {r['n_boot']} paired replicates, "
+    click.echo(f"{format_p(r['p_value'], r['n_boot'])} (one-sided, H1: A better than B; {r['n_boot']} paired replicates, "
                f"seed {r['seed']}, {r['n']} utterances)")
 
 

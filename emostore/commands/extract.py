@@ -134,11 +134,12 @@ def extract(manifest, out, layers, norm_ids, dry_run, quiet, **options):
 
 @click.command()
 def encoders():
-    """List the encoder backends `--encoder` accepts."""
-    from emostore.extract.encoders import available
+    """List the encoder backends `--encoder` accepts: the form, what it takes, an example."""
+    from emostore.extract.encoders.base import available, usage
 
     for name in available():
-        click.echo(name)
+        u = usage(name)
+        click.echo(f"{u.form}\n    {u.takes}\n    e.g. --encoder {u.example}")
 
 
 def register(group: click.Group) -> None:

@@ -24,7 +24,8 @@ from emostore.commands._training import train_options
 @click.option("--tensorboard/--no-tensorboard", default=True, show_default=True,
               help="Write TensorBoard scalars (loss/train, loss/dev, lr, layer weights) to OUT/tb.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="torch threads for this run (recorded in run.json) [default: torch's, one per core].")
+              help="torch threads for this run (recorded in run.json) [default: 1, so the numbers do not depend "
+                   "on the machine's core count; more threads can change their last bits].")
 @click.option("--allow-overlap", is_flag=True,
               help="Train even if the fold has ids in both train and test (or dev and test); refused otherwise.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Run folder to write.")

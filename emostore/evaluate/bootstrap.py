@@ -13,9 +13,10 @@ drawn multiset. Because each metric is a function of per-utterance sums
 * Paired test (Koehn 2004; Berg-Kirkpatrick et al. 2012): runs A and B scored on the *same*
   utterances share each replicate's draw; ``delta = m(A) - m(B)`` (sign flipped for lower-is-better
   metrics, so ``delta > 0`` always means A is better). The one-sided p-value for "A is better than
-  B" is the share of replicates where A is *not* better, ties counted half:
-  ``p = (#(delta < 0) + #(delta == 0) / 2) / n_boot``. Identical runs give exactly 0.5; a run that
-  is better in every replicate gives 0 (read: p < 1 / n_boot).
+  B" counts the replicates where A is *not* better, ties half, with the observed sample as one more
+  (Davison & Hinkley 1997, eq. 4.11): ``p = (1 + #(delta < 0) + #(delta == 0) / 2) / (n_boot + 1)``.
+  Identical runs give (1 + B/2) / (B + 1), about 0.5; a run better in every replicate gets the smallest value
+  ``n_boot`` replicates can give, ``1 / (n_boot + 1)`` (never 0: :func:`format_p` prints it as a bound).
 """
 
 from __future__ import annotations
@@ -141,7 +142,16 @@ def paired_bootstrap(a: UtteranceScores, b: UtteranceScores, metric: str = "macr
     delta = sign * (reps_a[metric] - reps_b[metric])
     delta = delta[~np.isnan(delta)]
     pa, pb = compute_metrics(a, zero_division)[metric], compute_metrics(b, zero_division)[metric]
-    p = (np.sum(delta < 0) + 0.5 * np.sum(delta == 0)) / max(delta.size, 1)
+    p = (1.0 + np.sum(delta < 0) + 0.5 * np.sum(delta == 0)) / (delta.size + 1)
     lo, hi = percentile_ci(delta, level)
     return PairedResult(metric, pa, pb, sign * (pa - pb), float(p), lo, hi, n_boot)
 
+
+
+def format_p(p: float, n_boot: int) -> str:
+    """``p = 0.0123``, or ``p <= 1/(B+1) = 0.000999`` where no replicate went against A (the smallest
+    p-value ``n_boot`` replicates can give, so the true one may be smaller): never ``p = 0.0000``."""
+    floor = 1.0 / (n_boot + 1)
+    if p <= floor * (1 + 1e-9):
+        return f"p <= 1/(B+1) = {floor:.3g} (B = {n_boot}: A better in every replicate)"
+    return f"p = {p:.4g}"

@@ -57,6 +57,11 @@ _ENCODERS: dict[tuple[str, str], object] = {}
 # A finished block whose shared shard still waits for a neighbour is written into it (a
 # read-modify-write) and committed after this many seconds.
 SHARED_WAIT_S = 10.0
+# A cluster with no worker at all for this long stops the run with an error instead of waiting
+# forever (Dask's LocalCluster drops a dead worker's nanny for good when its restart takes longer
+# than `distributed.deploy.lost-worker-timeout`, 15 s: on a loaded machine a killed worker can
+# leave a cluster with none, and the blocks would wait at 0 CPU).
+WORKERLESS_S = 300.0
 
 
 def worker_device(device: str, worker_name) -> str:
@@ -186,8 +191,11 @@ def run_on_cluster(manifest, encoder, layers, policy, writer, plan, opts, out, c
             totals["encode"] += sum(d.encode_seconds for d in ready)
             ready.clear()
 
+    workerless_since = None
     bar = as_factory(opts.progress)(round(plan.audio_seconds, 1), "extract", "audio-s", unit_scale=True)
-    with _client_or(client, opts) as cl:
+    with _client_or(client, opts) as cl, cl.as_current():
+        # distributed.wait() goes through the *current* client: as_current() makes that the one that
+        # owns these futures, also when a caller passed client= while another client is current
         from distributed import wait
 
         futures = {cl.submit(run_block, job, pure=False, key=f"emostore-block-{job.work.first_row}-{os.getpid()}"
@@ -216,8 +224,13 @@ def run_on_cluster(manifest, encoder, layers, policy, writer, plan, opts, out, c
                 # a slow block must not hold its neighbours' commits back for long
                 ready.extend(finished.pop(first) for first in shared.flush(SHARED_WAIT_S))
                 commit()
-                bar.update(0, postfix=f"{len(cl.scheduler_info().get('workers', {}))} workers, "
-                                      f"{totals['failed']} failed")
+                n_workers = len(cl.scheduler_info().get("workers", {}))
+                bar.update(0, postfix=f"{n_workers} workers, {totals['failed']} failed")
+                workerless_since = None if n_workers else (workerless_since or time.monotonic())
+                if futures and workerless_since is not None and time.monotonic() - workerless_since > WORKERLESS_S:
+                    raise ClusterError(
+                        f"the Dask cluster has had no worker for {WORKERLESS_S:.0f} s with {len(futures)} blocks "
+                        "still to run; finished blocks are kept, start workers and re-run to resume")
         except BaseException as exc:
             # an interrupt or a block's failure: keep every finished block (write the shared shards
             # they wait for, then commit them); after a failed write (disk, lock) write nothing more

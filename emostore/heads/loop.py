@@ -12,8 +12,14 @@ Determinism: ``torch.manual_seed(seed)`` before the head is built (initialisatio
 separate ``torch.Generator`` seeded with ``seed`` for the shuffling, so the same seed gives the
 same run, and a pooled and a frames run with the same ``shuffle`` see the same batches.
 
-Threads: ``threads`` sets torch's intra-op threads for this run only (restored after); None leaves
-torch's default (one per core), which on a loaded machine can be several times slower.
+Threads: a run trains with ``DEFAULT_THREADS`` (1) torch intra-op threads unless ``threads`` says
+otherwise (restored after). torch splits a matrix product's or a reduction's sums by thread
+count, so the same run on 1 and on 2 threads differs in the last bits (measured: test
+probabilities 3e-7 apart after 10 epochs of weighted-sum on Whisper's pooled EmoDB features, 9e-8
+after 3 of ar-mlp on FBANK), and over 100 early-stopped epochs that can move the kept epoch and a
+table's numbers. One thread gives the same numbers on every machine whatever its core count
+(same CPU kernels assumed), and these heads are small: on the 2-core test machine one thread was
+also faster. A sweep runs in parallel across runs instead (``--jobs``).
 """
 
 from __future__ import annotations
@@ -49,6 +55,9 @@ class RunResult:
     layer_weights: list[float] | None = None
     seconds: float = 0.0
     record: dict = field(default_factory=dict)
+
+
+DEFAULT_THREADS = 1
 
 
 @contextmanager
@@ -101,11 +110,12 @@ def train(fs, records, classes: list[str], partition, cfg: TrainConfig, log=None
 
     ``source``: anything with ``logits(head, rows)`` (default: the store's, see :func:`make_source`).
     ``on_epoch(epoch, scalars, head)`` is called after every epoch (TensorBoard logging).
-    ``threads``: torch threads for this run (None: torch's default). ``allow_overlap``: train on a
+    ``threads``: torch threads for this run (None: ``DEFAULT_THREADS``, 1: the numbers do not
+    depend on the machine's core count; more threads may change their last bits). ``allow_overlap``: train on a
     fold whose test ids are also in its train or dev part (refused otherwise). ``progress``: a
     :class:`~emostore.progress.Progress` factory, one unit per epoch (default: quiet).
     """
-    with torch_threads(threads):
+    with torch_threads(DEFAULT_THREADS if threads is None else threads):
         result = _train(fs, records, classes, partition, cfg, log, source, on_epoch, progress, allow_overlap)
         result.record["torch_threads"] = torch.get_num_threads()
     return result

@@ -14,6 +14,7 @@ An encoder turns a batch of mono 16 kHz waveforms into every layer's hidden stat
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Callable, ClassVar
 
 import numpy as np
@@ -69,12 +70,26 @@ class Encoder(ABC):
 _REGISTRY: dict[str, Callable[..., Encoder]] = {}
 
 
-def register(backend: str):
-    """Class decorator: make an encoder reachable as ``--encoder BACKEND[:PATH]``."""
+@dataclass(frozen=True)
+class Usage:
+    """What ``--encoder`` takes for one backend: the spec's form, what its part after ``:`` means,
+    and an example (``emostore encoders`` prints these)."""
+
+    form: str  # e.g. "hf:DIR"
+    takes: str
+    example: str
+
+
+_USAGE: dict[str, Usage] = {}
+
+
+def register(backend: str, usage: Usage):
+    """Decorator: make an encoder (class or factory) reachable as ``--encoder BACKEND[:PATH]``."""
 
     def deco(cls):
         cls.backend = backend
         _REGISTRY[backend] = cls
+        _USAGE[backend] = usage
         return cls
 
     return deco
@@ -82,6 +97,11 @@ def register(backend: str):
 
 def available() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def usage(backend: str) -> Usage:
+    """How ``--encoder`` spells ``backend`` and what it takes."""
+    return _USAGE[backend]
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:

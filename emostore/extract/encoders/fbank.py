@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torchaudio.compliance.kaldi as kaldi
 
-from emostore.extract.encoders.base import Encoder, EncoderError, register
+from emostore.extract.encoders.base import Encoder, EncoderError, Usage, register
 
 FBANK_OPTIONS = dict(
     num_mel_bins=80,
@@ -19,7 +19,8 @@ FBANK_OPTIONS = dict(
 )
 
 
-@register("fbank")
+@register("fbank", Usage("fbank", "nothing after the name: Kaldi-compatible 80-dim log-mel filterbank "
+                                    "(torchaudio), EMO-SUPERB's FBANK baseline", "fbank"))
 class FbankEncoder(Encoder):
     """Computed per utterance on int16-scaled samples, as Kaldi does; dither 0 keeps it deterministic."""
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emostore.extract.encoders.base import Encoder, EncoderError, register
+from emostore.extract.encoders.base import Encoder, EncoderError, Usage, register
 from emostore.provenance import files_sha256
 from emostore.extract.encoders.whisper import WhisperWindowEncoder, _load_hf_whisper_encoder
 
@@ -118,7 +118,9 @@ class HFMaskedEncoder(Encoder):
         return _describe(self, self.path)
 
 
-@register("hf")
+@register("hf", Usage("hf:DIR", "DIR, a local transformers model directory (config.json + weights; never "
+                             "downloaded): wav2vec2 / XLS-R, HuBERT, WavLM, data2vec-audio, Whisper",
+                      "hf:/models/wavlm-base-plus"))
 def load_hf(path: str | None, device: torch.device) -> Encoder:
     from transformers import AutoConfig
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emostore.extract.encoders.base import Encoder, EncoderError, register
+from emostore.extract.encoders.base import Encoder, EncoderError, Usage, register
 from emostore.provenance import files_sha256
 
 PROBE_SAMPLES = 16000  # 1 s: long enough for every upstream's front end
@@ -191,7 +191,9 @@ def _probe_wave(n: int) -> torch.Tensor:
     return 0.1 * torch.randn(n, generator=g)
 
 
-@register("s3prl")
+@register("s3prl", Usage("s3prl:NAME[:CKPT]", "NAME, an s3prl upstream (apc_960hr, tera_960hr, wavlm_large, ...), "
+                         "and CKPT, the checkpoint file s3prl's NAME would download (extra: s3prl)",
+                         "s3prl:apc_960hr:/ckpt/apc_960hr.ckpt"))
 class S3PRLEncoder(Encoder):
     """An s3prl upstream's ``hidden_states``, cropped to the frames each clip yields alone."""
 

