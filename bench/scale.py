@@ -44,12 +44,12 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from emostore.extract.encoders.base import Encoder, register  # noqa: E402
+from emostore.extract.encoders.base import Encoder, Usage, register  # noqa: E402
 
 HOP = 320
 
 
-@register("bench-sleep")
+@register("bench-sleep", Usage("bench-sleep:LATENCY,LAYERS,DIM", "benchmark stand-in: sleeps LATENCY s per batch", "bench-sleep:0.25,4,384"))
 class SleepEncoder(Encoder):
     """A latency-bound stand-in: ``time.sleep(latency)`` per batch, constant outputs."""
 

@@ -15,11 +15,11 @@ import os
 import sys
 import time
 
-from emostore.extract.encoders.base import register
+from emostore.extract.encoders.base import Usage, register
 from emostore.extract.encoders.fbank import FbankEncoder
 
 
-@register("slow-fbank")
+@register("slow-fbank", Usage("slow-fbank[:SECONDS]", "test stand-in: fbank that sleeps per batch", "slow-fbank:0.5"))
 class SlowFbank(FbankEncoder):
     def __init__(self, path, device):
         super().__init__(None, device)
@@ -35,7 +35,7 @@ class SlowFbank(FbankEncoder):
         return super().encode(waves)
 
 
-@register("buggy-fbank")
+@register("buggy-fbank", Usage("buggy-fbank", "test stand-in: fbank with a code bug", "buggy-fbank"))
 class BuggyFbank(FbankEncoder):
     def __init__(self, path, device):
         super().__init__(None, device)
