@@ -169,3 +169,58 @@ def test_stacking_pads_hidden_sizes_and_gives_each_member_back():
         want = h.eval().forward_frames(x[k][None, :, None].expand(1, 7, 5, 8), mask)
         torch.testing.assert_close(got[k], want, atol=1e-5, rtol=1e-5)
 
+
+
+def test_grouped_sweep_writes_what_a_one_at_a_time_sweep_writes(whisper_fold, tmp_path):
+    from emostore.sweep import load_results
+    from emostore.sweep.config import expand
+    from emostore.sweep.runner import run_sweep
+
+    spec = {"store": whisper_fold["store"], "labels": [whisper_fold["labels"]["mr"], whisper_fold["labels"]["pr"]],
+            "partition": whisper_fold["part"], "fold": ["f1", "f2"], "epochs": 4, "batch_size": 8, "patience": 1,
+            "runs": [{"head": "probe", "layer": [1, 4], "lr": [1e-2, 3e-3], "seed": [0, 1]},
+                     {"head": "weighted-sum", "seed": [0, 1], "hidden": 16},
+                     {"head": "emobox", "layer": 4, "hidden": 8, "seed": [0, 1], "epochs": 2, "fold": "f1"}]}
+    runs = expand(spec)
+    grouped = run_sweep(runs, tmp_path / "g")
+    alone = run_sweep(runs, tmp_path / "a", group=False)
+    assert (grouped.done, alone.done, grouped.failed) == (len(runs), len(runs), 0)
+    g, a = load_results(tmp_path / "g"), load_results(tmp_path / "a")
+    assert list(g.run_id) == list(a.run_id) == sorted(r.run_id for r in runs)
+    same = [c for c in g.columns if c not in ("seconds", "out_dir", "predictions", "layer_weights", "dev_loss",
+                                               "macro_f1", "ua", "wa", "macro_f1_single", "kld", "jsd")]
+    pd_equal = g[same].fillna(-1).astype(str).values == a[same].fillna(-1).astype(str).values
+    assert pd_equal.all()
+    np.testing.assert_allclose(g.dev_loss, a.dev_loss, rtol=1e-5)
+    assert len(set(g.epochs_run)) > 1  # early stopping ended runs at different epochs
+    for rid in g.run_id:
+        dg, da = tmp_path / "g" / "runs" / rid, tmp_path / "a" / "runs" / rid
+        assert sorted(p.name for p in dg.iterdir()) == sorted(p.name for p in da.iterdir())
+        pg = [json.loads(x) for x in (dg / "predictions.jsonl").read_text().splitlines()]
+        pa = [json.loads(x) for x in (da / "predictions.jsonl").read_text().splitlines()]
+        assert [p["id"] for p in pg] == [p["id"] for p in pa]
+        np.testing.assert_allclose([p["probs"] for p in pg], [p["probs"] for p in pa], atol=1e-5)
+        mg, ma = torch.load(dg / "model.pt"), torch.load(da / "model.pt")
+        assert {k: v for k, v in mg.items() if k != "state_dict"} == {k: v for k, v in ma.items() if k != "state_dict"}
+        assert len(list((dg / "tb").iterdir())) == 1
+        rg = json.loads((dg / "run.json").read_text())
+        assert rg["group"]["members"] > 1
+
+
+def test_plan_groups_by_feature_reads_and_splits_for_workers():
+    from emostore.sweep.config import RunSpec
+    from emostore.sweep.group import plan_groups
+
+    def spec(head, layer, store="a.zarr", **kw):
+        return RunSpec(store, "l.jsonl", "p.json", TrainConfig(head=head, fold="f1", layer=layer, **kw))
+
+    runs = ([spec("probe", k, seed=s) for k in (1, 2) for s in range(3)] + [spec("probe", 1, store="b.zarr")]
+            + [spec("emobox", k, seed=s) for k in (1, 2) for s in range(2)] + [spec("ar-mlp", 1)])
+    groups = plan_groups(runs)
+    # pooled probes of every layer share one pass; emobox groups by the layer whose frames it reads
+    assert sorted(len(g) for g in groups) == [1, 1, 2, 2, 6]
+    assert all(len({(r.store, r.config.head) for r in g}) == 1 for g in groups)
+    assert all(len({r.config.layer for r in g}) == 1 for g in groups if g[0].config.head == "emobox")
+    split = plan_groups(runs, workers=7)
+    assert len(split) == 7 and sorted(len(g) for g in split) == [1, 1, 1, 2, 2, 2, 3]
+    assert sorted(r.config.seed for g in split for r in g) == sorted(r.config.seed for r in runs)

@@ -109,21 +109,29 @@ def run_group(store: str, runs: list[GroupRun], threads: int | None = None, tens
 
     fs = open_store(store)
     read: dict = {}
-    members, inputs, scalars = [], [], []
-    for r in runs:
+    members, inputs, scalars, unreadable = [], [], [], {}
+    for i, r in enumerate(runs):
         key = (r.labels, r.partition)
         if key not in read:
-            read[key] = read_inputs(r.labels, r.partition)
-        inputs.append(read[key])
+            try:
+                read[key] = read_inputs(r.labels, r.partition)
+            except Exception as exc:  # this label set or partition: its members fail, the others train
+                read[key] = exc
         start_folder(r.out)
         scalars.append([])
+        if isinstance(read[key], Exception):
+            unreadable[i] = read[key]
+            continue
+        inputs.append(read[key])
         records, _, classes, part = read[key]
         members.append(Member(r.cfg, records, classes, part,
                               on_epoch=(lambda e, s, h, box=scalars[-1]: box.append((e, s))) if tensorboard else None))
+    index = [i for i in range(len(runs)) if i not in unreadable]  # member position -> position in runs
 
     results: list = [None] * len(runs)
 
-    def finished(i: int, value) -> None:
+    def finished(j: int, value) -> None:
+        i = index[j]
         r = runs[i]
         if isinstance(value, RunResult):
             try:
@@ -135,7 +143,7 @@ def run_group(store: str, runs: list[GroupRun], threads: int | None = None, tens
                             on_epoch(epoch, s)
                     finally:
                         writer.close()
-                write_folder(value, fs, out, store, r.labels, inputs[i], r.partition)
+                write_folder(value, fs, out, store, r.labels, inputs[j], r.partition)
             except Exception as exc:  # writing this member's folder failed: it fails alone
                 value = exc
         scalars[i] = None
@@ -143,5 +151,9 @@ def run_group(store: str, runs: list[GroupRun], threads: int | None = None, tens
         if on_done:
             on_done(i, value)
 
+    for i, exc in unreadable.items():
+        results[i] = exc
+        if on_done:
+            on_done(i, exc)
     train_group(fs, members, threads=threads, allow_overlap=allow_overlap, on_done=finished)
     return results
