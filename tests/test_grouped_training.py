@@ -224,3 +224,17 @@ def test_plan_groups_by_feature_reads_and_splits_for_workers():
     split = plan_groups(runs, workers=7)
     assert len(split) == 7 and sorted(len(g) for g in split) == [1, 1, 1, 2, 2, 2, 3]
     assert sorted(r.config.seed for g in split for r in g) == sorted(r.config.seed for r in runs)
+
+
+def test_grouped_training_does_not_import_dynamo(fbank_fold):
+    """torch.optim's step imports torch._dynamo (seconds of cold start); the stacked AdamW does not."""
+    import subprocess
+    import sys
+
+    code = (f"import sys; from emostore.heads.train import GroupRun, TrainConfig, run_group; "
+            f"out = run_group({fbank_fold['store']!r}, [GroupRun({fbank_fold['labels']!r}, {fbank_fold['part']!r}, "
+            f"TrainConfig(head='ar-mlp', fold='f1', epochs=2, batch_size=8), {str(fbank_fold['tmp'] / 'nodyn')!r})]); "
+            f"assert out[0].selected_epoch >= 1, out; print('torch._dynamo' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"

@@ -152,15 +152,20 @@ class _Feed:
 
     def __init__(self, source, frames: bool, device):
         self.source, self.frames, self.device = source, frames, device
+        if not frames:  # [L * N, D], layer-major: one member's (layer, row) is one contiguous row to copy
+            n, layers, dim = source.pooled.shape
+            self.by_layer = source.pooled.transpose(0, 1).reshape(layers * n, dim).contiguous()
 
     def logits(self, stack: StackedHead, rows: np.ndarray, valid: np.ndarray, dropout=None) -> torch.Tensor:
         if not self.frames:
-            idx = torch.from_numpy(rows).to(self.device)
             pooled = self.source.pooled
             if reads_one_layer(stack.name):
-                x = pooled[idx, torch.as_tensor(stack.layers, device=self.device)[:, None]]
+                flat = np.asarray(stack.layers, dtype=np.int64)[:, None] * pooled.shape[0] + rows
+                idx = torch.from_numpy(flat.reshape(-1)).to(self.device)
+                x = self.by_layer.index_select(0, idx).reshape(rows.shape + (pooled.shape[-1],))
             else:
-                x = pooled[idx]
+                idx = torch.from_numpy(rows.reshape(-1)).to(self.device)
+                x = pooled.index_select(0, idx).reshape(rows.shape + pooled.shape[1:])
             return stack.post(stack.pre(x), dropout)
         k, width = rows.shape
         arrays = [self.source._rows(rows[j][valid[j]]) for j in range(k)]

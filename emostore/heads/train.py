@@ -11,6 +11,7 @@ their names.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,13 +131,13 @@ def run_group(store: str, runs: list[GroupRun], threads: int | None = None, tens
 
     results: list = [None] * len(runs)
 
-    def finished(j: int, value) -> None:
+    def write(j: int, value) -> None:
         i = index[j]
         r = runs[i]
         if isinstance(value, RunResult):
             try:
                 out = Path(r.out)
-                if tensorboard:  # one writer at a time, from the member's buffered epochs
+                if tensorboard:  # from the member's buffered epochs
                     on_epoch, writer = artifacts.tensorboard(out)
                     try:
                         for epoch, s in scalars[i]:
@@ -155,5 +156,11 @@ def run_group(store: str, runs: list[GroupRun], threads: int | None = None, tens
         results[i] = exc
         if on_done:
             on_done(i, exc)
-    train_group(fs, members, threads=threads, allow_overlap=allow_overlap, on_done=finished)
+    # folders are written by one thread beside the training (TensorBoard's close fsyncs each file)
+    with ThreadPoolExecutor(max_workers=1) as writer_pool:
+        pending = []
+        train_group(fs, members, threads=threads, allow_overlap=allow_overlap,
+                    on_done=lambda j, value: pending.append(writer_pool.submit(write, j, value)))
+        for f in pending:
+            f.result()
     return results
