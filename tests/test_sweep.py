@@ -163,8 +163,15 @@ def test_a_label_set_regenerated_at_the_same_path_makes_new_runs(fbank_fold, tmp
 def test_dask_cluster_gives_the_same_runs_as_local_processes(fbank_fold, tmp_path):
     """Determinism across executors: a Dask worker trains the same model as this process."""
     distributed = pytest.importorskip("distributed")
+    import torch
+
     runs = expand(_base(fbank_fold, head=["probe", "ar-mlp"], seed=[3]))
-    local = run_sweep(runs, tmp_path / "local", jobs=1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as on the Dask worker: MKL's sums (ar-mlp's 1024-wide layers) vary with threads
+    try:
+        local = run_sweep(runs, tmp_path / "local", jobs=1)
+    finally:
+        torch.set_num_threads(before)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                                   dashboard_address=":0") as cluster:
         remote = run_sweep(runs, tmp_path / "dask", scheduler=cluster.scheduler_address)

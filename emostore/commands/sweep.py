@@ -27,9 +27,11 @@ from emostore.commands._training import grid_value, train_options
 @click.option("--jobs", "-j", default=1, show_default=True, help="Runs in parallel in local processes.")
 @click.option("--scheduler", default=None, help="Dask distributed scheduler address (tcp://host:8786) to run on "
               "instead of local processes; every worker must see the store and label files.")
+@click.option("--no-group", is_flag=True, help="Train runs one at a time instead of grouping the runs that read the "
+              "same features into one stacked module (the results are the same; grouped is faster).")
 @click.option("--dry-run", is_flag=True, help="List the runs and whether each is done; run nothing.")
 @quiet_option
-def sweep(spec_file, stores, label_sets, partitions, folds, heads, out, jobs, scheduler, dry_run, quiet,
+def sweep(spec_file, stores, label_sets, partitions, folds, heads, out, jobs, scheduler, no_group, dry_run, quiet,
           **settings):
     """Train many configs from the store(s) and gather one results table.
 
@@ -59,7 +61,7 @@ def sweep(spec_file, stores, label_sets, partitions, folds, heads, out, jobs, sc
         click.echo(f"{len(runs)} runs")
         return
     summary = run_sweep(runs, out, jobs=jobs, scheduler=scheduler, progress=progress_factory(quiet),
-                        log=lambda m: click.echo(m, err=True))
+                        log=lambda m: click.echo(m, err=True), group=not no_group)
     click.echo(f"{out}: {summary.total} runs: {summary.done} trained, {summary.skipped} already done, "
                f"{summary.failed} failed in {summary.seconds:.1f} s; table {summary.results}")
     if summary.failed:

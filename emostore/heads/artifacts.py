@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emostore.heads.heads import WeightedSumHead
 from emostore.provenance import file_sha256, library_versions
 from emostore.heads.loop import RunResult
 from emostore.outputs import atomic_path, write_json, write_text
@@ -42,12 +41,9 @@ def tensorboard(out: Path):
 
     writer = SummaryWriter(str(out / "tb"))
 
-    def on_epoch(epoch: int, scalars: dict, head) -> None:
-        for k, v in scalars.items():
+    def on_epoch(epoch: int, scalars: dict, head=None) -> None:
+        for k, v in scalars.items():  # loop.epoch_scalars: losses, lr, layer_weight/K
             writer.add_scalar(k, v, epoch)
-        if isinstance(head, WeightedSumHead):
-            for k, w in enumerate(head.layer_weights().cpu().tolist()):
-                writer.add_scalar(f"layer_weight/{k}", w, epoch)
 
     return on_epoch, writer
 

@@ -76,7 +76,7 @@ def torch_threads(threads: int | None):
         torch.set_num_threads(before)
 
 
-def _evaluate(head, source, rows, targets, weight, batch_size) -> tuple[float, np.ndarray]:
+def evaluate(head, source, rows, targets, weight, batch_size) -> tuple[float, np.ndarray]:
     """(mean weighted CE over rows, probabilities [n, C]) in eval mode, no gradients.
 
     Rows are visited in store order (sequential block reads for frames), results put back in order.
@@ -121,27 +121,79 @@ def train(fs, records, classes: list[str], partition, cfg: TrainConfig, log=None
     return result
 
 
-def _train(fs, records, classes, partition, cfg, log, source, on_epoch, progress, allow_overlap) -> RunResult:
-    t0 = time.perf_counter()
+@dataclass
+class Setup:
+    """What a run reads before its first step: the features it uses, its fold, class weights, layer."""
+
+    features: str
+    data: object  # FoldData
+    weights: np.ndarray
+    layer_position: int | None
+
+
+def setup(fs, records, classes, partition, cfg: TrainConfig, store_frames: bool = True,
+          allow_overlap: bool = False) -> Setup:
+    """Check ``cfg``, load its fold and class weights (shared by a single run and a group member)."""
     check(cfg)
-    features = choose_features(cfg.head, cfg.features, fs, store_frames=source is None)
+    features = choose_features(cfg.head, cfg.features, fs, store_frames=store_frames)
     data = load_fold(fs, records, partition, cfg.fold, cfg.valid_fraction, cfg.seed, allow_overlap)
     c = len(classes)
     if data.targets["train"].shape[1] != c:
         raise TrainError(f"targets have {data.targets['train'].shape[1]} classes, the label set names {c}")
     weights = class_balanced_weights(data.targets["train"], cfg.beta)
-    weight_t = torch.tensor(weights, dtype=torch.float32, device=cfg.device)
     pos = None if cfg.head == "weighted-sum" else layer_position(fs.layers, cfg.layer)
+    return Setup(features, data, weights, pos)
 
+
+def new_head(fs, cfg: TrainConfig, num_classes: int, pos: int | None) -> Head:
+    """The head a run starts from: ``torch.manual_seed(cfg.seed)``, then built (its initialisation)."""
     torch.manual_seed(cfg.seed)
-    head = build_head(cfg.head, fs.num_layers, fs.dim, c, layer=pos, hidden=cfg.hidden).to(cfg.device)
+    return build_head(cfg.head, fs.num_layers, fs.dim, num_classes, layer=pos, hidden=cfg.hidden).to(cfg.device)
+
+
+def epoch_scalars(train_loss: float, dev_loss: float, lr: float, layer_weights: list[float] | None) -> dict:
+    """The TensorBoard scalars of one epoch (``layer_weight/K`` for weighted-sum heads)."""
+    out = {"loss/train": train_loss, "loss/dev": dev_loss, "lr": lr}
+    for k, w in enumerate(layer_weights or []):
+        out[f"layer_weight/{k}"] = w
+    return out
+
+
+def finish(cfg: TrainConfig, classes, s: Setup, head: Head, best_state, best_epoch: int, train_losses,
+           dev_losses, source, seconds: float) -> RunResult:
+    """Load the selected epoch's state, predict the test part, and gather the run's result."""
+    if best_state is None:  # every dev loss was NaN
+        raise TrainError("the dev loss was never finite; lower the learning rate")
+    head.load_state_dict(best_state)
+    weight_t = torch.tensor(s.weights, dtype=torch.float32, device=cfg.device)
+    _, test_probs = evaluate(head, source, s.data.predict_rows, None, weight_t, cfg.batch_size)
+    lw = head.layer_weights().cpu().tolist() if isinstance(head, WeightedSumHead) else None
+    data = s.data
+    record = {"skipped_excluded": data.skipped, "utterances": {p: len(v) for p, v in data.ids.items()},
+              "predicted_test": len(data.predict_ids), "dev_source": data.dev_source,
+              "layer_position": s.layer_position}
+    if data.overlap:
+        record["overlap_allowed"] = data.overlap
+    if isinstance(source, FramesSource):
+        record["frames_cache"] = {"budget_bytes": source.budget, "peak_bytes": source.peak_cached_bytes,
+                                  "reads": source.reads}
+    return RunResult(cfg, list(classes), s.features, s.weights.tolist(), train_losses, dev_losses, best_epoch,
+                     data.predict_ids, test_probs, head.cpu(), lw, seconds, record)
+
+
+def _train(fs, records, classes, partition, cfg, log, source, on_epoch, progress, allow_overlap) -> RunResult:
+    t0 = time.perf_counter()
+    s = setup(fs, records, classes, partition, cfg, store_frames=source is None, allow_overlap=allow_overlap)
+    data, pos = s.data, s.layer_position
+    weight_t = torch.tensor(s.weights, dtype=torch.float32, device=cfg.device)
+    head = new_head(fs, cfg, len(classes), pos)
     gen = torch.Generator().manual_seed(cfg.seed)
-    source = source if source is not None else make_source(fs, cfg.head, features, cfg, pos)
+    source = source if source is not None else make_source(fs, cfg.head, s.features, cfg, pos)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     tr_rows, tr_t = data.rows["train"], data.targets["train"]
     steps_per_epoch = -(-len(tr_rows) // cfg.batch_size)
     sched = _warmup(opt, cfg.warmup_epochs * steps_per_epoch)
-    order_of = orderer(fs, cfg.head, features, cfg, tr_rows)
+    order_of = orderer(fs, cfg.head, s.features, cfg, tr_rows)
 
     train_losses, dev_losses = [], []
     best_state, best_epoch, best_loss = None, 0, float("inf")
@@ -150,8 +202,8 @@ def _train(fs, records, classes, partition, cfg, log, source, on_epoch, progress
         head.train()
         order = order_of(gen)
         total = 0.0
-        for s in range(0, len(order), cfg.batch_size):
-            idx = order[s:s + cfg.batch_size]
+        for s0 in range(0, len(order), cfg.batch_size):
+            idx = order[s0:s0 + cfg.batch_size]
             logits = source.logits(head, tr_rows[idx])
             loss = soft_cross_entropy(logits, torch.from_numpy(tr_t[idx]).to(logits.device), weight_t,
                                       cfg.smoothing)
@@ -161,14 +213,14 @@ def _train(fs, records, classes, partition, cfg, log, source, on_epoch, progress
             sched.step()
             total += loss.item() * len(idx)
         train_losses.append(total / len(order))
-        dev_loss, _ = _evaluate(head, source, data.rows["dev"], data.targets["dev"], weight_t, cfg.batch_size)
+        dev_loss, _ = evaluate(head, source, data.rows["dev"], data.targets["dev"], weight_t, cfg.batch_size)
         dev_losses.append(dev_loss)
         if dev_loss < best_loss:
             best_loss, best_epoch, best_state = dev_loss, epoch, copy.deepcopy(head.state_dict())
         bar.update(1, postfix=f"train loss {train_losses[-1]:.4f}, dev loss {dev_loss:.4f} (best epoch {best_epoch})")
         if on_epoch:
-            on_epoch(epoch, {"loss/train": train_losses[-1], "loss/dev": dev_loss,
-                             "lr": opt.param_groups[0]["lr"]}, head)
+            lw = head.layer_weights().cpu().tolist() if isinstance(head, WeightedSumHead) else None
+            on_epoch(epoch, epoch_scalars(train_losses[-1], dev_loss, opt.param_groups[0]["lr"], lw), head)
         if log:
             log(f"epoch {epoch}/{cfg.epochs}: train loss {train_losses[-1]:.4f}, dev loss {dev_loss:.4f}")
         if cfg.patience and epoch - best_epoch >= cfg.patience and best_state is not None:
@@ -178,17 +230,5 @@ def _train(fs, records, classes, partition, cfg, log, source, on_epoch, progress
                 log(stop)
             break
     bar.close()
-    if best_state is None:  # every dev loss was NaN
-        raise TrainError("the dev loss was never finite; lower the learning rate")
-    head.load_state_dict(best_state)
-    _, test_probs = _evaluate(head, source, data.predict_rows, None, weight_t, cfg.batch_size)
-    lw = head.layer_weights().cpu().tolist() if isinstance(head, WeightedSumHead) else None
-    record = {"skipped_excluded": data.skipped, "utterances": {p: len(v) for p, v in data.ids.items()},
-              "predicted_test": len(data.predict_ids), "dev_source": data.dev_source, "layer_position": pos}
-    if data.overlap:
-        record["overlap_allowed"] = data.overlap
-    if isinstance(source, FramesSource):
-        record["frames_cache"] = {"budget_bytes": source.budget, "peak_bytes": source.peak_cached_bytes,
-                                  "reads": source.reads}
-    return RunResult(cfg, list(classes), features, weights.tolist(), train_losses, dev_losses, best_epoch,
-                     data.predict_ids, test_probs, head.cpu(), lw, time.perf_counter() - t0, record)
+    return finish(cfg, classes, s, head, best_state, best_epoch, train_losses, dev_losses, source,
+                  time.perf_counter() - t0)

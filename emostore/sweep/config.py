@@ -213,7 +213,8 @@ def _partition_folds(partition: str) -> list[str]:
     return list(read_partition(partition).folds)
 
 
+@functools.lru_cache(maxsize=None)  # one store opening per store, not per grid point (grouped: issue 17)
 def _stored_layers(store: str) -> list[int]:
     from emostore.store.reader import open as open_store
 
-    return open_store(store).layers
+    return list(open_store(store).layers)

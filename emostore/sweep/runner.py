@@ -1,9 +1,11 @@
 """Run a sweep: every run in its own directory, in parallel, then one results table.
 
-Runs execute one after another in this process (``jobs=1``), in a local process pool
-(``jobs=N``, each worker limited to its share of the CPU threads) or on a Dask cluster
-(``scheduler="tcp://host:8786"``, through ``distributed.Client.get_executor``, one torch thread
-per run): every worker opens the shared store itself, by absolute path. A run directory whose
+The unit of work is a *group* of runs trained together (:mod:`emostore.sweep.group`; with
+``group=False``, ``--no-group``, a single run). Units execute one after another in this process
+(``jobs=1``), in a local process pool (``jobs=N``, each worker limited to its share of the CPU
+threads) or on a Dask cluster (``scheduler="tcp://host:8786"``, through
+``distributed.Client.get_executor``, one torch thread per unit): every worker opens the shared
+store itself, by absolute path. A run directory whose
 ``run.json`` parses is finished and skipped on re-run; a run that raises writes ``error.json``
 (error and traceback), a worker that dies is recorded the same way, and the sweep goes on. The
 table (:mod:`emostore.sweep.results`) is rebuilt from the run directories at the end, also after
@@ -40,6 +42,16 @@ class SweepSummary:
     failures: dict[str, str] = field(default_factory=dict)
 
 
+def record_error(spec: dict, run_dir: str | Path, exc: BaseException, what: str = "") -> dict:
+    """Write a failed run's error.json (error, traceback, config, inputs); its outcome."""
+    out = ensure_folder(run_dir)
+    err = {"run_id": spec["run_id"], "error": f"{what}{type(exc).__name__}: {exc}",
+           "traceback": "".join(traceback.format_exception(exc)), "config": spec["config"],
+           "store": spec["store"], "labels": spec["labels"], "partition": spec["partition"]}
+    write_json(out / ERROR_FILE, err)
+    return {"run_id": spec["run_id"], "status": "failed", "error": err["error"]}
+
+
 def run_one(spec: dict, run_dir: str, threads: int = 0) -> dict:
     """Train one run into ``run_dir``; never raises: a failure is written to error.json."""
     from emostore.heads.config import TrainConfig
@@ -57,16 +69,25 @@ def run_one(spec: dict, run_dir: str, threads: int = 0) -> dict:
         run(spec["store"], spec["labels"], spec["partition"], TrainConfig(**spec["config"]), out)
         return {"run_id": spec["run_id"], "status": "done", "seconds": time.perf_counter() - t0}
     except Exception as exc:  # recorded, the sweep goes on
-        err = {"run_id": spec["run_id"], "error": f"{type(exc).__name__}: {exc}",
-               "traceback": traceback.format_exc(), "config": spec["config"],
-               "store": spec["store"], "labels": spec["labels"], "partition": spec["partition"]}
-        write_json(out / ERROR_FILE, err)
-        return {"run_id": spec["run_id"], "status": "failed", "error": err["error"]}
+        return record_error(spec, out, exc)
+
+
+def run_group_here(specs: list[dict], run_dirs: list[str], threads: int = 0) -> list[dict]:
+    """A worker's entry point for one group (:func:`emostore.sweep.group.run_group`), error.json cleared first."""
+    from emostore.sweep.group import run_group
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    for d in run_dirs:
+        (Path(d) / ERROR_FILE).unlink(missing_ok=True)
+    return run_group(specs, run_dirs, threads)
 
 
 @contextmanager
 def executor(jobs: int, scheduler: str | None = None):
-    """(executor, torch threads per run) for ``jobs`` local processes or a Dask cluster at ``scheduler``."""
+    """(executor, torch threads per unit of work, workers) for ``jobs`` local processes or a Dask cluster."""
     if scheduler:
         try:
             from distributed import Client
@@ -76,8 +97,9 @@ def executor(jobs: int, scheduler: str | None = None):
             client = Client(scheduler, timeout=30)
         except (OSError, TimeoutError) as exc:
             raise SweepError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
-        try:  # one torch thread per run: a worker runs as many runs as it has threads
-            yield client.get_executor(pure=False), 1
+        try:  # one torch thread per unit: a worker runs as many as it has threads
+            workers = sum(client.nthreads().values()) or 1
+            yield client.get_executor(pure=False), 1, workers
         finally:
             client.close()
     else:
@@ -85,31 +107,73 @@ def executor(jobs: int, scheduler: str | None = None):
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            yield pool, threads
+            yield pool, threads, jobs
 
 
 def _failure(spec: RunSpec, run_dir: Path, exc: BaseException) -> dict:
     """Record a run whose worker died (killed, lost, broken pool) the way run_one records errors."""
-    err = {"run_id": spec.run_id, "error": f"worker lost: {type(exc).__name__}: {exc}",
-           "traceback": "".join(traceback.format_exception(exc)), **spec.to_json()}
-    ensure_folder(run_dir)
-    write_json(run_dir / ERROR_FILE, err)
-    return {"run_id": spec.run_id, "status": "failed", "error": err["error"]}
+    return record_error(spec.to_json(), run_dir, exc, what="worker lost: ")
 
 
-def _outcomes(todo: list[RunSpec], runs_dir: Path, jobs: int, scheduler: str | None):
-    """Yield each run's result as it finishes; runs one at a time here when jobs == 1 (Ctrl-C stops)."""
+def _units(todo: list[RunSpec], group: bool, workers: int) -> list[list[RunSpec]]:
+    """The units of work: groups (:func:`emostore.sweep.group.plan_groups`), or one run each."""
+    if not group:
+        return [[r] for r in todo]
+    from emostore.sweep.group import plan_groups
+
+    return plan_groups(todo, workers)
+
+
+def _submit(pool, unit: list[RunSpec], runs_dir: Path, threads: int, group: bool):
+    if not group:
+        return pool.submit(run_one, unit[0].to_json(), str(runs_dir / unit[0].run_id), threads)
+    return pool.submit(run_group_here, [r.to_json() for r in unit], [str(runs_dir / r.run_id) for r in unit], threads)
+
+
+def _in_thread(unit: list[RunSpec], runs_dir: Path):
+    """Yield a group's outcomes as its members finish, the group training in a helper thread."""
+    import queue
+    import threading
+
+    from emostore.sweep.group import run_group
+
+    q: queue.Queue = queue.Queue()
+    specs, dirs = [r.to_json() for r in unit], [str(runs_dir / r.run_id) for r in unit]
+    for d in dirs:
+        (Path(d) / ERROR_FILE).unlink(missing_ok=True)
+    def work():
+        try:
+            run_group(specs, dirs, on_result=q.put)
+        finally:
+            q.put(None)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    while (o := q.get()) is not None:
+        yield o
+    t.join()
+
+
+def _outcomes(todo: list[RunSpec], runs_dir: Path, jobs: int, scheduler: str | None, group: bool = True):
+    """Yield each run's result as it finishes; runs one unit at a time here when jobs == 1 (Ctrl-C stops)."""
     if jobs <= 1 and not scheduler:
-        for r in todo:
-            yield run_one(r.to_json(), str(runs_dir / r.run_id))
+        for unit in _units(todo, group, 1):
+            if group:
+                yield from _in_thread(unit, runs_dir)
+            else:
+                yield run_one(unit[0].to_json(), str(runs_dir / unit[0].run_id))
         return
-    with executor(jobs, scheduler) as (pool, threads):
-        futures = {pool.submit(run_one, r.to_json(), str(runs_dir / r.run_id), threads): r for r in todo}
+    with executor(jobs, scheduler) as (pool, threads, workers):
+        futures = {_submit(pool, u, runs_dir, threads, group): u for u in _units(todo, group, workers)}
         for f in as_completed(futures):
             try:
-                yield f.result()
-            except Exception as exc:  # the worker process died or was lost
-                yield _failure(futures[f], runs_dir / futures[f].run_id, exc)
+                result = f.result()
+            except Exception as exc:  # the worker process died or was lost: every run of its unit
+                for r in futures[f]:
+                    if not is_finished(runs_dir / r.run_id):
+                        yield _failure(r, runs_dir / r.run_id, exc)
+                continue
+            yield from (result if group else [result])
 
 
 def is_finished(run_dir: Path) -> bool:
@@ -122,8 +186,11 @@ def is_finished(run_dir: Path) -> bool:
 
 
 def run_sweep(runs: list[RunSpec], out: str | Path, jobs: int = 1, scheduler: str | None = None,
-              progress=None, log=None) -> SweepSummary:
+              progress=None, log=None, group: bool = True) -> SweepSummary:
     """Run every run of ``runs`` not finished under ``out/runs``; write ``out/results.sqlite``.
+
+    ``group``: train runs that read the same features together (:mod:`emostore.sweep.group`; the
+    default); False trains them one at a time (``--no-group``), the reference a group member equals.
 
     The table is written even when the sweep is interrupted (Ctrl-C) or a worker dies.
     ``progress``: a :class:`~emostore.progress.Progress` factory, one unit per run (default: quiet).
@@ -139,7 +206,7 @@ def run_sweep(runs: list[RunSpec], out: str | Path, jobs: int = 1, scheduler: st
         log(f"{summary.skipped} of {len(runs)} runs already finished: skipped")
     bar = as_factory(progress)(len(todo), "sweep", "run")
     try:
-        for res in _outcomes(todo, runs_dir, jobs, scheduler):
+        for res in _outcomes(todo, runs_dir, jobs, scheduler, group):
             if res["status"] == "done":
                 summary.done += 1
             else:

@@ -1,0 +1,335 @@
+"""Grouped training: K runs that read the same features trained together, one pass over the data per step.
+
+Each member is a single run (:mod:`emostore.heads.loop`) in everything that decides its result:
+its head is built by the single run's code under its own seed (:func:`~emostore.heads.loop.new_head`)
+and then stacked (:class:`~emostore.heads.stacked.StackedHead`); it has its own fold, label set,
+class weights, smoothing, lr, weight decay, warm-up (:class:`~emostore.heads.stacked.StackedAdamW`),
+batch size, batch order (its own shuffling generator and the single run's ``orderer``), dropout
+draws (a generator holding the global RNG state its single run would have after building the head),
+dev loss per epoch, early stopping and selected epoch. A member that stops leaves the stack; the
+others go on. So a member equals the same config trained alone, up to float rounding (stacked
+matrix products sum in another order): tests/test_grouped_training.py holds it to 1e-5.
+
+What the members share: the store (opened once), the pooled features in memory or one frames
+cache, and every step: one stacked forward and backward for all members with a batch at that step.
+Pooled members gather their own rows from the one ``pooled/mean`` tensor. Frame members gather
+their own rows' frames from the shared block cache (each member's batch order depends on its seed,
+so a batch's frames cannot be shared across seeds; the block reads are: one cache, sized by the
+largest member's ``memory_mb``) and the step packs them frame by frame (no padding to the longest
+clip), pooling each clip with a segment mean.
+
+On CUDA (``device``) it runs the same code; dropout masks are then drawn on the device from
+per-member generators, which is deterministic but not the same draws as a single CUDA run's fused
+dropout (untested on a GPU here).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from emostore.heads.config import TrainConfig
+from emostore.heads.data import orderer
+from emostore.heads.loop import RunResult, Setup, epoch_scalars, finish, new_head, setup, torch_threads
+from emostore.heads.sources import FramesSource, PooledSource
+from emostore.heads.stacked import StackedAdamW, StackedHead, reads_one_layer
+
+
+@dataclass
+class Member:
+    """One run of a group: its config, label set records and classes, partition, epoch callback."""
+
+    cfg: TrainConfig
+    records: list
+    classes: list[str]
+    partition: object
+    on_epoch: object = None  # on_epoch(epoch, scalars, None): scalars as a single run reports them
+
+
+@dataclass
+class _Run:
+    """A member's training state."""
+
+    index: int  # position in the group's member list
+    member: Member
+    s: Setup
+    head: object  # the member's own nn head (initial state; the selected state is loaded into it at the end)
+    gen: torch.Generator  # batch order
+    drop_gen: torch.Generator  # dropout draws
+    order_of: object
+    weight: torch.Tensor
+    train_losses: list = field(default_factory=list)
+    dev_losses: list = field(default_factory=list)
+    best_epoch: int = 0
+    best_loss: float = float("inf")
+    epoch: int = 0
+
+    @property
+    def cfg(self) -> TrainConfig:
+        return self.member.cfg
+
+
+def stack_key(cfg: TrainConfig, features: str, layer_position: int | None, num_classes: int) -> tuple:
+    """Members with equal keys train in one stack: same head kind, same feature reads, same classes."""
+    frames_layer = layer_position if features == "frames" and reads_one_layer(cfg.head) else None
+    return (cfg.head, features, frames_layer, num_classes, str(cfg.device))
+
+
+def train_group(fs, members: list[Member], threads: int | None = None, allow_overlap: bool = False,
+                on_done=None) -> list:
+    """Train every member; the result list holds a :class:`RunResult` or the exception of each member.
+
+    ``on_done(i, result_or_exception)`` is called as soon as member ``i`` is finished (its test
+    predictions made), so a caller can write its run folder while the others train on.
+    """
+    out: list = [None] * len(members)
+
+    def done(i, value):
+        out[i] = value
+        if on_done:
+            on_done(i, value)
+
+    with torch_threads(threads):
+        stacks: dict[tuple, list[_Run]] = {}
+        for i, m in enumerate(members):
+            try:
+                s = setup(fs, m.records, m.classes, m.partition, m.cfg, allow_overlap=allow_overlap)
+                run = _new_run(fs, i, m, s)
+            except Exception as exc:  # this member cannot start; the others can
+                done(i, exc)
+                continue
+            stacks.setdefault(stack_key(m.cfg, s.features, s.layer_position, len(m.classes)), []).append(run)
+        for runs in stacks.values():
+            try:
+                _train_stack(fs, runs, done)
+            except Exception as exc:  # the stack failed as a whole: every unfinished member records it
+                for r in runs:
+                    if out[r.index] is None:
+                        done(r.index, exc)
+        for r in out:
+            if isinstance(r, RunResult):
+                r.record["torch_threads"] = torch.get_num_threads()
+    return out
+
+
+def _new_run(fs, i: int, m: Member, s: Setup) -> _Run:
+    cfg = m.cfg
+    head = new_head(fs, cfg, len(m.classes), s.layer_position)
+    drop_gen = torch.Generator(device=cfg.device)
+    if torch.device(cfg.device).type == "cpu":
+        drop_gen.set_state(torch.get_rng_state())  # the global RNG as the single run goes on with it
+    else:
+        drop_gen.manual_seed(cfg.seed)
+    return _Run(i, m, s, head, torch.Generator().manual_seed(cfg.seed), drop_gen,
+                orderer(fs, cfg.head, s.features, cfg, s.data.rows["train"]),
+                torch.tensor(s.weights, dtype=torch.float32, device=cfg.device))
+
+
+class _Rows:
+    """Per-member row lists as one table: member k's position j -> its store row and target."""
+
+    def __init__(self, parts: list[tuple[np.ndarray, np.ndarray]], device):
+        lengths = [len(r) for r, _ in parts]
+        self.offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.rows = np.concatenate([r for r, _ in parts]).astype(np.int64)
+        self.targets = torch.from_numpy(np.concatenate([t for _, t in parts])).to(device)
+
+    def step(self, order: np.ndarray, start: np.ndarray, size: np.ndarray, width: int):
+        """Global indices [K, width] and validity of each member's positions ``order[k, start_k : start_k + size_k]``."""
+        cols = start[:, None] + np.arange(width)[None, :]
+        valid = (np.arange(width)[None, :] < size[:, None]) & (cols < self.lengths[:, None])
+        safe = np.where(valid, cols, 0)
+        pos = np.take_along_axis(order, np.minimum(safe, order.shape[1] - 1), axis=1)
+        return np.where(valid, self.offsets[:, None] + pos, 0), valid
+
+
+class _Feed:
+    """The stacked forward of one step: pooled rows gathered from memory, or frames packed from the cache."""
+
+    def __init__(self, source, frames: bool, device):
+        self.source, self.frames, self.device = source, frames, device
+        if not frames:  # [L * N, D], layer-major: one member's (layer, row) is one contiguous row to copy
+            n, layers, dim = source.pooled.shape
+            self.by_layer = source.pooled.transpose(0, 1).reshape(layers * n, dim).contiguous()
+
+    def logits(self, stack: StackedHead, rows: np.ndarray, valid: np.ndarray, dropout=None) -> torch.Tensor:
+        if not self.frames:
+            pooled = self.source.pooled
+            if reads_one_layer(stack.name):
+                flat = np.asarray(stack.layers, dtype=np.int64)[:, None] * pooled.shape[0] + rows
+                idx = torch.from_numpy(flat.reshape(-1)).to(self.device)
+                x = self.by_layer.index_select(0, idx).reshape(rows.shape + (pooled.shape[-1],))
+            else:
+                idx = torch.from_numpy(rows.reshape(-1)).to(self.device)
+                x = pooled.index_select(0, idx).reshape(rows.shape + pooled.shape[1:])
+            return stack.post(stack.pre(x), dropout)
+        k, width = rows.shape
+        arrays = [self.source._rows(rows[j][valid[j]]) for j in range(k)]
+        lengths = [[a.shape[0] for a in arr] for arr in arrays]
+        fmax = max([sum(n) for n in lengths] + [1])
+        tail = next(arr[0].shape[1:] for arr in arrays if arr)
+        x = np.zeros((k, fmax) + tail, dtype=np.float32)
+        seg = np.full((k, fmax), k * width, dtype=np.int64)  # padding frames go to a dropped segment
+        for j, arr in enumerate(arrays):
+            off = 0
+            for b, a in enumerate(arr):
+                x[j, off:off + a.shape[0]] = a
+                seg[j, off:off + a.shape[0]] = j * width + b
+                off += a.shape[0]
+        xt = torch.from_numpy(x).to(self.device)
+        if reads_one_layer(stack.name):
+            xt = xt[:, :, 0]  # the source read only this group's layer
+        h = stack.pre(xt)
+        sums = torch.zeros((k * width + 1, h.shape[-1]), dtype=h.dtype, device=self.device)
+        sums = sums.index_add(0, torch.from_numpy(seg.reshape(-1)).to(self.device), h.reshape(-1, h.shape[-1]))
+        counts = np.zeros((k, width), dtype=np.float32)
+        for j, n in enumerate(lengths):
+            counts[j, :len(n)] = n
+        counts_t = torch.from_numpy(counts).to(self.device).clamp_min(1.0).unsqueeze(-1)
+        return stack.post(sums[:-1].reshape(k, width, -1) / counts_t, dropout)
+
+
+def _per_member_ce(logits, targets, valid_t, weights, smoothing=None) -> torch.Tensor:
+    """Sum over each member's valid rows of the class-weighted soft CE (PyTorch's probability-target
+    ``F.cross_entropy`` per row, label smoothing ``t (1 - s) + s / C``): ``[K]``."""
+    logp = torch.log_softmax(logits, dim=-1)
+    if smoothing is not None:
+        c = logits.shape[-1]
+        targets = targets * (1 - smoothing)[:, None, None] + (smoothing / c)[:, None, None]
+    per_row = -(logp * targets * weights[:, None, :]).sum(-1)
+    return (per_row * valid_t).sum(-1)
+
+
+def _train_stack(fs, runs: list[_Run], done) -> None:
+    t0 = time.perf_counter()
+    cfg0 = runs[0].cfg
+    device = cfg0.device
+    features = runs[0].s.features
+    if features == "pooled":
+        source = PooledSource(fs, device)
+    else:
+        layers = [runs[0].s.layer_position] if reads_one_layer(cfg0.head) else None
+        source = FramesSource(fs, layers, max(r.cfg.memory_mb for r in runs) << 20, device)
+    feed = _Feed(source, features == "frames", device)
+    stack = StackedHead([r.head for r in runs], device)
+    steps_per_epoch = [-(-len(r.s.data.rows["train"]) // r.cfg.batch_size) for r in runs]
+    opt = StackedAdamW(stack.params, [r.cfg.lr for r in runs], [r.cfg.weight_decay for r in runs],
+                       [r.cfg.warmup_epochs * n for r, n in zip(runs, steps_per_epoch)])
+    best = {k: p.detach().clone() for k, p in stack.params.items()}
+    best_seen = [False] * len(runs)
+    train = _Rows([(r.s.data.rows["train"], r.s.data.targets["train"]) for r in runs], device)
+    dev = _Rows([(r.s.data.rows["dev"], r.s.data.targets["dev"]) for r in runs], device)
+    alive = list(range(len(runs)))  # positions in runs of the stack's members, in stack order
+
+    def cut(keep: list[int]) -> None:
+        nonlocal train, dev, best, best_seen, alive
+        stack.keep(keep)
+        opt.keep(keep, stack.params)
+        sel = torch.as_tensor(keep, dtype=torch.long, device=next(iter(best.values())).device)
+        best = {k: b.index_select(0, sel) for k, b in best.items()}
+        best_seen = [best_seen[i] for i in keep]
+        alive = [alive[i] for i in keep]
+        train = _Rows([(runs[i].s.data.rows["train"], runs[i].s.data.targets["train"]) for i in alive], device)
+        dev = _Rows([(runs[i].s.data.rows["dev"], runs[i].s.data.targets["dev"]) for i in alive], device)
+
+    while alive:
+        members = [runs[i] for i in alive]
+        for r in members:
+            r.epoch += 1
+        _train_epoch(stack, opt, feed, train, members, device)
+        dev_losses = _dev_losses(stack, feed, dev, members, device)
+        improved = []
+        for j, (r, loss) in enumerate(zip(members, dev_losses)):
+            r.dev_losses.append(loss)
+            if loss < r.best_loss:
+                r.best_loss, r.best_epoch = loss, r.epoch
+                improved.append(j)
+                best_seen[j] = True
+            if r.member.on_epoch:
+                r.member.on_epoch(r.epoch, epoch_scalars(r.train_losses[-1], loss, float(opt.current_lr()[j]),
+                                                         stack.layer_weights(j)), None)
+        if improved:
+            sel = torch.as_tensor(improved, dtype=torch.long, device=next(iter(best.values())).device)
+            for k, p in stack.params.items():
+                best[k].index_copy_(0, sel, p.detach().index_select(0, sel))
+        keep = []
+        for j, r in enumerate(members):
+            c = r.cfg
+            stop = r.epoch >= c.epochs or bool(c.patience and r.epoch - r.best_epoch >= c.patience and best_seen[j])
+            if not stop:
+                keep.append(j)
+                continue
+            try:
+                state = stack.state_dict(j, best) if best_seen[j] else None
+                res = finish(c, r.member.classes, r.s, r.head, state, r.best_epoch, r.train_losses, r.dev_losses,
+                             source, time.perf_counter() - t0)
+                res.record["group"] = {"members": len(runs)}
+                done(r.index, res)
+            except Exception as exc:  # e.g. a dev loss never finite: this member fails alone
+                done(r.index, exc)
+        if len(keep) < len(members):
+            if keep:
+                cut(keep)
+            else:
+                alive = []
+
+
+def _train_epoch(stack: StackedHead, opt: StackedAdamW, feed: _Feed, rows: _Rows, members: list[_Run],
+                 device) -> None:
+    """One epoch of every member in the stack: each its own order, one stacked step per batch index."""
+    orders = [r.order_of(r.gen) for r in members]
+    width = max(len(o) for o in orders)
+    order = np.zeros((len(members), max(width, 1)), dtype=np.int64)
+    for j, o in enumerate(orders):
+        order[j, :len(o)] = o
+    size = np.asarray([r.cfg.batch_size for r in members], dtype=np.int64)
+    steps = -(-rows.lengths // size)
+    bmax = int(size.max())
+    weights = torch.stack([r.weight for r in members])
+    smoothing = torch.tensor([r.cfg.smoothing for r in members], dtype=torch.float32, device=device)
+    totals = np.zeros(len(members))
+    dropout_gens = [r.drop_gen for r in members]
+    for step in range(int(steps.max())):
+        g, valid = rows.step(order, step * size, size, bmax)
+        counts = valid.sum(axis=1)
+        stepping = counts > 0
+        valid_t = torch.from_numpy(valid).to(device=device, dtype=torch.float32)
+
+        def dropout(h, counts=counts):
+            return h * stack.dropout_masks(dropout_gens, counts.tolist(), tuple(h.shape), device)
+
+        logits = feed.logits(stack, rows.rows[g], valid, dropout)
+        targets = rows.targets[torch.from_numpy(g).to(device)]
+        sums = _per_member_ce(logits, targets, valid_t, weights, smoothing)
+        n = torch.from_numpy(np.maximum(counts, 1)).to(device=device, dtype=sums.dtype)
+        means = sums / n
+        means.sum().backward()
+        opt.step(stack.params, stepping)
+        totals += np.asarray(means.detach().cpu().tolist()) * counts
+    for r, t, n in zip(members, totals, rows.lengths):
+        r.train_losses.append(float(t / n))
+
+
+def _dev_losses(stack: StackedHead, feed: _Feed, rows: _Rows, members: list[_Run], device) -> list[float]:
+    """Each member's mean weighted CE (no smoothing) over its dev rows, visited in store order."""
+    orders = [np.argsort(rows.rows[o:o + n], kind="stable") for o, n in zip(rows.offsets, rows.lengths)]
+    order = np.zeros((len(members), max(1, int(rows.lengths.max()))), dtype=np.int64)
+    for j, o in enumerate(orders):
+        order[j, :len(o)] = o
+    width = max(r.cfg.batch_size for r in members) if feed.frames else 256
+    weights = torch.stack([r.weight for r in members])
+    size = np.full(len(members), width, dtype=np.int64)
+    totals = torch.zeros(len(members), dtype=torch.float64, device=device)
+    with torch.no_grad():
+        for start in range(0, int(rows.lengths.max()), width):
+            g, valid = rows.step(order, np.full(len(members), start), size, width)
+            if not valid.any():
+                continue
+            logits = feed.logits(stack, rows.rows[g], valid)
+            valid_t = torch.from_numpy(valid).to(device=device, dtype=torch.float32)
+            totals += _per_member_ce(logits, rows.targets[torch.from_numpy(g).to(device)], valid_t, weights).double()
+    return (totals.cpu().numpy() / np.maximum(rows.lengths, 1)).tolist()
