@@ -1,19 +1,20 @@
 """Run a sweep: every run in its own directory, in parallel, then one results table.
 
-Runs execute one after another in this process (``jobs=1``), in a local process pool
-(``jobs=N``, each worker limited to its share of the CPU threads) or on a Dask cluster
+Every run's inputs are checked first (:func:`emostore.heads.preflight.check_runs`): a run that
+cannot start stops the sweep before anything is written. Runs execute one after another in this
+process (``jobs=1``), in a local process pool (``jobs=N``), each with ``threads`` torch threads
+(:class:`~emostore.sweep.config.Execution`: default 1), or on a Dask cluster
 (``scheduler="tcp://host:8786"``, through ``distributed.Client.get_executor``, one torch thread
 per run): every worker opens the shared store itself, by absolute path. A run directory whose
 ``run.json`` parses is finished and skipped on re-run; a run that raises writes ``error.json``
 (error and traceback), a worker that dies is recorded the same way, and the sweep goes on. The
-table (:mod:`emostore.sweep.results`) is rebuilt from the run directories at the end, also after
-Ctrl-C, and ``sweep.json`` records the expanded specification.
+folder has one writer at a time and its table (:mod:`emostore.sweep.results`) is live: written at
+the start and as each run finishes, also after Ctrl-C (:mod:`emostore.sweep.folder`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -22,10 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emostore.progress import as_factory
-from emostore.sweep.config import RunSpec, SweepError
-from emostore.sweep.results import ERROR_FILE, RESULTS_FILE, RUN_FILE, gather, write_results
-
-RUNS_DIR = "runs"
+from emostore.sweep.config import Execution, RunSpec, SweepError
+from emostore.sweep.folder import sweep_folder
+from emostore.sweep.results import ERROR_FILE, RUN_FILE, RUNS_DIR
 
 
 @dataclass
@@ -63,8 +63,9 @@ def run_one(spec: dict, run_dir: str, threads: int = 0) -> dict:
 
 
 @contextmanager
-def executor(jobs: int, scheduler: str | None = None):
-    """(executor, torch threads per run) for ``jobs`` local processes or a Dask cluster at ``scheduler``."""
+def executor(jobs: int, scheduler: str | None = None, threads: int = 1):
+    """(executor, torch threads per run) for ``jobs`` local processes (``threads`` each) or a Dask
+    cluster at ``scheduler`` (one each)."""
     if scheduler:
         try:
             from distributed import Client
@@ -81,7 +82,6 @@ def executor(jobs: int, scheduler: str | None = None):
     else:
         import multiprocessing as mp
 
-        threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
             yield pool, threads
 
@@ -95,13 +95,13 @@ def _failure(spec: RunSpec, run_dir: Path, exc: BaseException) -> dict:
     return {"run_id": spec.run_id, "status": "failed", "error": err["error"]}
 
 
-def _outcomes(todo: list[RunSpec], runs_dir: Path, jobs: int, scheduler: str | None):
+def _outcomes(todo: list[RunSpec], runs_dir: Path, jobs: int, scheduler: str | None, threads: int):
     """Yield each run's result as it finishes; runs one at a time here when jobs == 1 (Ctrl-C stops)."""
     if jobs <= 1 and not scheduler:
         for r in todo:
-            yield run_one(r.to_json(), str(runs_dir / r.run_id))
+            yield run_one(r.to_json(), str(runs_dir / r.run_id), threads)
         return
-    with executor(jobs, scheduler) as (pool, threads):
+    with executor(jobs, scheduler, threads) as (pool, threads):
         futures = {pool.submit(run_one, r.to_json(), str(runs_dir / r.run_id), threads): r for r in todo}
         for f in as_completed(futures):
             try:
@@ -120,24 +120,35 @@ def is_finished(run_dir: Path) -> bool:
 
 
 def run_sweep(runs: list[RunSpec], out: str | Path, jobs: int = 1, scheduler: str | None = None,
-              progress=None, log=None) -> SweepSummary:
-    """Run every run of ``runs`` not finished under ``out/runs``; write ``out/results.sqlite``.
+              progress=None, log=None, threads: int | None = None) -> SweepSummary:
+    """Run every run of ``runs`` not finished under ``out/runs``; keep ``out/results.sqlite`` current.
 
     The table is written even when the sweep is interrupted (Ctrl-C) or a worker dies.
     ``progress``: a :class:`~emostore.progress.Progress` factory, one unit per run (default: quiet).
+    ``threads``: torch threads per run (default :meth:`Execution.threads_per_run`).
     """
+    from emostore.heads.preflight import check_runs
+
     t0 = time.perf_counter()
+    per_run = Execution(jobs, threads).threads_per_run()
     out = Path(out).resolve()
     runs_dir = out / RUNS_DIR
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps([r.to_json() for r in runs], indent=1) + "\n", encoding="utf-8")
     todo = [r for r in runs if not is_finished(runs_dir / r.run_id)]
-    summary = SweepSummary(len(runs), len(runs) - len(todo), 0, 0, 0.0, out / RESULTS_FILE)
+    check_runs(todo)
+    with sweep_folder(out, runs) as table:
+        summary = _train_all(runs, todo, runs_dir, jobs, scheduler, per_run, table, progress, log)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _train_all(runs, todo, runs_dir, jobs, scheduler, threads, table, progress, log) -> SweepSummary:
+    summary = SweepSummary(len(runs), len(runs) - len(todo), 0, 0, 0.0, table.path)
     if log and summary.skipped:
         log(f"{summary.skipped} of {len(runs)} runs already finished: skipped")
     bar = as_factory(progress)(len(todo), "sweep", "run")
     try:
-        for res in _outcomes(todo, runs_dir, jobs, scheduler):
+        for res in _outcomes(todo, runs_dir, jobs, scheduler, threads):
+            table.finished(res["run_id"])
             if res["status"] == "done":
                 summary.done += 1
             else:
@@ -148,6 +159,4 @@ def run_sweep(runs: list[RunSpec], out: str | Path, jobs: int = 1, scheduler: st
             bar.update(1, postfix=f"{summary.failed} failed")
     finally:
         bar.close()
-        write_results(gather(runs_dir), summary.results)
-        summary.seconds = time.perf_counter() - t0
     return summary
