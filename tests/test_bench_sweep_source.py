@@ -10,7 +10,7 @@ import torch
 
 from emostore.extract.encoders import load_encoder
 from emostore.extract.runner import ExtractOptions, extract
-from emostore.heads import HEADS, build_head
+from emostore.heads.heads import HEADS, build_head
 from emostore.heads.encoder_source import EncoderSource
 from emostore.heads.sources import FramesSource, PooledSource
 from emostore.manifests import load_manifest

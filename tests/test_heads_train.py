@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from emostore.cli import main
 from emostore.extract.runner import ExtractOptions, extract
-from emostore.heads import HEADS, build_head
+from emostore.heads.heads import HEADS, build_head
 from emostore.heads.train import TrainConfig, TrainError, class_balanced_weights, run
 from emostore.labels.aggregate import aggregate_manifest, write_label_set
 from emostore.manifests import load_manifest

@@ -11,7 +11,7 @@ import click
 
 from emostore.bounds import bound_of
 from emostore.commands import _choices
-from emostore.heads.config import TrainConfig
+from emostore.heads.config import Execution, TrainConfig
 
 
 def bounded_type(cls, name: str):
@@ -60,8 +60,6 @@ TRAIN_OPTIONS = [  # (flag, click.option keywords); a numeric setting's type com
 
 def threads_option(fn):
     """``--threads N``: torch intra-op threads per run, ranged by the library's ``Execution``."""
-    from emostore.sweep.config import Execution
-
     return click.option("--threads", type=bounded_type(Execution, "threads"), default=None,
                         help="torch threads per run (recorded in run.json) [default: 1: the heads are tiny, "
                              "and torch's one thread per core is several times slower on them; docs/sweeps.md "

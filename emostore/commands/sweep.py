@@ -10,7 +10,7 @@ import click
 from emostore.commands import _choices
 from emostore.commands._progress import progress_factory, quiet_option
 from emostore.commands._training import bounded_type, grid_value, threads_option, train_options
-from emostore.sweep.config import Execution
+from emostore.heads.config import Execution
 
 
 @click.command()

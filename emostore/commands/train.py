@@ -41,11 +41,10 @@ def train(store_path, labels, partition_path, fold, head, quiet, progress, tenso
     """
     from pathlib import Path
 
-    from emostore.heads.config import config_from
+    from emostore.heads.config import Execution, config_from
     from emostore.heads.preflight import check_inputs
     from emostore.labels.aggregate import read_label_set
     from emostore.manifests.partitions import read_partition
-    from emostore.sweep.config import Execution
 
     folds = list(read_partition(partition_path).folds) if fold == "all" else [fold]
     records, _ = read_label_set(labels)

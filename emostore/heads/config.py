@@ -48,6 +48,29 @@ class TrainConfig:
     preset: str | None = None  # recorded; apply it with config_from(preset=...)
 
 
+@dataclass(frozen=True)
+class Execution:
+    """How runs execute (never part of a run's id): a sweep's local processes, torch threads per run.
+
+    ``threads`` None: :meth:`threads_per_run` decides (one per run; see docs/sweeps.md "Threads").
+    """
+
+    jobs: int = bounded(1, ge=1)
+    threads: int | None = bounded(None, ge=1)
+
+    def __post_init__(self):
+        check_bounds(self, TrainError)
+
+    def threads_per_run(self) -> int:
+        """torch intra-op threads of each run: ``threads``, else 1.
+
+        One thread, also for ``jobs = 1``: the heads are tiny (a probe is a [32, D] x [D, C] product),
+        so torch's default of one thread per core spends its time synchronising threads; measured in
+        docs/sweeps.md ("Threads").
+        """
+        return self.threads if self.threads is not None else 1
+
+
 # Per-head defaults where a head differs from TrainConfig's: measured on real EmoDB (535 clips, EmoBox
 # speaker folds, Whisper tiny.en and FBANK stores; docs/sweeps.md "Defaults"), the lr at which each head
 # reaches its dev-loss minimum well inside 100 epochs. A linear probe on one raw layer still improved at

@@ -42,7 +42,6 @@ import tomllib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from emostore.bounds import bounded, check_bounds
 from emostore.errors import EmostoreError
 from emostore.heads.config import TrainConfig, TrainError, config_from
 from emostore.heads.names import LAYERED, HeadError
@@ -56,29 +55,6 @@ REQUIRED = INPUTS + ("head", "fold")  # every run needs these (a preset may name
 
 class SweepError(EmostoreError, ValueError):
     """A sweep specification is wrong (unknown setting, missing input, unreadable file)."""
-
-
-@dataclass(frozen=True)
-class Execution:
-    """How a sweep's runs execute (never part of a run's id): local processes, torch threads each.
-
-    ``threads`` None: :meth:`threads_per_run` decides (one per run; see docs/sweeps.md "Threads").
-    """
-
-    jobs: int = bounded(1, ge=1)
-    threads: int | None = bounded(None, ge=1)
-
-    def __post_init__(self):
-        check_bounds(self, SweepError)
-
-    def threads_per_run(self) -> int:
-        """torch intra-op threads of each run: ``threads``, else 1.
-
-        One thread, also for ``jobs = 1``: the heads are tiny (a probe is a [32, D] x [D, C] product),
-        so torch's default of one thread per core spends its time synchronising threads; measured in
-        docs/sweeps.md ("Threads").
-        """
-        return self.threads if self.threads is not None else 1
 
 
 @dataclass(frozen=True)
@@ -133,7 +109,7 @@ def store_attrs(path: str) -> dict:
 
 def _id_part(text) -> str | None:
     """``text`` as a run id part: no path separators or spaces."""
-    return "".join(ch if ch.isalnum() or ch in "._+" else "_" for ch in str(text)) if text else None
+    return "".join(ch if ch.isalnum() or ch in "._+-" else "_" for ch in str(text)) if text else None
 
 
 def encoder_name(store: str) -> str | None:

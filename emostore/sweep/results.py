@@ -187,6 +187,19 @@ def missing_runs(path: str | Path) -> tuple[int, list[str]] | None:
     return len(planned), [r for r in planned if r not in have]
 
 
+def progress_note(results) -> str | None:
+    """``9 of 60 planned runs finished, 51 missing (...)`` for a sweep table with runs still missing;
+    None when every planned run has a row, without a plan, or for a table that is no file."""
+    if not isinstance(results, (str, Path)):
+        return None
+    got = missing_runs(results)
+    if got is None or not got[1]:
+        return None
+    planned, missing = got
+    return (f"{planned - len(missing)} of {planned} planned runs finished, {len(missing)} missing (the sweep is "
+            "still running, or was stopped: run it again to finish)")
+
+
 def load_results(path: str | Path):
     """The results table as a pandas DataFrame; ``path`` is the .sqlite file or the sweep directory."""
     import pandas as pd

@@ -3,7 +3,7 @@
 Every run's inputs are checked first (:func:`emostore.heads.preflight.check_runs`): a run that
 cannot start stops the sweep before anything is written. Runs execute one after another in this
 process (``jobs=1``), in a local process pool (``jobs=N``), each with ``threads`` torch threads
-(:class:`~emostore.sweep.config.Execution`: default 1), or on a Dask cluster
+(:class:`~emostore.heads.config.Execution`: default 1), or on a Dask cluster
 (``scheduler="tcp://host:8786"``, through ``distributed.Client.get_executor``, one torch thread
 per run): every worker opens the shared store itself, by absolute path. A run directory whose
 ``run.json`` parses is finished and skipped on re-run; a run that raises writes ``error.json``
@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emostore.progress import as_factory
-from emostore.sweep.config import Execution, RunSpec, SweepError
+from emostore.heads.config import Execution
+from emostore.sweep.config import RunSpec, SweepError
 from emostore.sweep.folder import sweep_folder
 from emostore.sweep.results import ERROR_FILE, RUN_FILE, RUNS_DIR
 
