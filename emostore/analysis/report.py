@@ -270,7 +270,7 @@ def write_report(results, out_dir: str | Path, metric: str | None = None, n_boot
     summary = {
         "metric": metric, "metrics": list(metrics), "protocol": protocol,
         "by": list(by or []), "n_boot": n_boot, "seed": seed,
-        "runs": {"done": len(runs), "failed": len(failed), "in_progress": progress_note(results)},
+        "runs": {"done": len(runs), "failed": len(failed)}, "partial": progress_note(results),
         "encoders": sorted(runs["encoder"].unique()), "corpora": sorted(runs["corpus"].unique()),
         "rules": rule_order(runs["rule"].dropna()),
         "leaderboard": [{"encoder": enc, "average": None if pd.isna(r["Average"]) else float(r["Average"]),
