@@ -67,7 +67,7 @@ def sweep(spec_file, stores, label_sets, partitions, folds, heads, out, jobs, th
     click.echo(f"{out}: {len(runs)} runs planned, {len(runs) - len(done)} to train "
                f"({len({r.store for r in runs})} store(s), {len({r.labels for r in runs})} label set(s)); "
                "checking their inputs", err=True)
-    from emostore.sweep.runner import run_sweep  # torch and the training code: after the plan is shown
+    from emostore.sweep.runner import run_sweep  # the training code (torch on first use): after the plan
 
     summary = run_sweep(runs, out, jobs=jobs, scheduler=scheduler, progress=progress_factory(quiet, progress),
                         log=lambda m: click.echo(m, err=True), threads=threads)
