@@ -166,7 +166,7 @@ def make_configs(n: int, layers: list[int], epochs: int, batch_size: int, device
 
 
 def family(head: str) -> str:
-    from emostore.heads import HEADS
+    from emostore.heads.heads import HEADS
 
     return "pooled" if HEADS[head].pooled_exact else "frames"
 

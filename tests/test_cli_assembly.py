@@ -25,7 +25,7 @@ def test_top_level_help_imports_no_library_stack():
             "from emostore.cli import main\n"
             "r = CliRunner().invoke(main, ['--help'])\n"
             "assert r.exit_code == 0 and 'extract' in r.output and 'sweep' in r.output, r.output\n"
-            "print(sorted(m for m in ('torch', 'numpy', 'zarr', 'pandas', 'emostore.heads', 'emostore.store')"
+            "print(sorted(m for m in ('torch', 'numpy', 'zarr', 'pandas', 'emostore.heads.heads', 'emostore.store')"
             " if m in sys.modules))\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert p.stdout.strip() == "[]"

@@ -58,7 +58,7 @@ def test_relative_paths_in_a_file_are_relative_to_it(fbank_fold, tmp_path):
 
 
 @pytest.mark.parametrize("bad, match", [
-    ({"head": "probe", "colour": "red"}, "unknown training setting.*colour"),
+    ({"head": "probe", "colour": "red"}, "unknown key 'colour' in the sweep; accepted: store, labels"),
     ({"head": "probe", "store": "nowhere.zarr"}, "store /.*nowhere.zarr: no such"),
     ({"head": "probe", "seed": []}, "'seed' is an empty list"),
     ({"head": "probe", "lr": "fast"}, "setting lr: expected float"),
@@ -82,21 +82,21 @@ def _bad_label_set(fb, tmp_path) -> str:
 
 def test_cli_sweep_trains_every_head_records_failures_and_skips_done_runs(fbank_fold, tmp_path):
     out = tmp_path / "sweep"
-    args = ["sweep", "--store", fbank_fold["store"], "--labels", fbank_fold["labels"], "--labels",
-            _bad_label_set(fbank_fold, tmp_path), "--partition", fbank_fold["part"], "--fold", "f1",
+    # lr 1e38 overflows float32 in the first AdamW step: a run that fails in training, not before
+    args = ["sweep", "--store", fbank_fold["store"], "--labels", fbank_fold["labels"], "--partition",
+            fbank_fold["part"], "--fold", "f1",
             "--head", "weighted-sum", "--head", "emobox", "--head", "ar-mlp", "--head", "probe",
-            "--epochs", "2", "--lr", "0.01", "--batch-size", "8", "--hidden", "32", "--out", str(out),
+            "--epochs", "2", "--lr", "0.01", "--lr", "1e38", "--batch-size", "8", "--hidden", "32", "--out", str(out),
             "--jobs", "2", "--quiet"]
     r = CliRunner().invoke(main, args)
-    # 4 heads x 2 label sets; the bad label set's 4 runs fail, are recorded, and the sweep exits 1
-    # after finishing the rest
+    # 4 heads x 2 lrs; the 4 runs at lr 1e38 fail, are recorded, and the sweep exits 1 after finishing the rest
     assert r.exit_code == 1, r.output
     df = load_results(out)
     assert len(df) == 8
     done, failed = df[df.status == "done"], df[df.status == "failed"]
     assert sorted(done["head"]) == ["ar-mlp", "emobox", "probe", "weighted-sum"]
-    assert len(failed) == 4 and failed["error"].str.contains("train has 3 values for the 4 classes").all()
-    assert failed["labels"].str.endswith("bad.jsonl").all() and failed["head"].notna().all()
+    assert len(failed) == 4 and (failed["lr"] == 1e38).all() and failed["error"].str.contains("overflow").all()
+    assert failed["labels"].str.endswith("mr.jsonl").all() and failed["head"].notna().all()
     for _, row in done.iterrows():
         rec = json.loads((out / "runs" / row.run_id / "run.json").read_text())
         assert row.dev_loss == pytest.approx(min(rec["dev_losses"]))
@@ -188,13 +188,15 @@ def test_dask_cluster_gives_the_same_runs_as_local_processes(fbank_fold, tmp_pat
 def test_run_ids_read_as_their_settings_with_the_hash_last(tmp_path):
     from emostore.sweep.config import expand
 
-    spec = {"store": "s.zarr", "labels": "l.jsonl", "partition": "p.json", "fold": "fold2", "seed": 3,
+    spec = {"store": "s.zarr", "labels": "mr.jsonl", "partition": "p.json", "fold": "fold2", "seed": 3,
             "runs": [{"head": "probe", "layer": 4, "lr": 1e-3}, {"head": "emobox", "layer": 2, "hidden": 128}]}
-    for name in ("l.jsonl", "p.json"):
+    for name in ("mr.jsonl", "p.json"):
         (tmp_path / name).write_text("{}")
     (tmp_path / "s.zarr").mkdir()
-    (tmp_path / "s.zarr" / "zarr.json").write_text('{"attributes": {"fingerprint": "x"}}')
+    (tmp_path / "s.zarr" / "zarr.json").write_text(
+        '{"attributes": {"fingerprint": "x", "encoder": {"name": "whisper-tiny.en"}}}')
     spec = {k: (str(tmp_path / v) if k in ("store", "labels", "partition") else v) for k, v in spec.items()}
     ids = [r.run_id for r in expand(spec, stored_layers=lambda store: [0, 1, 2, 3, 4])]
-    assert [i.rsplit("-", 1)[0] for i in ids] == ["probe-L4-lr0.001-fold2-s3", "emobox-L2-lr0.001-h128-fold2-s3"]
+    assert [i.rsplit("-", 1)[0] for i in ids] == ["probe-L4-lr0.001-fold2-s3-whisper-tiny.en-mr",
+                                                  "emobox-L2-lr0.001-h128-fold2-s3-whisper-tiny.en-mr"]
     assert all(len(i.rsplit("-", 1)[1]) == 10 for i in ids)

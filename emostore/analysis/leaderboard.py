@@ -19,6 +19,10 @@ names the head that won it and, when it beat others, over how many settings (``b
 second line in HTML, ``[head, best of k]`` in Markdown, ``C head`` / ``C settings`` in CSV. A
 cell shows the metric of that setting averaged over seeds within a fold, then over folds, with the
 standard deviation across folds (sample std, ddof 1; undefined for one fold) and ``n``, the runs.
+
+A sweep in progress (its table is live) has a leaderboard of the runs finished so far; the
+board then says how many planned runs are still missing (``board.attrs["progress"]``, printed
+above the Markdown and HTML tables).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from emostore.analysis.scoring import check_metric, metric_values
 from emostore.evaluate.files import LABELS
 from emostore.evaluate.metrics import HIGHER_IS_BETTER
 from emostore.evaluate.protocols import definition
+from emostore.sweep.results import progress_note
 
 CONDITION_COLUMNS = ("corpus", "rule", "head", "features", "preset")
 FORMATS = ("md", "csv", "html")
@@ -101,7 +106,9 @@ def leaderboard(results, metric: str = "macro_f1", by=None, head: str | None = N
     ``head`` / ``rule``: keep only runs of that head / label-set rule.
     """
     cells = leaderboard_cells(results, metric, by, head, rule)
-    return board_from_cells(cells)
+    board = board_from_cells(cells)
+    board.attrs["progress"] = progress_note(results)
+    return board
 
 
 def board_from_cells(cells: pd.DataFrame) -> pd.DataFrame:
@@ -212,4 +219,11 @@ def format_leaderboards(boards: list[pd.DataFrame], fmt: str = "md", digits: int
     as one table with the rows stacked (its ``metric`` column tells them apart)."""
     if fmt == "csv":
         return pd.concat([_csv_frame(b) for b in boards]).to_csv()
-    return "\n".join(format_leaderboard(b, fmt, digits) for b in boards)
+    text = "\n".join(format_leaderboard(b, fmt, digits) for b in boards)
+    progress = boards[0].attrs.get("progress") if boards else None
+    if progress:
+        import html
+
+        note = f"_Partial: {progress}._\n\n" if fmt == "md" else f'<p class="note">Partial: {html.escape(progress)}.</p>\n'
+        text = note + text
+    return text

@@ -35,6 +35,7 @@ from emostore.evaluate.bootstrap import DEFAULT_BOOT
 from emostore.evaluate.files import LABELS
 from emostore.evaluate.protocols import definition, pick_metrics, protocol_for_labels
 from emostore.outputs import write_text
+from emostore.sweep.results import progress_note
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
@@ -232,6 +233,12 @@ def _failed_section(page: _Page, failed: pd.DataFrame) -> None:
     page.add('<div class="scroll">' + html_table(header, rows, caption, cls="wide") + "</div>")
 
 
+def _partial(results) -> str:
+    """`` (partial: 9 of 60 planned runs finished, ...)`` for a sweep in progress, else nothing."""
+    note = progress_note(results)
+    return f" (<strong>partial</strong>: {html.escape(note)})" if note else ""
+
+
 def write_report(results, out_dir: str | Path, metric: str | None = None, n_boot: int = DEFAULT_BOOT, seed: int = 0,
                  title: str = "emostore sweep report", protocol: str | None = None, by=None) -> pd.DataFrame:
     """Write ``index.html`` and its tables, figures and ``summary.json`` to ``out_dir`` (module doc).
@@ -265,7 +272,7 @@ def write_report(results, out_dir: str | Path, metric: str | None = None, n_boot
     summary = {
         "metric": metric, "metrics": list(metrics), "protocol": protocol,
         "by": list(by or []), "n_boot": n_boot, "seed": seed,
-        "runs": {"done": len(runs), "failed": len(failed)},
+        "runs": {"done": len(runs), "failed": len(failed)}, "partial": progress_note(results),
         "encoders": sorted(runs["encoder"].unique()), "corpora": sorted(runs["corpus"].unique()),
         "rules": rule_order(runs["rule"].dropna()),
         "leaderboard": [{"encoder": enc, "average": None if pd.isna(r["Average"]) else float(r["Average"]),
@@ -283,7 +290,7 @@ def write_report(results, out_dir: str | Path, metric: str | None = None, n_boot
     files = " · ".join(f'<a href="{html.escape(p.name)}">{html.escape(p.name)}</a>'
                        for p in page.files if p.parent == out)
     head = (f"<h1>{html.escape(title)}</h1>"
-            f'<p class="meta">{len(runs)} finished and {len(failed)} failed runs; encoders: '
+            f'<p class="meta">{len(runs)} finished and {len(failed)} failed runs{_partial(results)}; encoders: '
             f"{html.escape(', '.join(summary['encoders']))}; corpora: {html.escape(', '.join(summary['corpora']))}; "
             f"rules: {html.escape(', '.join(summary['rules']))}. Metrics: "
             f"{html.escape('; '.join(definition(m) for m in metrics))}.</p>"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emostore.sweep.results import COLUMNS, CONFIG_COLUMNS, load_results
+from emostore.sweep.results import COLUMNS, CONFIG_COLUMNS, load_results, progress_note
 from emostore.errors import EmostoreError
 
 #: Configuration columns that define a model; fold and seed only repeat it.
@@ -110,6 +110,8 @@ def done_runs(results, **where) -> pd.DataFrame:
         why = ""
         if len(failed):
             why = f" ({len(failed)} failed, e.g. {failed['run_id'].iloc[0]}: {failed['error'].iloc[0]})"
+        progress = progress_note(results)
+        why += f"; {progress}" if progress else ""
         raise NoData(f"no finished run in the results table{' with ' + what if what else ''}{why}")
     return done.reset_index(drop=True)
 

@@ -1,7 +1,9 @@
 """Choices the user types, taken from the library's registries (never typed again here).
 
 A registry is read the first time click needs it (to check a value or to print ``--help`` for that
-command), so ``emostore --help`` imports none of them (the heads registry pulls in torch).
+command), so ``emostore --help`` imports none of them. The training choices come from torch-free
+modules (:mod:`emostore.heads.names`, :mod:`emostore.heads.config`): parsing ``train`` / ``sweep``
+options imports no torch.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class RegistryChoice(click.Choice):
 
 
 def heads() -> RegistryChoice:
-    return RegistryChoice("emostore.heads.heads", "HEADS")
+    return RegistryChoice("emostore.heads.names", "HEAD_NAMES")
 
 
 def label_rules() -> RegistryChoice:
@@ -71,7 +73,7 @@ def feature_kinds() -> RegistryChoice:
 
 
 def shuffles() -> RegistryChoice:
-    return RegistryChoice("emostore.heads.sources", "SHUFFLES")
+    return RegistryChoice("emostore.heads.config", "SHUFFLES")
 
 
 def class_list(classes: str | None) -> list[str] | None:

@@ -6,7 +6,7 @@ import click
 
 from emostore.commands import _choices
 from emostore.commands._progress import progress_factory, quiet_option
-from emostore.commands._training import train_options
+from emostore.commands._training import threads_option, train_options
 
 
 @click.command()
@@ -23,9 +23,7 @@ from emostore.commands._training import train_options
 @quiet_option
 @click.option("--tensorboard/--no-tensorboard", default=True, show_default=True,
               help="Write TensorBoard scalars (loss/train, loss/dev, lr, layer weights) to OUT/tb.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="torch threads for this run (recorded in run.json) [default: 1, so the numbers do not depend "
-                   "on the machine's core count; more threads can change their last bits].")
+@threads_option
 @click.option("--allow-overlap", is_flag=True,
               help="Train even if the fold has ids in both train and test (or dev and test); refused otherwise.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
@@ -37,25 +35,33 @@ def train(store_path, labels, partition_path, fold, head, quiet, tensorboard, th
     epoch, test metrics), OUT/model.pt, OUT/predictions.jsonl (every test utterance of the fold:
     {"id", "probs"}), OUT/tb (TensorBoard) and, for weighted-sum, OUT/layer_weights.json.
     Ends by printing the test metrics with 95% bootstrap CIs, and warns when the kept epoch is
-    the last one (the dev loss was still falling).
+    the last one (the dev loss was still falling). Inputs are checked first (the layer is in the
+    store, the label set covers the fold, class counts agree): nothing is written before; a run
+    that fails leaves no folder it created.
     """
     from pathlib import Path
 
-    from emostore.heads.report import fold_mean, format_estimates, last_epoch_warning, test_estimates
-    from emostore.heads.config import config_from
-    from emostore.heads.train import run
+    from emostore.heads.config import Execution, config_from
+    from emostore.heads.preflight import check_inputs
     from emostore.labels.aggregate import read_label_set
     from emostore.manifests.partitions import read_partition
 
     folds = list(read_partition(partition_path).folds) if fold == "all" else [fold]
     records, _ = read_label_set(labels)
+    cfgs = {name: config_from(head=head, fold=name, **settings) for name in folds}
+    for cfg in cfgs.values():
+        check_inputs(store_path, labels, partition_path, cfg, allow_overlap)
+    from emostore.heads.report import fold_mean, format_estimates, last_epoch_warning, test_estimates
+    from emostore.heads.train import run
+
     make = progress_factory(quiet)
+    threads = Execution(threads=threads).threads_per_run()
     per_fold = {}
-    for name in folds:
-        cfg = config_from(head=head, fold=name, **settings)
+    for name, cfg in cfgs.items():
         run_out = Path(out) / name if fold == "all" else Path(out)
-        res = run(store_path, labels, partition_path, cfg, run_out, progress=make, tensorboard=tensorboard,
-                  threads=threads, allow_overlap=allow_overlap)
+        res = _run_or_clean(run_out, lambda: run(store_path, labels, partition_path, cfg, run_out, progress=make,
+                                                 tensorboard=tensorboard, threads=threads,
+                                                 allow_overlap=allow_overlap))
         click.echo(f"{run_out}: {cfg.head} on {res.features} features, selected epoch {res.selected_epoch} of "
                    f"{len(res.dev_losses)} (dev loss {res.dev_losses[res.selected_epoch - 1]:.4f}), "
                    f"{len(res.test_ids)} test predictions")
@@ -67,6 +73,19 @@ def train(store_path, labels, partition_path, fold, head, quiet, tensorboard, th
         click.echo(format_estimates(est, n))
     if fold == "all":
         click.echo(fold_mean(per_fold))
+
+
+def _run_or_clean(out, train):
+    """``train()``; if it raises, remove ``out`` when this call created it (a failed run leaves no folder)."""
+    import shutil
+
+    created = not out.exists()
+    try:
+        return train()
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def register(group: click.Group) -> None:

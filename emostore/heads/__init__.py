@@ -1,6 +1,6 @@
-"""Downstream heads and their training from a feature store (no encoder runs here)."""
+"""Downstream heads and their training from a feature store (no encoder runs here).
 
-from emostore.heads.heads import (  # noqa: F401
-    HEADS, ARMLPHead, EmoBoxHead, Head, HeadError, ProbeHead, WeightedSumHead, build_head, head_class,
-    layer_position, masked_mean,
-)
+Import names from the module that defines them (:mod:`~emostore.heads.heads`,
+:mod:`~emostore.heads.train`...); this package imports nothing, so reading
+:mod:`~emostore.heads.names` or :mod:`~emostore.heads.config` costs no torch import.
+"""

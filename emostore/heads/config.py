@@ -3,19 +3,22 @@
 A config holds what changes a run's result (plus ``device``), so a sweep can hash it into a run
 id; how a run is executed (torch threads, the overlap permission) are arguments of
 :func:`emostore.heads.loop.train` / :func:`~emostore.heads.train.run`, not settings.
+
+Every numeric setting's range is declared here, once (:func:`emostore.bounds.bounded`); the CLI
+derives its option types from it. This module imports no torch (only :func:`check` does, for the
+device), so the CLI can parse training options without it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
+from emostore.bounds import bounded, check_bounds
 from emostore.errors import EmostoreError
-from emostore.heads.heads import HEADS, HeadError
-from emostore.heads.sources import SHUFFLES
+from emostore.heads.names import HEAD_NAMES, HeadError
 
 FEATURES = ("auto", "pooled", "frames")
+SHUFFLES = ("auto", "full", "blocks")  # batch order, see emostore.heads.sources.epoch_order
 
 
 class TrainError(EmostoreError, ValueError):
@@ -27,22 +30,45 @@ class TrainConfig:
     head: str
     fold: str
     layer: int | None = None  # encoder layer number (store's `layers`), None = last stored
-    hidden: int | None = None
-    seed: int = 0
-    epochs: int = 100  # a cap: early stopping (patience) ends a run at its dev-loss minimum
-    lr: float = 1e-3  # probe: 1e-2 (HEAD_DEFAULTS)
-    weight_decay: float = 0.01  # AdamW's default
-    batch_size: int = 32
-    beta: float = 0.99  # class-balanced weighting; 0 disables
-    smoothing: float = 0.0
-    warmup_epochs: int = 0  # linear warm-up of the lr over this many epochs
-    patience: int | None = 10  # early stopping: epochs without a better dev loss; 0 = run all epochs
-    valid_fraction: float = 0.0  # share of train held out as dev when the fold has no dev part
+    hidden: int | None = bounded(None, ge=1, label="hidden size")
+    seed: int = bounded(0, ge=0)
+    epochs: int = bounded(100, ge=1)  # a cap: early stopping (patience) ends a run at its dev-loss minimum
+    lr: float = bounded(1e-3, gt=0)  # probe: 1e-2 (HEAD_DEFAULTS)
+    weight_decay: float = bounded(0.01, ge=0)  # AdamW's default
+    batch_size: int = bounded(32, ge=1, label="batch size")
+    beta: float = bounded(0.99, ge=0, lt=1)  # class-balanced weighting; 0 disables
+    smoothing: float = bounded(0.0, ge=0, lt=1)
+    warmup_epochs: int = bounded(0, ge=0)  # linear warm-up of the lr over this many epochs
+    patience: int | None = bounded(10, ge=0)  # early stopping: epochs without a better dev loss; 0 = run all epochs
+    valid_fraction: float = bounded(0.0, ge=0, lt=1)  # share of train held out as dev when the fold has no dev part
     features: str = "auto"  # auto | pooled | frames
     shuffle: str = "auto"  # auto (pooled: full, frames: blocks) | full | blocks
-    memory_mb: int = 1024  # frames cache bound
+    memory_mb: int = bounded(1024, ge=1)  # frames cache bound
     device: str = "cpu"
     preset: str | None = None  # recorded; apply it with config_from(preset=...)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How runs execute (never part of a run's id): a sweep's local processes, torch threads per run.
+
+    ``threads`` None: :meth:`threads_per_run` decides (one per run; see docs/sweeps.md "Threads").
+    """
+
+    jobs: int = bounded(1, ge=1)
+    threads: int | None = bounded(None, ge=1)
+
+    def __post_init__(self):
+        check_bounds(self, TrainError)
+
+    def threads_per_run(self) -> int:
+        """torch intra-op threads of each run: ``threads``, else 1.
+
+        One thread, also for ``jobs = 1``: the heads are tiny (a probe is a [32, D] x [D, C] product),
+        so torch's default of one thread per core spends its time synchronising threads; measured in
+        docs/sweeps.md ("Threads").
+        """
+        return self.threads if self.threads is not None else 1
 
 
 # Per-head defaults where a head differs from TrainConfig's: measured on real EmoDB (535 clips, EmoBox
@@ -109,6 +135,8 @@ def _coerce(name: str, value):
 
 def check(cfg: TrainConfig) -> None:
     """Every setting, and that the device exists here."""
+    import torch
+
     check_settings(cfg)
     try:
         if torch.device(cfg.device).type == "meta":
@@ -120,23 +148,12 @@ def check(cfg: TrainConfig) -> None:
 
 def check_settings(cfg: TrainConfig) -> None:
     """The settings on their own (where they will run does not matter)."""
-    if cfg.head not in HEADS:
-        raise HeadError(f"unknown head {cfg.head!r}; known: {', '.join(HEADS)}")
-    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
-        raise TrainError("epochs and batch size must be >= 1 and lr > 0")
-    if not 0.0 <= cfg.smoothing < 1.0:
-        raise TrainError(f"smoothing must be in [0, 1), got {cfg.smoothing}")
-    if cfg.warmup_epochs < 0 or (cfg.patience is not None and cfg.patience < 0):
-        raise TrainError("warmup_epochs must be >= 0 and patience >= 0 (0: no early stopping)")
-    if cfg.memory_mb < 1:
-        raise TrainError("memory_mb must be >= 1")
+    if cfg.head not in HEAD_NAMES:
+        raise HeadError(f"unknown head {cfg.head!r}; known: {', '.join(HEAD_NAMES)}")
+    check_bounds(cfg, TrainError)
     if cfg.head == "weighted-sum" and cfg.layer is not None:
         raise TrainError("the weighted-sum head uses every layer; --layer does not apply")
-    if cfg.hidden is not None and cfg.hidden < 1:
-        raise TrainError(f"hidden size must be >= 1, got {cfg.hidden}")
     if cfg.features not in FEATURES:
         raise TrainError(f"unknown features {cfg.features!r}; known: {', '.join(FEATURES)}")
     if cfg.shuffle not in SHUFFLES:
         raise TrainError(f"unknown shuffle {cfg.shuffle!r}; known: {', '.join(SHUFFLES)}")
-    if not 0.0 <= cfg.beta < 1.0:
-        raise TrainError(f"beta must be in [0, 1), got {cfg.beta}")

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emostore.heads.config import TrainConfig, TrainError
-from emostore.heads.heads import HEADS, LAYERED
+from emostore.heads.heads import HEADS
+from emostore.heads.names import LAYERED
 from emostore.heads.sources import FramesSource, PooledSource, block_frames, block_rows, epoch_order, frame_bytes
 
 

@@ -17,11 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emostore.errors import EmostoreError
-
-
-class HeadError(EmostoreError, ValueError):
-    """A head was asked for with impossible settings."""
+from emostore.heads.names import LAYERED, HeadError
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -147,13 +143,7 @@ class ProbeHead(OneLayerHead):
         return self.out(p[:, self.layer])
 
 
-HEADS: dict[str, type[Head]] = {
-    "weighted-sum": WeightedSumHead,
-    "emobox": EmoBoxHead,
-    "ar-mlp": ARMLPHead,
-    "probe": ProbeHead,
-}
-LAYERED = ("emobox", "ar-mlp", "probe")  # heads reading one chosen layer
+HEADS: dict[str, type[Head]] = {cls.name: cls for cls in (WeightedSumHead, EmoBoxHead, ARMLPHead, ProbeHead)}
 
 
 def head_class(name: str) -> type[Head]:

@@ -26,10 +26,8 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from emostore.heads.heads import HeadError
+from emostore.heads.names import HeadError
 from emostore.store import layout
-
-SHUFFLES = ("auto", "full", "blocks")
 
 
 def block_rows(fs) -> int:

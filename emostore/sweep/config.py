@@ -23,9 +23,13 @@ in one file)::
 
 ``fold = "all"`` is every fold of the partition. Settings that do not apply to a head are dropped
 rather than multiplying runs (``layer`` for weighted-sum, ``hidden`` for probe), and duplicate runs
-are merged. Each run gets a stable id:
-readable parts plus a hash of its inputs' absolute paths and its full training config, so
-re-running a sweep finds the runs already done.
+are merged. Each run gets a stable id: readable parts (head, layer, lr, hidden, fold, seed, the
+store's encoder and the label set's name) plus, last, a hash of its inputs' contents and its full
+training config, so re-running a sweep finds the runs already done, e.g.
+``probe-L0-lr0.001-fold1-s0-whisper-tiny.en-mr-3f2a9c01de``.
+
+Keys are checked where the file is read: an unknown key is named with the accepted ones
+(``ACCEPTED``), and a file missing what every run needs says what (``REQUIRED``).
 """
 
 from __future__ import annotations
@@ -38,13 +42,15 @@ import tomllib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from emostore.heads.heads import LAYERED, HeadError
-from emostore.heads.config import TrainConfig, TrainError, config_from
 from emostore.errors import EmostoreError
+from emostore.heads.config import TrainConfig, TrainError, config_from
+from emostore.heads.names import LAYERED, HeadError
 from emostore.provenance import file_sha256
 from emostore.store import urls
 
 INPUTS = ("store", "labels", "partition")
+ACCEPTED = INPUTS + tuple(TrainConfig.__dataclass_fields__)  # the settings a sweep file may hold (and `runs`)
+REQUIRED = INPUTS + ("head", "fold")  # every run needs these (a preset may name the head)
 
 
 class SweepError(EmostoreError, ValueError):
@@ -62,10 +68,12 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        """Readable settings (head, layer, lr, hidden, fold, seed), then a hash of inputs and config."""
+        """Readable settings (head, layer, lr, hidden, fold, seed, encoder, label set), then a hash of
+        inputs and config."""
         c = self.config
         parts = ([c.head] + ([f"L{c.layer}"] if c.layer is not None else []) + [f"lr{c.lr:g}"]
-                 + ([f"h{c.hidden}"] if c.hidden is not None else []) + [c.fold, f"s{c.seed}"])
+                 + ([f"h{c.hidden}"] if c.hidden is not None else []) + [c.fold, f"s{c.seed}"]
+                 + [p for p in (encoder_name(self.store), label_set_name(self.labels)) if p])
         key = json.dumps({"inputs": [[p, input_digest(p)] for p in (self.store, self.labels, self.partition)],
                           "config": _identity(c)}, sort_keys=True)
         return "-".join(str(p) for p in parts) + "-" + hashlib.sha256(key.encode()).hexdigest()[:10]
@@ -84,13 +92,36 @@ def input_digest(path: str) -> str:
     """
     if not urls.is_url(path) and Path(path).is_file():
         return file_sha256(path)
+    attrs = store_attrs(path)
+    key = json.dumps([attrs.get("fingerprint"), attrs.get("manifest_sha256")], sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def store_attrs(path: str) -> dict:
+    """A store's attributes, from its ``zarr.json`` alone (no array is opened)."""
     meta = urls.join(path, "zarr.json")
     if not urls.is_file(meta):
         raise SweepError(f"{path}: neither a file nor a Zarr store")
     fs, inside = urls.filesystem(meta)
-    attrs = json.loads(fs.cat_file(inside).decode("utf-8")).get("attributes", {})
-    key = json.dumps([attrs.get("fingerprint"), attrs.get("manifest_sha256")], sort_keys=True)
-    return hashlib.sha256(key.encode()).hexdigest()
+    return json.loads(fs.cat_file(inside).decode("utf-8")).get("attributes", {})
+
+
+def _id_part(text) -> str | None:
+    """``text`` as a run id part: no path separators or spaces."""
+    return "".join(ch if ch.isalnum() or ch in "._+-" else "_" for ch in str(text)) if text else None
+
+
+def encoder_name(store: str) -> str | None:
+    """The store's encoder name (``whisper-tiny.en``, ``fbank``), as in the run id."""
+    encoder = store_attrs(store).get("encoder")
+    return _id_part(encoder.get("name") if isinstance(encoder, dict) else None)
+
+
+def label_set_name(labels: str) -> str | None:
+    """A label set's name in the run id: its file's stem (``labels/mr.jsonl`` -> ``mr``)."""
+    name = Path(str(labels)).name
+    return _id_part(name[:-len(".jsonl")] if name.endswith(".jsonl") else Path(name).stem)
 
 
 def _identity(cfg: TrainConfig) -> dict:
@@ -127,8 +158,27 @@ def read_spec(path: str | Path) -> dict:
         raise
     if not isinstance(spec, dict):
         raise SweepError(f"{path}: a sweep file holds a mapping of settings")
+    check_keys(spec, str(path))
     _resolve_inputs(spec, path.parent)
     return spec
+
+
+def check_keys(spec: dict, where: str = "the sweep") -> None:
+    """Refuse unknown keys, naming them, the accepted ones and what the spec lacks of ``REQUIRED``."""
+    subs = spec.get("runs") or []
+    tables = [("", spec)] + [(f" ([[runs]] table {i})", sub) for i, sub in enumerate(subs, 1)
+                             if isinstance(sub, dict)]
+    unknown = [f"'{k}'{table}" for table, sub in tables for k in sub
+               if k not in ACCEPTED and not (k == "runs" and not table)]
+    if not unknown:
+        return
+    given = {k for _, sub in tables for k in sub}
+    missing = [k for k in REQUIRED if k not in given and not (k == "head" and "preset" in given)]
+    msg = (f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in {where}; accepted: "
+           f"{', '.join(ACCEPTED)}, runs")
+    if missing:
+        msg += f"; required and not given: {', '.join(missing)} (in the file or as options)"
+    raise SweepError(msg)
 
 
 def _resolve_inputs(spec: dict, base: Path) -> None:
@@ -149,9 +199,12 @@ def expand(spec: dict, stored_layers=None, overrides: dict | None = None) -> lis
     default layer (default: read the store).
     """
     spec = dict(spec)
-    subs = spec.pop("runs", None) or [{}]
+    subs = spec.get("runs") or [{}]
     if not isinstance(subs, list) or not all(isinstance(s, dict) for s in subs):
         raise SweepError("`runs` must be a list of tables of settings")
+    check_keys(spec)
+    check_keys(overrides or {}, "the options")
+    spec.pop("runs", None)
     stored_layers = stored_layers or _stored_layers
     out: dict[str, RunSpec] = {}
     for sub in subs:

@@ -5,6 +5,13 @@ A run directory (what ``emostore train --out DIR`` writes) holds ``run.json`` wh
 them and a sweep killed half-way loses no finished run. SQLite is in the standard library and
 pandas reads it (``pandas.read_sql``); :func:`load_results` does that for you.
 
+Live: a sweep keeps the table current (:class:`LiveTable`): it is written when the sweep starts,
+with the planned run ids in table ``plan``, and again as each run finishes, so ``leaderboard`` and
+``report`` read a sweep in progress and say how many runs are still missing (:func:`missing_runs`).
+Every write is a whole new file in a temporary name of its own, moved over the table with one
+``os.replace``: a reader (``mode=ro``) sees the old table or the new one, never half of one, and
+two processes writing at once never share a temporary file (the last rename wins, whole).
+
 Columns of table ``runs`` (``COLUMNS``; NULL where a value does not apply or the run failed):
 
 * identity: ``run_id`` (the run directory's name), ``status`` (``done`` | ``failed``), ``error``
@@ -22,7 +29,9 @@ Columns of table ``runs`` (``COLUMNS``; NULL where a value does not apply or the
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import tempfile
 from pathlib import Path
 
 from emostore.errors import EmostoreError
@@ -35,6 +44,8 @@ COLUMNS = (("run_id", "status", "error") + CONFIG_COLUMNS
               "dev_loss", "selected_epoch", "epochs_run") + METRIC_COLUMNS
            + ("n_test", "seconds", "out_dir", "predictions", "layer_weights", "config"))
 TABLE = "runs"
+PLAN_TABLE = "plan"  # run_id of every run the sweep planned
+RUNS_DIR = "runs"  # a sweep folder's run folders: OUT/runs/<run id>/
 RESULTS_FILE = "results.sqlite"
 RUN_FILE = "run.json"
 ERROR_FILE = "error.json"
@@ -86,22 +97,41 @@ def _read_json(path: Path) -> dict:
         raise ResultsError(f"{path}: unreadable ({exc})") from None
 
 
-def write_results(rows: list[dict], path: str | Path) -> Path:
-    """(Re)write the SQLite table ``runs`` at ``path`` from ``rows`` (atomically: temp file, rename)."""
+def write_results(rows: list[dict], path: str | Path, planned: list[str] | None = None) -> Path:
+    """(Re)write the SQLite table ``runs`` at ``path`` from ``rows``, and table ``plan`` from
+    ``planned`` run ids when given; atomically (module docstring), safe with concurrent writers."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    con = sqlite3.connect(tmp)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
     try:
-        cols = ", ".join(f'"{c}"' for c in COLUMNS)
-        con.execute(f"CREATE TABLE {TABLE} ({cols})")
-        con.executemany(f"INSERT INTO {TABLE} VALUES ({', '.join('?' * len(COLUMNS))})",
-                        [tuple(r.get(c) for c in COLUMNS) for r in rows])
-        con.commit()
-    finally:
-        con.close()
-    tmp.replace(path)
+        con = sqlite3.connect(tmp)
+        try:
+            cols = ", ".join(f'"{c}"' for c in COLUMNS)
+            con.execute(f"CREATE TABLE {TABLE} ({cols})")
+            con.executemany(f"INSERT INTO {TABLE} VALUES ({', '.join('?' * len(COLUMNS))})",
+                            [tuple(r.get(c) for c in COLUMNS) for r in rows])
+            if planned is not None:
+                con.execute(f"CREATE TABLE {PLAN_TABLE} (run_id TEXT PRIMARY KEY)")
+                con.executemany(f"INSERT OR IGNORE INTO {PLAN_TABLE} VALUES (?)", [(r,) for r in planned])
+            con.commit()
+        finally:
+            con.close()
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def _row_or_failure(run_dir: Path) -> dict | None:
+    """:func:`row_from_run_dir`, with a damaged run folder as a failed row (not a lost table)."""
+    try:
+        return row_from_run_dir(run_dir)
+    except ResultsError as exc:
+        row = dict.fromkeys(COLUMNS)
+        row.update(run_id=run_dir.name, out_dir=str(run_dir), status="failed", error=str(exc))
+        return row
 
 
 def gather(runs_dir: str | Path) -> list[dict]:
@@ -109,27 +139,72 @@ def gather(runs_dir: str | Path) -> list[dict]:
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    rows = []
-    for d in sorted(runs_dir.iterdir()):
-        if not d.is_dir():
-            continue
-        try:
-            row = row_from_run_dir(d)
-        except ResultsError as exc:  # a damaged run folder is a failed row, not a lost table
-            row = dict.fromkeys(COLUMNS)
-            row.update(run_id=d.name, out_dir=str(d), status="failed", error=str(exc))
+    rows = [_row_or_failure(d) for d in sorted(runs_dir.iterdir()) if d.is_dir()]
+    return [r for r in rows if r is not None]
+
+
+class LiveTable:
+    """A sweep folder's table kept current: read from its run folders once, then one row replaced
+    and the table rewritten (atomically) each time a run finishes."""
+
+    def __init__(self, out: str | Path, planned: list[str]):
+        self.out = Path(out)
+        self.path = self.out / RESULTS_FILE
+        self.planned = list(planned)
+        self.rows = {r["run_id"]: r for r in gather(self.out / RUNS_DIR)}
+        self.write()
+
+    def finished(self, run_id: str) -> None:
+        """Run ``run_id``'s folder is final (run.json or error.json written): its row goes in now."""
+        row = _row_or_failure(self.out / RUNS_DIR / run_id)
         if row is not None:
-            rows.append(row)
-    return rows
+            self.rows[run_id] = row
+            self.write()
+
+    def write(self) -> Path:
+        return write_results([self.rows[k] for k in sorted(self.rows)], self.path, self.planned)
+
+
+def _results_file(path: str | Path) -> Path:
+    path = Path(path)
+    return path / RESULTS_FILE if path.is_dir() else path
+
+
+def missing_runs(path: str | Path) -> tuple[int, list[str]] | None:
+    """(planned runs, ids of those with no row yet) of a sweep's table; None without a plan
+    (a table written by hand, or by an older sweep)."""
+    path = _results_file(path)
+    if not path.exists():
+        return None
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        planned = [r[0] for r in con.execute(f"SELECT run_id FROM {PLAN_TABLE}")]
+        have = {r[0] for r in con.execute(f"SELECT run_id FROM {TABLE}")}
+    except sqlite3.DatabaseError:  # no plan table
+        return None
+    finally:
+        con.close()
+    return len(planned), [r for r in planned if r not in have]
+
+
+def progress_note(results) -> str | None:
+    """``9 of 60 planned runs finished, 51 missing (...)`` for a sweep table with runs still missing;
+    None when every planned run has a row, without a plan, or for a table that is no file."""
+    if not isinstance(results, (str, Path)):
+        return None
+    got = missing_runs(results)
+    if got is None or not got[1]:
+        return None
+    planned, missing = got
+    return (f"{planned - len(missing)} of {planned} planned runs finished, {len(missing)} missing (the sweep is "
+            "still running, or was stopped: run it again to finish)")
 
 
 def load_results(path: str | Path):
     """The results table as a pandas DataFrame; ``path`` is the .sqlite file or the sweep directory."""
     import pandas as pd
 
-    path = Path(path)
-    if path.is_dir():
-        path = path / RESULTS_FILE
+    path = _results_file(path)
     if not path.exists():
         raise ResultsError(f"{path}: no results table (run `emostore sweep` first)")
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)

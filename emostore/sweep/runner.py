@@ -1,21 +1,22 @@
 """Run a sweep: every run in its own directory, in parallel, then one results table.
 
 The unit of work is a *group* of runs trained together (:mod:`emostore.sweep.group`; with
-``group=False``, ``--no-group``, a single run). Units execute one after another in this process
-(``jobs=1``), in a local process pool (``jobs=N``, each worker limited to its share of the CPU
-threads) or on a Dask cluster (``scheduler="tcp://host:8786"``, through
-``distributed.Client.get_executor``, one torch thread per unit): every worker opens the shared
-store itself, by absolute path. A run directory whose
+``group=False``, ``--no-group``, a single run). Every run's inputs are checked first
+(:func:`emostore.heads.preflight.check_runs`): a run that cannot start stops the sweep before
+anything is written. Units execute one after another in this process (``jobs=1``), in a local
+process pool (``jobs=N``), each with ``threads`` torch threads
+(:class:`~emostore.heads.config.Execution`: default 1), or on a Dask cluster
+(``scheduler="tcp://host:8786"``, through ``distributed.Client.get_executor``, one torch thread
+per unit): every worker opens the shared store itself, by absolute path. A run directory whose
 ``run.json`` parses is finished and skipped on re-run; a run that raises writes ``error.json``
 (error and traceback), a worker that dies is recorded the same way, and the sweep goes on. The
-table (:mod:`emostore.sweep.results`) is rebuilt from the run directories at the end, also after
-Ctrl-C, and ``sweep.json`` records the expanded specification.
+folder has one writer at a time and its table (:mod:`emostore.sweep.results`) is live: written at
+the start and as each run finishes, also after Ctrl-C (:mod:`emostore.sweep.folder`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -25,10 +26,10 @@ from pathlib import Path
 
 from emostore.outputs import ensure_folder, write_json
 from emostore.progress import as_factory
+from emostore.heads.config import Execution
 from emostore.sweep.config import RunSpec, SweepError
-from emostore.sweep.results import ERROR_FILE, RESULTS_FILE, RUN_FILE, gather, write_results
-
-RUNS_DIR = "runs"
+from emostore.sweep.folder import sweep_folder
+from emostore.sweep.results import ERROR_FILE, RUN_FILE, RUNS_DIR
 
 
 @dataclass
@@ -86,8 +87,9 @@ def run_group_here(specs: list[dict], run_dirs: list[str], threads: int = 0) -> 
 
 
 @contextmanager
-def executor(jobs: int, scheduler: str | None = None):
-    """(executor, torch threads per unit of work, workers) for ``jobs`` local processes or a Dask cluster."""
+def executor(jobs: int, scheduler: str | None = None, threads: int = 1):
+    """(executor, torch threads per unit of work, workers) for ``jobs`` local processes (``threads``
+    each) or a Dask cluster at ``scheduler`` (one each)."""
     if scheduler:
         try:
             from distributed import Client
@@ -105,7 +107,6 @@ def executor(jobs: int, scheduler: str | None = None):
     else:
         import multiprocessing as mp
 
-        threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
             yield pool, threads, jobs
 
@@ -130,7 +131,7 @@ def _submit(pool, unit: list[RunSpec], runs_dir: Path, threads: int, group: bool
     return pool.submit(run_group_here, [r.to_json() for r in unit], [str(runs_dir / r.run_id) for r in unit], threads)
 
 
-def _in_thread(unit: list[RunSpec], runs_dir: Path):
+def _in_thread(unit: list[RunSpec], runs_dir: Path, threads: int = 0):
     """Yield a group's outcomes as its members finish, the group training in a helper thread."""
     import queue
     import threading
@@ -143,7 +144,7 @@ def _in_thread(unit: list[RunSpec], runs_dir: Path):
         (Path(d) / ERROR_FILE).unlink(missing_ok=True)
     def work():
         try:
-            run_group(specs, dirs, on_result=q.put)
+            run_group(specs, dirs, threads, on_result=q.put)
         finally:
             q.put(None)
 
@@ -154,16 +155,17 @@ def _in_thread(unit: list[RunSpec], runs_dir: Path):
     t.join()
 
 
-def _outcomes(todo: list[RunSpec], runs_dir: Path, jobs: int, scheduler: str | None, group: bool = True):
+def _outcomes(todo: list[RunSpec], runs_dir: Path, jobs: int, scheduler: str | None, threads: int,
+              group: bool = True):
     """Yield each run's result as it finishes; runs one unit at a time here when jobs == 1 (Ctrl-C stops)."""
     if jobs <= 1 and not scheduler:
         for unit in _units(todo, group, 1):
             if group:
-                yield from _in_thread(unit, runs_dir)
+                yield from _in_thread(unit, runs_dir, threads)
             else:
-                yield run_one(unit[0].to_json(), str(runs_dir / unit[0].run_id))
+                yield run_one(unit[0].to_json(), str(runs_dir / unit[0].run_id), threads)
         return
-    with executor(jobs, scheduler) as (pool, threads, workers):
+    with executor(jobs, scheduler, threads) as (pool, threads, workers):
         futures = {_submit(pool, u, runs_dir, threads, group): u for u in _units(todo, group, workers)}
         for f in as_completed(futures):
             try:
@@ -186,27 +188,38 @@ def is_finished(run_dir: Path) -> bool:
 
 
 def run_sweep(runs: list[RunSpec], out: str | Path, jobs: int = 1, scheduler: str | None = None,
-              progress=None, log=None, group: bool = True) -> SweepSummary:
-    """Run every run of ``runs`` not finished under ``out/runs``; write ``out/results.sqlite``.
+              progress=None, log=None, threads: int | None = None, group: bool = True) -> SweepSummary:
+    """Run every run of ``runs`` not finished under ``out/runs``; keep ``out/results.sqlite`` current.
 
     ``group``: train runs that read the same features together (:mod:`emostore.sweep.group`; the
     default); False trains them one at a time (``--no-group``), the reference a group member equals.
 
     The table is written even when the sweep is interrupted (Ctrl-C) or a worker dies.
     ``progress``: a :class:`~emostore.progress.Progress` factory, one unit per run (default: quiet).
+    ``threads``: torch threads per run (default :meth:`Execution.threads_per_run`).
     """
+    from emostore.heads.preflight import check_runs
+
     t0 = time.perf_counter()
+    per_run = Execution(jobs, threads).threads_per_run()
     out = Path(out).resolve()
     runs_dir = out / RUNS_DIR
-    ensure_folder(runs_dir)
-    write_json(out / "sweep.json", [r.to_json() for r in runs])
     todo = [r for r in runs if not is_finished(runs_dir / r.run_id)]
-    summary = SweepSummary(len(runs), len(runs) - len(todo), 0, 0, 0.0, out / RESULTS_FILE)
+    check_runs(todo)
+    with sweep_folder(out, runs) as table:
+        summary = _train_all(runs, todo, runs_dir, jobs, scheduler, per_run, table, progress, log, group)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _train_all(runs, todo, runs_dir, jobs, scheduler, threads, table, progress, log, group) -> SweepSummary:
+    summary = SweepSummary(len(runs), len(runs) - len(todo), 0, 0, 0.0, table.path)
     if log and summary.skipped:
         log(f"{summary.skipped} of {len(runs)} runs already finished: skipped")
     bar = as_factory(progress)(len(todo), "sweep", "run")
     try:
-        for res in _outcomes(todo, runs_dir, jobs, scheduler, group):
+        for res in _outcomes(todo, runs_dir, jobs, scheduler, threads, group):
+            table.finished(res["run_id"])
             if res["status"] == "done":
                 summary.done += 1
             else:
@@ -217,6 +230,4 @@ def run_sweep(runs: list[RunSpec], out: str | Path, jobs: int = 1, scheduler: st
             bar.update(1, postfix=f"{summary.failed} failed")
     finally:
         bar.close()
-        write_results(gather(runs_dir), summary.results)
-        summary.seconds = time.perf_counter() - t0
     return summary
