@@ -13,7 +13,7 @@ import torch
 from emostore.extract.encoders import load_encoder
 from emostore.extract.planning import ExtractOptions
 from emostore.extract.runner import extract
-from emostore.heads import HEADS, build_head
+from emostore.heads.heads import HEADS, build_head
 from emostore.heads.sources import FramesSource, PooledSource
 from emostore.manifests import load_manifest
 from emostore.store import open as open_store

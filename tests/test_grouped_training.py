@@ -153,7 +153,7 @@ def test_stacked_adamw_equals_torch_adamw_per_member():
 
 
 def test_stacking_pads_hidden_sizes_and_gives_each_member_back():
-    from emostore.heads import build_head
+    from emostore.heads.heads import build_head
 
     torch.manual_seed(0)
     heads = [build_head("emobox", 5, 8, 3, layer=2, hidden=h) for h in (4, 6)]

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from emostore.cli import main
 from emostore.extract.planning import ExtractOptions
 from emostore.extract.runner import extract
-from emostore.heads import HEADS, build_head
+from emostore.heads.heads import HEADS, build_head
 from emostore.heads.config import TrainConfig, TrainError
 from emostore.heads.losses import class_balanced_weights
 from emostore.heads.train import run
