@@ -78,7 +78,7 @@ def make_partition(corpus: str, manifest, rule: str, seed: int | None = None, cl
     """Build ``rule``'s partition of ``manifest`` (a Manifest or a list of rows) and check it.
 
     ``seed`` None is the rule's default seed; ``options`` are the rule's own (e.g. ``emobox``'s
-    ``emobox_dir``, ``allow_mismatch``, ``allow_extra``); options set to None are not given.
+    ``source_dir``, ``allow_mismatch``, ``allow_extra``); options set to None are not given.
 
     The returned partition has passed :func:`check_leakage` (speaker-independent ones for speakers
     too). Its ``meta`` records rule, corpus, seed, class-map version (given, or the registered
