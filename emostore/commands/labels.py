@@ -7,6 +7,7 @@ import json
 import click
 
 from emostore.commands import _choices
+from emostore.labels.presets import PRESETS, SMOOTHING_CONVENTIONS
 
 
 @click.group()
@@ -16,21 +17,29 @@ def labels():
 
 @labels.command("aggregate")
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
-@click.option("--rule", required=True, type=_choices.label_rules(),
-              help="mr: > half of all ratings; pr: most votes, ties excluded; ar: vote distribution.")
+@click.option("--rule", default=None, type=_choices.label_rules(),
+              help="mr: > half of all ratings; pr: most votes, ties excluded; ar: vote distribution. "
+                   "Required unless --preset gives it.")
+@click.option("--preset", default=None, type=click.Choice(sorted(PRESETS)),
+              help="A benchmark's published target recipe; options given explicitly override it. "
+                   "emo-superb = --rule ar --smoothing 0.05 --smoothing-convention emo-superb --test share "
+                   "(EMO-SUPERB's labels_consensus targets).")
 @click.option("--classes", default=None, metavar="A,B,C",
               help="Class order (default: the corpus's class map, else the sorted rating values). "
                    "Ratings outside it count as 'other'.")
-@click.option("--smoothing", default=0.0, show_default=True, type=float,
-              help="Label smoothing x of train targets: t*(1-x) + x/C (EMO-SUPERB: 0.05).")
+@click.option("--smoothing", default=None, type=float,
+              help="Label smoothing x of train targets [default: 0, or the preset's].")
+@click.option("--smoothing-convention", default=None, type=click.Choice(SMOOTHING_CONVENTIONS),
+              help="uniform: t*(1-x) + x/C (the default); emo-superb: t*(1 - x*C/(C-1)) + x/(C-1), the formula of "
+                   "EMO-SUPERB's published targets (x=0.05, C=6: 0.94*share + 0.01).")
 @click.option("--soft", is_flag=True, help="MR/PR: train on the vote distribution of the kept utterances.")
-@click.option("--test", "test_mode", type=click.Choice(["onehot", "share"]), default="onehot", show_default=True,
-              help="MR/PR test targets: one-hot of the kept class, or classes whose share exceeds 1/C "
+@click.option("--test", "test_mode", type=click.Choice(["onehot", "share"]), default=None,
+              help="MR/PR test targets: one-hot of the kept class (the default), or classes whose share exceeds 1/C "
                    "(AR always uses the share rule).")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="JSONL label set to write (class order and options go to OUT.meta.json).")
 @click.option("--strict", is_flag=True, help="Refuse ratings that match no class or known label (else: counted, reported).")
-def labels_aggregate(manifest, rule, classes, smoothing, soft, test_mode, out, strict):
+def labels_aggregate(manifest, rule, preset, classes, smoothing, smoothing_convention, soft, test_mode, out, strict):
     """Aggregate MANIFEST's ratings under one rule: one JSONL row per utterance (excluded ones too).
 
     Each row: id, train (distribution in class order), test (0/1 list), excluded (null or the
@@ -38,14 +47,22 @@ def labels_aggregate(manifest, rule, classes, smoothing, soft, test_mode, out, s
     """
     from emostore.labels.aggregate import aggregate_manifest, unknown_note, write_label_set
 
-    records, meta = aggregate_manifest(manifest, rule, _choices.class_list(classes), soft=soft, smoothing=smoothing,
-                                       test=test_mode, strict=strict)
+    given = {"rule": rule, "smoothing": smoothing, "smoothing_convention": smoothing_convention, "test": test_mode}
+    opts = {"rule": None, "smoothing": 0.0, "smoothing_convention": "uniform", "test": "onehot",
+            **(PRESETS[preset] if preset else {}), **{k: v for k, v in given.items() if v is not None}}
+    if opts["rule"] is None:
+        raise click.UsageError("give --rule (or a --preset)")
+    records, meta = aggregate_manifest(manifest, opts["rule"], _choices.class_list(classes), soft=soft,
+                                       smoothing=opts["smoothing"], test=opts["test"], strict=strict,
+                                       smoothing_convention=opts["smoothing_convention"])
+    if preset:
+        meta["preset"] = preset
     write_label_set(out, records, meta)
     if unknown_note(meta):
         click.echo(f"warning: {unknown_note(meta)}", err=True)
     excluded = meta["excluded"]
     click.echo(f"wrote {out}: {len(records)} utterances, {excluded} excluded "
-               f"({100 * excluded / len(records):.2f}%), rule {rule.upper()}, classes {','.join(meta['classes'])}")
+               f"({100 * excluded / len(records):.2f}%), rule {opts['rule'].upper()}, classes {','.join(meta['classes'])}")
 
 
 @labels.command("stats")
