@@ -88,5 +88,42 @@ def labels_stats(manifest, classes, as_json):
         click.echo(format_table(losses))
 
 
+@labels.group("import")
+def labels_import():
+    """Turn a benchmark's published labels into an emostore label set (and its partition)."""
+
+
+@labels_import.command("emo-superb")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
+              help="JSONL label set to write (classes and sources go to OUT.meta.json).")
+@click.option("--partition", "partition_out", required=True, type=click.Path(dir_okay=False),
+              help="Partition JSON to write: fold k = labels_consensus_<k>'s Split_Set (metadata in NAME.meta.json).")
+@click.option("--corpus", default=None, help="Corpus name recorded in both files' metadata (e.g. crema-d).")
+@click.option("--manifest", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Check that this manifest has every published id (and record its sha256).")
+def labels_import_emo_superb(files, out, partition_out, corpus, manifest):
+    """EMO-SUPERB's published labels_consensus_<k>.csv FILES (one per fold, .csv or .csv.gz) -> a label
+    set and a partition, in one step.
+
+    Train targets are the published soft labels as written (EMO-SUPERB smooths vote shares as
+    t*(1 - 0.05*C/(C-1)) + 0.05/(C-1)); test targets are the classes above 1/C; class order is the
+    files' (e.g. CREMA-D: angry,sad,disgust,fear,neutral,happy). A clip whose label differs between
+    the files is refused.
+    """
+    from emostore.labels.aggregate import write_label_set
+    from emostore.labels.published import import_consensus
+    from emostore.manifests import load_manifest
+    from emostore.manifests.partitions import meta_path, write_partition
+
+    m = load_manifest(manifest, require_audio=False) if manifest else None
+    records, meta, part = import_consensus(list(files), corpus=corpus, manifest=m)
+    write_label_set(out, records, meta)
+    write_partition(part, partition_out)
+    sizes = ", ".join(f"{name} {s['train']}/{s['dev']}/{s['test']}" for name, s in part.meta["sizes"].items())
+    click.echo(f"wrote {out}: {len(records)} utterances, classes {','.join(meta['classes'])}; "
+               f"{partition_out}: {len(part)} folds (train/dev/test {sizes}); metadata in {meta_path(partition_out)}")
+
+
 def register(group: click.Group) -> None:
     group.add_command(labels)

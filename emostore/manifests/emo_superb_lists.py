@@ -59,16 +59,18 @@ class ConsensusFile:
 
 
 def read_consensus(path: str | Path) -> ConsensusFile:
-    """One ``labels_consensus_<k>.csv``: classes (its columns before the metadata ones) and rows."""
+    """One ``labels_consensus_<k>.csv`` (or ``.csv.gz``): classes (its columns other than the first and
+    :data:`META_COLUMNS`, in file order) and rows."""
     path = Path(path)
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
+        opener = gzip.open if path.name.endswith(".gz") else open  # a gzipped copy reads the same
+        with opener(path, "rt", newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             body = list(reader)
     except FileNotFoundError:
         raise PublishedSplitError(f"{path}: no such file") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
+    except (UnicodeDecodeError, csv.Error, OSError, EOFError) as exc:
         raise PublishedSplitError(f"{path}: not a CSV file ({exc})") from None
     if not header or "Split_Set" not in header:
         raise PublishedSplitError(f"{path}: not an EMO-SUPERB labels_consensus file (no Split_Set column)")
@@ -103,7 +105,7 @@ def read_consensus(path: str | Path) -> ConsensusFile:
 
 def fold_number(path: str | Path) -> int:
     """k of ``labels_consensus_<k>.csv`` (PublishedSplitError for another name)."""
-    m = re.fullmatch(r"labels_consensus_(\d+)\.csv", Path(path).name)
+    m = re.fullmatch(r"labels_consensus_(\d+)\.csv(\.gz)?", Path(path).name)
     if not m:
         raise PublishedSplitError(f"{path}: expected a file named labels_consensus_<k>.csv")
     return int(m.group(1))
