@@ -555,3 +555,24 @@ def test_emo_superb_prompt_preset_on_the_loopback_server(api, tmp_path):
     assert res.meta["prompt"]["preset"] == "emo-superb"
     with pytest.raises(Exception, match="written for the classes angry, sad, disgust"):
         relabel_llm(rs, ["sad", "angry"], settings=settings(api, prompt_preset="emo-superb"), api_key=KEY)
+
+
+def test_cli_prompt_emo_superb(api, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+
+    def reply(body):
+        items = emo_superb_items(body["messages"][1]["content"])
+        return completion(body, json.dumps({str(i): dict(zip(CLASSES, ref)) | {"reason": ""}
+                                            for i, (_, ref) in enumerate(items)}))
+
+    api.default = reply
+    manifest = write_manifest(tmp_path / "m.jsonl", rows())
+    out = tmp_path / "llm.jsonl"
+    res = CliRunner().invoke(main, ["relabel", "llm", str(manifest), "--out", str(out), "--base-url", api.url,
+                                    "--prompt", "emo-superb", "--cache", str(tmp_path / "c.sqlite"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert len(api.requests) == 1  # 6 described rows: one request of up to 30
+    assert api.requests[0]["messages"][0]["content"] == EMO_SUPERB_PROMPT.read_text(encoding="utf-8")
+    meta = json.loads(meta_path(out).read_text())
+    assert meta["prompt"]["preset"] == "emo-superb" and meta["prompt"]["sha256"] == \
+        "4d0c9654c0c0ddbc0651201166a206292f7cd5081b6466b2fb123b66a8bc77a9"
