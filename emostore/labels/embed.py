@@ -23,8 +23,8 @@ Calibrated map (the default for EMO-SUPERB's 8 classes, ``method="calibrated"``)
 2-4, ``final = (1 - a) r + a softmax(W [mean description embedding; r] + b)`` with parameters fitted on
 EMO-SUPERB's published GPT-4 relabeling (:mod:`emostore.labels.calibrate`, shipped in the package).
 On the 5,962 held-out clips of that file (podcasts disjoint from the fitted ones), mean JSD to GPT-4
-0.0613 bits against 0.0720 for the untouched reference and 0.0839 for the prototype blend; argmax
-agreement 80.9 % against 80.1 % and 78.3 %. GPT-4 itself is no closer to its own answers: on the
+0.0613 bits against 0.0720 for the untouched reference and 0.1023 for the prototype blend; argmax
+agreement 80.9 % against 80.1 % and 78.2 %. GPT-4 itself is no closer to its own answers: on the
 6,067 clips whose exact input (descriptions and reference) recurs 21 times or more, the mean of its
 other answers to the same input scores JSD 0.049, the reference 0.049 (docs/labels.md).
 
