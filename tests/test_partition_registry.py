@@ -32,7 +32,7 @@ ROWS = [{"id": f"{s}_{k}", "speaker": s, "emotion": "neu"} for s in ("a", "b", "
 
 
 def test_rules_are_the_registered_ones():
-    assert RULES == ("emo-superb", "emobox", "emobox-rule", "official") == registry.rule_names()
+    assert RULES == ("emo-superb", "emo-superb-paper", "emobox", "emobox-rule", "official") == registry.rule_names()
 
 
 def test_a_registered_rule_is_dispatched_and_checked(temporary_rule):

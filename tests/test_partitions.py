@@ -128,13 +128,13 @@ def assert_table(p: Partition, rows: list[dict], table, session_of):
 
 def test_emo_superb_iemocap_table_and_fold5_erratum(iemocap):
     rows = load(iemocap)
-    p = make_partition("iemocap", rows, "emo-superb")
+    p = make_partition("iemocap", rows, "emo-superb-paper")
     assert_table(p, rows, IEMOCAP_TABLE, lambda r: r["session"])
     by_id = {r["id"]: r for r in rows}
     assert {by_id[i]["speaker"] for i in p.folds["fold1"]["test"]} == {"Ses05F", "Ses05M"}
     assert {by_id[i]["speaker"] for i in p.folds["fold5"]["train"]} == {"Ses01F", "Ses01M", "Ses02F", "Ses02M",
                                                                         "Ses05F", "Ses05M"}
-    assert p.speaker_independent and p.meta["rule"] == "emo-superb" and p.meta["seed"] is None
+    assert p.speaker_independent and p.meta["rule"] == "emo-superb-paper" and p.meta["seed"] is None
     check_leakage(p, rows)
     # the paper's printed fold 5 (train 1, 2, 4; test 4) puts its test utterances into train
     paper = {name: dict(f) for name, f in p.folds.items()}
@@ -152,13 +152,13 @@ def test_emo_superb_iemocap_table_and_fold5_erratum(iemocap):
 
 def test_emo_superb_iemocap_session_from_speaker(tmp_path):
     rows = [row(f"Ses0{s}F_x_{k}", f"Ses0{s}F", None, "neu") for s in range(1, 6) for k in range(2)]
-    p = make_partition("IEMOCAP", load(write_jsonl(tmp_path / "m.jsonl", rows)), "emo-superb")
+    p = make_partition("IEMOCAP", load(write_jsonl(tmp_path / "m.jsonl", rows)), "emo-superb-paper")
     assert_table(p, rows, IEMOCAP_TABLE, lambda r: int(r["speaker"][4]))
 
 
 def test_emo_superb_msp_improv_table(msp_improv):
     rows = load(msp_improv)
-    p = make_partition("msp-improv", rows, "emo-superb")
+    p = make_partition("msp-improv", rows, "emo-superb-paper")
     assert_table(p, rows, MSP_IMPROV_TABLE, lambda r: r["session"])
     by_id = {r["id"]: r for r in rows}
     assert {by_id[i]["speaker"] for i in p.folds["fold6"]["test"]} == {"F01", "M01"}
@@ -169,7 +169,7 @@ def test_emo_superb_msp_improv_table(msp_improv):
 @pytest.mark.parametrize("with_session", [True, False])
 def test_emo_superb_crema_d_actor_ranges(tmp_path, with_session):
     rows = load(write_jsonl(tmp_path / "crema.jsonl", crema_rows(with_session)))
-    p = make_partition("crema-d", rows, "emo-superb")
+    p = make_partition("crema-d", rows, "emo-superb-paper")
     actor = lambda r: int(r["speaker"])  # noqa: E731
     assert_table(p, rows, IEMOCAP_TABLE, lambda r: crema_session(actor(r)))
     by_id = {r["id"]: r for r in rows}
@@ -185,18 +185,18 @@ def test_emo_superb_crema_d_wrong_session_refused(tmp_path):
     rows = crema_rows(True)
     rows[0]["session"] = 3  # actor 1001 is in session 2
     with pytest.raises(PartitionError, match="1001"):
-        make_partition("crema-d", load(write_jsonl(tmp_path / "c.jsonl", rows)), "emo-superb")
+        make_partition("crema-d", load(write_jsonl(tmp_path / "c.jsonl", rows)), "emo-superb-paper")
 
 
 def test_emo_superb_nnime_rotation(nnime):
     rows = load(nnime)
-    p = make_partition("nnime", rows, "emo-superb")
+    p = make_partition("nnime", rows, "emo-superb-paper")
     assert_table(p, rows, IEMOCAP_TABLE, lambda r: r["session"])
     assert p.speaker_independent  # dyads do not cross sessions here
     check_leakage(p, rows)
     # a speaker recurring in two sessions: still the session table, flagged not speaker-independent
     rows[0]["speaker"] = next(r["speaker"] for r in rows if r["session"] == 2)
-    p = make_partition("nnime", rows, "emo-superb")
+    p = make_partition("nnime", rows, "emo-superb-paper")
     assert not p.speaker_independent and "session-independent" in p.meta["note"]
     assert_table(p, rows, IEMOCAP_TABLE, lambda r: r["session"])
 
@@ -204,7 +204,7 @@ def test_emo_superb_nnime_rotation(nnime):
 def test_emo_superb_msp_podcast_official_sets(msp_podcast):
     rows = load(msp_podcast)
     for corpus in ("msp-podcast", "msp-podcast-balanced"):
-        p = make_partition(corpus, rows, "emo-superb")
+        p = make_partition(corpus, rows, "emo-superb-paper")
         assert list(p.folds) == ["official"]
         fold = p.folds["official"]
         by_id = {r["id"]: r for r in rows}
@@ -220,9 +220,9 @@ def test_emo_superb_msp_podcast_official_sets(msp_podcast):
 def test_emo_superb_unknown_corpus_and_missing_session(tmp_path):
     rows = load(write_jsonl(tmp_path / "m.jsonl", [row("a", "x", 1), row("b", "y", None)]))
     with pytest.raises(PartitionError, match="no partition for corpus 'emodb'"):
-        make_partition("emodb", rows, "emo-superb")
+        make_partition("emodb", rows, "emo-superb-paper")
     with pytest.raises(PartitionError, match="1 rows have no session"):
-        make_partition("nnime", rows, "emo-superb")
+        make_partition("nnime", rows, "emo-superb-paper")
 
 
 # ----------------------------------------------------------------------------- EmoBox
@@ -350,7 +350,7 @@ def test_leakage_check_refuses_leaks_duplicates_and_unknown_ids(tmp_path):
 
 
 def test_write_read_round_trip(tmp_path, iemocap):
-    p = make_partition("iemocap", load_manifest(iemocap, require_audio=False), "emo-superb")
+    p = make_partition("iemocap", load_manifest(iemocap, require_audio=False), "emo-superb-paper")
     out = write_partition(p, tmp_path / "parts" / "iemocap.json")
     assert meta_path(out) == tmp_path / "parts" / "iemocap.meta.json"
     back = read_partition(out)
@@ -363,7 +363,7 @@ def test_write_read_round_trip(tmp_path, iemocap):
 
 def test_cli_partition_round_trip(tmp_path, iemocap):
     out = tmp_path / "iemocap.json"
-    res = CliRunner().invoke(main, ["partition", "iemocap", str(iemocap), "--rule", "emo-superb", "--out", str(out)])
+    res = CliRunner().invoke(main, ["partition", "iemocap", str(iemocap), "--rule", "emo-superb-paper", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "5 folds" in res.output and "speaker-independent" in res.output
     written = json.loads(out.read_text())
@@ -371,10 +371,10 @@ def test_cli_partition_round_trip(tmp_path, iemocap):
     for fold in written.values():
         assert list(fold) == ["train", "dev", "test"]
         assert all(isinstance(i, str) for part in fold.values() for i in part)
-    expected = make_partition("iemocap", load_manifest(iemocap, require_audio=False), "emo-superb")
+    expected = make_partition("iemocap", load_manifest(iemocap, require_audio=False), "emo-superb-paper")
     assert written == expected.to_json()
     meta = json.loads((tmp_path / "iemocap.meta.json").read_text())
-    assert meta["rule"] == "emo-superb" and meta["corpus"] == "iemocap" and meta["speaker_independent"] is True
+    assert meta["rule"] == "emo-superb-paper" and meta["corpus"] == "iemocap" and meta["speaker_independent"] is True
     assert meta["format"] == "emostore-partition/1"
 
 
@@ -385,5 +385,5 @@ def test_cli_partition_seed_and_errors(tmp_path):
     res = runner.invoke(main, ["partition", "two", str(manifest), "--rule", "emobox-rule", "--out", str(out), "--seed", "7"])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "two.meta.json").read_text())["seed"] == 7
-    res = runner.invoke(main, ["partition", "emodb", str(manifest), "--rule", "emo-superb", "--out", str(out)])
+    res = runner.invoke(main, ["partition", "emodb", str(manifest), "--rule", "emo-superb-paper", "--out", str(out)])
     assert res.exit_code == 1 and "no partition for corpus" in res.output and "Traceback" not in res.output

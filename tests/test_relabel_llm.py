@@ -507,3 +507,75 @@ def test_connection_refused_gives_up_after_retries(no_sleep):
     assert len(no_sleep) == 2 and res.error is None
     assert res.meta["failed"]["u0"] == "APIConnectionError after 2 retries"
     assert res.meta["counts"]["reference"] == 9
+
+
+# ---------------------------------------------------------------------------------------------- EMO-SUPERB's prompt
+
+EMO_SUPERB_PROMPT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "emo-superb-chatgpt" / "Prompt.txt"
+
+
+def emo_superb_items(user: str) -> list[tuple[list[str], list[float]]]:
+    """EMO-SUPERB's request form: items 'desc,desc#v1,...,v8' joined by '|'."""
+    out = []
+    for item in user.split("|"):
+        desc, dist = item.rsplit("#", 1)
+        out.append((desc.split(","), [float(v) for v in dist.split(",")]))
+    return out
+
+
+def test_emo_superb_prompt_preset_on_the_loopback_server(api, tmp_path):
+    """--prompt emo-superb sends EMO-SUPERB's Prompt.txt byte for byte, its item form, 30 items per
+    request, and reads its reply form (JSON by index; the prompt example's Python-literal form, keyed 1..n)."""
+    from emostore.labels.llm.prompt import emo_superb_prompt
+
+    described = [(f"e{k:02d}", ["angry", "angry", "sad"] if k % 2 else ["neutral"], [f"tense {k}", "Concerned"])
+                 for k in range(31)]
+    rs = [{"id": i, "ratings": r, "raters": [f"r{n}" for n in range(len(r))], "description": d} for i, r, d in described]
+    seen = []
+
+    def reply(body):
+        items = emo_superb_items(body["messages"][1]["content"])
+        seen.append(len(items))
+        entries = [dict(zip(CLASSES, [0.75 * p + 0.25 / 8 for p in ref])) | {"reason": "blend"} for _, ref in items]
+        if len(seen) == 1:
+            return completion(body, json.dumps({str(i): e for i, e in enumerate(entries)}))
+        return completion(body, repr({i + 1: e for i, e in enumerate(entries)}))  # {1: {'angry': ...}}
+
+    api.default = reply
+    res = relabel_llm(rs, settings=settings(api, batch_size=30, prompt_preset="emo-superb"), cache=AnswerCache(None),
+                      api_key=KEY)
+    assert res.error is None and sorted(seen) == [1, 30]
+    system = api.requests[0]["messages"][0]
+    assert system["role"] == "system" and system["content"] == EMO_SUPERB_PROMPT.read_text(encoding="utf-8")
+    assert emo_superb_prompt() == EMO_SUPERB_PROMPT.read_bytes().decode()
+    first = api.requests[0]["messages"][1]["content"].split("|")
+    assert "tense 1,Concerned#0.6666666666666666,0.3333333333333333,0.0,0.0,0.0,0.0,0.0,0.0" in first
+    assert "tense 0,Concerned#0.0,0.0,0.0,0.0,0.0,1.0,0.0,0.0" in first  # the prompt's own example form
+    by_id = {r["id"]: r for r in res.rows}
+    for i, r, _ in described:
+        ref = np.array(reference(r))
+        assert np.allclose(by_id[i]["distribution"], 0.75 * ref + 0.25 / 8) and by_id[i]["source"] == "llm"
+    assert res.meta["prompt"]["preset"] == "emo-superb"
+    with pytest.raises(Exception, match="written for the classes angry, sad, disgust"):
+        relabel_llm(rs, ["sad", "angry"], settings=settings(api, prompt_preset="emo-superb"), api_key=KEY)
+
+
+def test_cli_prompt_emo_superb(api, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+
+    def reply(body):
+        items = emo_superb_items(body["messages"][1]["content"])
+        return completion(body, json.dumps({str(i): dict(zip(CLASSES, ref)) | {"reason": ""}
+                                            for i, (_, ref) in enumerate(items)}))
+
+    api.default = reply
+    manifest = write_manifest(tmp_path / "m.jsonl", rows())
+    out = tmp_path / "llm.jsonl"
+    res = CliRunner().invoke(main, ["relabel", "llm", str(manifest), "--out", str(out), "--base-url", api.url,
+                                    "--prompt", "emo-superb", "--cache", str(tmp_path / "c.sqlite"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert len(api.requests) == 1  # 6 described rows: one request of up to 30
+    assert api.requests[0]["messages"][0]["content"] == EMO_SUPERB_PROMPT.read_text(encoding="utf-8")
+    meta = json.loads(meta_path(out).read_text())
+    assert meta["prompt"]["preset"] == "emo-superb" and meta["prompt"]["sha256"] == \
+        "4d0c9654c0c0ddbc0651201166a206292f7cd5081b6466b2fb123b66a8bc77a9"

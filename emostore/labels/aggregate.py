@@ -21,8 +21,14 @@ Rules (Chou et al., "Minority Views Matter", IEEE TAC 2024, Sec. 3; EMO-SUPERB, 
 
 Train targets: one-hot of the kept class (MR / PR), the vote distribution (AR); ``soft=True`` gives
 MR / PR the vote distribution of the utterances that rule keeps (the soft-label variant). Label
-smoothing ``x`` maps a target t to ``t * (1 - x) + x / C`` (EMO-SUPERB uses 0.05); it applies to
-train targets only.
+smoothing ``x`` applies to train targets only, in one of two conventions (:data:`emostore.labels.presets.SMOOTHING_CONVENTIONS`):
+
+* ``uniform`` (the default; Szegedy et al.'s label smoothing): ``t * (1 - x) + x / C`` — x of the
+  mass spread evenly over all C classes.
+* ``emo-superb`` (EMO-SUPERB's published ``labels_consensus`` targets): ``t * (1 - x C / (C - 1)) +
+  x / (C - 1)`` — every class gets at least x / (C - 1); a one-hot target becomes ``1 - x`` /
+  ``x / (C - 1)``. With x = 0.05: CREMA-D (C = 6) ``0.94 * share + 0.01``; IEMOCAP's 9 classes
+  one-hot -> 0.95 / 0.00625. The ``emo-superb`` preset (:data:`emostore.labels.presets.PRESETS`) is AR with this at 0.05.
 
 Test targets are 0/1 vectors over C. AR: class c is positive when its share ``n_c / sum(n_c)``
 strictly exceeds ``1 / C`` (the all-inclusive paper's multi-label ground truth and EMO-SUPERB's
@@ -48,12 +54,14 @@ from typing import Annotated, Iterable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
+from emostore.labels.presets import SMOOTHING_CONVENTIONS
 from emostore.labels.votes import ClassSet, LabelSetError, Votes, class_set, count_votes, unknown_labels
 from emostore.jsonl import meta_path, read_jsonl
 from emostore.schema import SUM_TOLERANCE, Id, Row, Share, parse, parse_rows, read_json_file
 from emostore.outputs import write_with_meta
 
 RULES = ("mr", "pr", "ar")
+
 TEST_MODES = ("onehot", "share")
 FORMAT = "emostore-labelset/1"
 
@@ -110,11 +118,19 @@ class LabelRow(Row):
         return LabelRecord(self.id, self.train, self.test, self.excluded)
 
 
-def smooth(target: np.ndarray, x: float) -> np.ndarray:
-    """Label smoothing: ``target * (1 - x) + x / C``."""
+def smooth(target: np.ndarray, x: float, convention: str = "uniform") -> np.ndarray:
+    """Label smoothing of ``target`` (C classes) by ``x`` in ``convention`` (see the module docstring):
+    ``uniform`` ``t (1 - x) + x / C``; ``emo-superb`` ``t (1 - x C / (C - 1)) + x / (C - 1)``."""
+    if convention not in SMOOTHING_CONVENTIONS:
+        raise LabelSetError(f"unknown smoothing convention {convention!r}; known: {', '.join(SMOOTHING_CONVENTIONS)}")
     if not 0.0 <= x < 1.0:
         raise LabelSetError(f"smoothing must be in [0, 1), got {x}")
-    return target * (1.0 - x) + x / len(target)
+    c = len(target)
+    if convention == "uniform" or c < 2:
+        return target * (1.0 - x) + x / c
+    if x * c / (c - 1) > 1.0:
+        raise LabelSetError(f"emo-superb smoothing {x} is too large for {c} classes (at most {(c - 1) / c:g})")
+    return target * (1.0 - x * c / (c - 1)) + x / (c - 1)
 
 
 def share_positive(shares: np.ndarray) -> np.ndarray:
@@ -152,7 +168,8 @@ def decide(votes: Votes, rule: str) -> tuple[int | None, str | None]:
 
 
 def aggregate_votes(
-    votes: Votes, rule: str, *, soft: bool = False, smoothing: float = 0.0, test: str = "onehot"
+    votes: Votes, rule: str, *, soft: bool = False, smoothing: float = 0.0, test: str = "onehot",
+    smoothing_convention: str = "uniform",
 ) -> LabelRecord:
     """One utterance's :class:`LabelRecord` under ``rule`` (see the module docstring)."""
     if test not in TEST_MODES:
@@ -168,7 +185,7 @@ def aggregate_votes(
         train = np.zeros(c)
         train[kept] = 1.0
     if smoothing:
-        train = smooth(train, smoothing)
+        train = smooth(train, smoothing, smoothing_convention)
     if rule == "ar" or test == "share":
         target = _test_from_counts(votes.counts)
     else:
@@ -179,17 +196,19 @@ def aggregate_votes(
 
 def aggregate_rows(
     rows: Iterable[dict], cs: ClassSet, rule: str, *, soft: bool = False, smoothing: float = 0.0,
-    test: str = "onehot",
+    test: str = "onehot", smoothing_convention: str = "uniform",
 ) -> list[LabelRecord]:
     """One record per row, in row order (rows need only ``id`` and ``ratings``/``emotion``)."""
     if smoothing:
-        smooth(np.zeros(1), smoothing)  # validate once, even when every row is excluded
-    return [aggregate_votes(count_votes(r, cs), rule, soft=soft, smoothing=smoothing, test=test) for r in rows]
+        smooth(np.zeros(len(cs)), smoothing, smoothing_convention)  # validate once, even when all are excluded
+    return [aggregate_votes(count_votes(r, cs), rule, soft=soft, smoothing=smoothing, test=test,
+                            smoothing_convention=smoothing_convention) for r in rows]
 
 
 def aggregate_manifest(
     path: str | Path, rule: str, classes: list[str] | None = None, *, soft: bool = False,
-    smoothing: float = 0.0, test: str = "onehot", strict: bool = False, allow_all_excluded: bool = False,
+    smoothing: float = 0.0, test: str = "onehot", strict: bool = False, smoothing_convention: str = "uniform",
+    allow_all_excluded: bool = False,
 ) -> tuple[list[LabelRecord], dict]:
     """Aggregate a manifest (or a rating table without audio): (records, metadata for the file).
 
@@ -205,14 +224,15 @@ def aggregate_manifest(
     if rule not in RULES:
         raise LabelSetError(f"unknown rule {rule!r}; known: {', '.join(RULES)}")
     if smoothing:
-        smooth(np.zeros(1), smoothing)  # fail before reading the manifest
+        smooth(np.zeros(2), smoothing, smoothing_convention)  # fail before reading the manifest
     m = load_manifest(path, require_audio=False)
     cs = class_set(m.rows, classes)
     unknown = unknown_labels(m.rows, cs)
     if strict and unknown:
         raise LabelSetError(f"{path}: {_unknown_list(unknown)}; fix them, or drop --strict to count them "
                             "as 'other'")
-    records = aggregate_rows(m.rows, cs, rule, soft=soft, smoothing=smoothing, test=test)
+    records = aggregate_rows(m.rows, cs, rule, soft=soft, smoothing=smoothing, test=test,
+                             smoothing_convention=smoothing_convention)
     if not allow_all_excluded and all(r.excluded is not None for r in records):
         reasons = Counter(r.excluded for r in records)
         raise LabelSetError(
@@ -220,7 +240,7 @@ def aggregate_manifest(
             f"{', '.join(cs.classes)} ({', '.join(f'{why}: {n}' for why, n in reasons.most_common())}); check the "
             "class list against the manifest's labels, or pass --allow-all-excluded (allow_all_excluded=True) to "
             "write it anyway")
-    meta = label_set_meta(cs, rule, soft=soft, smoothing=smoothing, test=test,
+    meta = label_set_meta(cs, rule, soft=soft, smoothing=smoothing, test=test, smoothing_convention=smoothing_convention,
                           manifest=str(path), manifest_sha256=m.sha256, records=records)
     meta["unknown_labels"] = unknown
     return records, meta
@@ -239,13 +259,14 @@ def _unknown_list(unknown: dict[str, int], show: int = 5) -> str:
 
 
 def label_set_meta(cs: ClassSet, rule: str, *, soft: bool, smoothing: float, test: str,
-                   manifest: str | None = None, manifest_sha256: str | None = None,
+                   smoothing_convention: str = "uniform", manifest: str | None = None, manifest_sha256: str | None = None,
                    records: list[LabelRecord] | None = None) -> dict:
     meta = {
         "rule": rule,
         "classes": list(cs.classes),
         "soft": bool(soft),
         "smoothing": float(smoothing),
+        "smoothing_convention": smoothing_convention,
         "test_targets": "share>1/C" if rule == "ar" or test == "share" else "onehot",
         "mr_denominator": "all ratings (other included)",
         "class_map": None if cs.class_map is None else {"corpus": cs.class_map.corpus,

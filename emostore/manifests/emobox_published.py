@@ -66,7 +66,7 @@ def _missing_total(report: dict) -> int:
     return sum(p["missing"] for fold in report["folds"].values() for p in fold.values())
 
 
-def mismatch_message(corpus: str, report: dict) -> str:
+def mismatch_message(corpus: str, report: dict, lists_name: str = "EmoBox's published lists") -> str:
     """One line: per fold and part, how many published ids the manifest lacks; the extra rows."""
     bits = []
     for name, fold in report["folds"].items():
@@ -78,7 +78,7 @@ def mismatch_message(corpus: str, report: dict) -> str:
     if report["extra"]:
         more = ", ..." if report["extra"] > len(report["first_extra"]) else ""
         bits.append(f"{report['extra']} manifest rows are in no published list ({', '.join(report['first_extra'])}{more})")
-    return f"{corpus}: the manifest does not match EmoBox's published lists: " + "; ".join(bits)
+    return f"{corpus}: the manifest does not match {lists_name}: " + "; ".join(bits)
 
 
 def recipe_dev_split(train: list[str], seed: int = RECIPE_SEED) -> tuple[list[str], list[str]]:

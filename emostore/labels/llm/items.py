@@ -29,8 +29,9 @@ def descriptions(row: dict) -> list[str]:
     return [str(d) for d in desc if str(d).strip()]
 
 
-def build_items(rows: list[dict], cs) -> Items:
-    """Each row's reference distribution, and the items (deduplicated by text) of the described rows."""
+def build_items(rows: list[dict], cs, item=format_item) -> Items:
+    """Each row's reference distribution, and the items (deduplicated by text) of the described rows;
+    ``item`` writes an item's text (the prompt preset's form)."""
     items = Items([], {})
     for row in rows:
         ref = count_votes(row, cs).shares()
@@ -42,7 +43,7 @@ def build_items(rows: list[dict], cs) -> Items:
             items.no_reference.append(str(row["id"]))
             continue
         if desc:
-            items.rows_of.setdefault(format_item(desc, cs.classes, ref), []).append(len(items.out_rows) - 1)
+            items.rows_of.setdefault(item(desc, cs.classes, ref), []).append(len(items.out_rows) - 1)
     return items
 
 

@@ -37,7 +37,7 @@ def run_meta(classes, settings, prompt_sha: str, cache, n_rows: int, items, outc
         "kind": "relabel-llm",
         "classes": list(classes),
         "settings": settings_meta(settings),
-        "prompt": {"source": settings.prompt_source, "sha256": prompt_sha},
+        "prompt": {"preset": settings.prompt_preset, "source": settings.prompt_source, "sha256": prompt_sha},
         "cache": str(cache.path) if cache.path else None,
         "counts": {
             "rows": n_rows, "with_descriptions": items.n_described, "no_reference": len(items.no_reference),

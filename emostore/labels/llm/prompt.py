@@ -2,16 +2,28 @@
 
 EMO-SUPERB (Wu et al., 2024) sends GPT-4 batches of utterances, each as its annotators' typed
 descriptions plus the reference distribution of votes, and asks for an adjusted distribution and a
-short reason per item, keyed by item index. The prompt below is our own wording of the paper's five
-parts; ``--prompt-file`` substitutes the paper's exact text.
+short reason per item, keyed by item index. Two prompt presets (:data:`PRESETS`, CLI ``--prompt``):
+
+* ``emostore`` (default): our own wording of the paper's five parts, for any class set; items
+  ``desc one; desc two#angry:0.5,sad:0.5,...``.
+* ``emo-superb``: EMO-SUPERB's published ``chatGPT/Prompt.txt`` byte for byte (shipped in
+  ``prompts/``, MIT) and its item form ``Concerned,Interest#0.0,0.0,0.0,0.0,0.0,1.0,0.0,0.0``
+  (descriptions joined by commas, the reference as bare numbers in the prompt's class order),
+  30 items per request, joined by ``|``; only for EMO-SUPERB's 8 classes in that order.
+
+``--prompt-file`` substitutes any other system prompt (items keep the preset's form).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import math
 import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Callable
 
 import numpy as np
 
@@ -101,6 +113,47 @@ words explaining the adjustment).
 """
 
 
+def format_item_emo_superb(descriptions: list[str], classes: tuple[str, ...], reference) -> str:
+    """EMO-SUPERB's item: ``Concerned,Interest#0.0,0.0,0.0,0.0,0.0,1.0,0.0,0.0`` (Python float text)."""
+    desc = ",".join(d for d in (clean_description(x) for x in descriptions) if d)
+    return f"{desc}{FIELD_SEP}{','.join(repr(float(p)) for p in reference)}"
+
+
+EMO_SUPERB_PROMPT_SHA256 = "4d0c9654c0c0ddbc0651201166a206292f7cd5081b6466b2fb123b66a8bc77a9"
+
+
+def emo_superb_prompt(classes: tuple[str, ...] = DEFAULT_CLASSES) -> str:
+    """EMO-SUPERB's Prompt.txt, exactly; it names the 8 classes in their order, so only those."""
+    if tuple(classes) != tuple(DEFAULT_CLASSES):
+        raise RelabelingError(f"the emo-superb prompt is written for the classes {', '.join(DEFAULT_CLASSES)} in "
+                              f"that order, not {', '.join(classes)} (use --prompt emostore)")
+    data = resources.files("emostore.labels.llm").joinpath("prompts", "emo-superb.txt").read_bytes()
+    if hashlib.sha256(data).hexdigest() != EMO_SUPERB_PROMPT_SHA256:
+        raise RelabelingError("the shipped emo-superb prompt differs from EMO-SUPERB's Prompt.txt (sha256)")
+    return data.decode("utf-8")
+
+
+@dataclass(frozen=True)
+class PromptPreset:
+    """A system prompt for a class set, and the item text it expects (also the cache key)."""
+
+    name: str
+    prompt: Callable[[tuple[str, ...]], str]
+    format_item: Callable[[list[str], tuple[str, ...], object], str]
+
+
+PRESETS = {
+    "emostore": PromptPreset("emostore", default_prompt, format_item),
+    "emo-superb": PromptPreset("emo-superb", emo_superb_prompt, format_item_emo_superb),
+}
+
+
+def preset(name: str) -> PromptPreset:
+    if name not in PRESETS:
+        raise RelabelingError(f"unknown prompt preset {name!r}; known: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
 def prompt_sha256(prompt: str) -> str:
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
 
@@ -110,13 +163,17 @@ class ItemError(EmostoreError, ValueError):
 
 
 def parse_response(content: str | None, n_items: int) -> dict:
-    """The JSON object keyed by item index; tolerates one wrapping object ({"items": {...}})."""
+    """The JSON object keyed by item index; tolerates one wrapping object ({"items": {...}}), the
+    Python-literal form of EMO-SUPERB's prompt example (``{'angry': 0.1, ...}``) and keys 1..n."""
     if not content:
         raise ItemError("empty response")
     try:
         obj = json.loads(content)
     except json.JSONDecodeError as exc:
-        raise ItemError(f"response is not JSON ({exc.msg})") from None
+        try:
+            obj = ast.literal_eval(content.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            raise ItemError(f"response is not JSON ({exc.msg})") from None
     if isinstance(obj, list):
         obj = {str(i): v for i, v in enumerate(obj)}
     if not isinstance(obj, dict):
@@ -127,7 +184,10 @@ def parse_response(content: str | None, n_items: int) -> dict:
             obj = inner
         elif isinstance(inner, list):
             obj = {str(i): v for i, v in enumerate(inner)}
-    return {str(k).strip(): v for k, v in obj.items()}
+    obj = {str(k).strip(): v for k, v in obj.items()}
+    if n_items and set(obj) == {str(i) for i in range(1, n_items + 1)}:  # numbered from 1
+        obj = {str(int(k) - 1): v for k, v in obj.items()}
+    return obj
 
 
 def validate_item(entry, classes: tuple[str, ...], tolerance: float) -> tuple[np.ndarray, str | None]:

@@ -22,7 +22,7 @@ from emostore.errors import EmostoreError
 from emostore.labels.llm.cache import AnswerCache
 from emostore.labels.llm.items import apply_answers, build_items, cached_answers
 from emostore.labels.llm.meta import run_meta
-from emostore.labels.llm.prompt import DEFAULT_CLASSES, default_prompt, prompt_sha256
+from emostore.labels.llm.prompt import DEFAULT_CLASSES, preset, prompt_sha256
 from emostore.labels.llm.worker import Worker
 from emostore.labels.relabeled import meta_path, write_relabeling
 from emostore.labels.votes import class_set
@@ -52,8 +52,9 @@ class LLMSettings:
     max_reasks: int = 2  # extra requests for items whose answer was invalid
     tolerance: float = 0.05  # |sum - 1| accepted (then renormalised)
     timeout: float = 120.0  # seconds per HTTP request
-    prompt: str | None = None  # None = the built-in prompt for the classes
+    prompt: str | None = None  # None = the preset's prompt for the classes
     prompt_source: str = "builtin"
+    prompt_preset: str = "emostore"  # prompt.PRESETS: the prompt (unless `prompt` is given) and the item form
 
     def check(self) -> None:
         if self.batch_size < 1:
@@ -105,11 +106,12 @@ def relabel_llm(rows: list[dict], classes: list[str] | tuple[str, ...] | None = 
     settings.check()
     cs = class_set(rows, list(classes or DEFAULT_CLASSES))
     cls = cs.classes
-    prompt = settings.prompt if settings.prompt is not None else default_prompt(cls)
+    spec = preset(settings.prompt_preset)
+    prompt = settings.prompt if settings.prompt is not None else spec.prompt(cls)
     psha = prompt_sha256(prompt)
     cache = cache if cache is not None else AnswerCache(None)
 
-    items = build_items(rows, cs)
+    items = build_items(rows, cs, spec.format_item)
     answers = cached_answers(items, cache, settings.model, psha)
     todo = [t for t in items.rows_of if t not in answers]
     worker = Worker(client, settings, prompt, psha, cls, cache, api_key, answers, sleep=_sleep)

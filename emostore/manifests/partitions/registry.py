@@ -80,7 +80,7 @@ def make_partition(corpus: str, manifest, rule: str, seed: int | None = None, cl
     """Build ``rule``'s partition of ``manifest`` (a Manifest or a list of rows) and check it.
 
     ``seed`` None is the rule's default seed; ``options`` are the rule's own (e.g. ``emobox``'s
-    ``emobox_dir``, ``allow_mismatch``, ``allow_extra``); options set to None are not given.
+    ``source_dir``, ``allow_mismatch``, ``allow_extra``); options set to None are not given.
 
     The returned partition has passed :func:`check_leakage` (speaker-independent ones for speakers
     too), and every fold has non-empty train, dev and test parts (a rule that leaves one empty, as

@@ -2,7 +2,7 @@
 
 import importlib
 
-_MODULES = ("emo_superb", "emobox_published", "emobox_stated", "official")
+_MODULES = ("emo_superb", "emo_superb_paper", "emobox_published", "emobox_stated", "official")
 
 for _m in _MODULES:
     importlib.import_module(f"emostore.manifests.partitions.rules.{_m}")

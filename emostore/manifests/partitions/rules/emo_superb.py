@@ -1,124 +1,77 @@
-"""``emo-superb``: the EMO-SUPERB session tables (IEMOCAP, MSP-IMPROV, CREMA-D, NNIME) and the
-official MSP-Podcast sets.
+"""``emo-superb``: the splits EMO-SUPERB published (its ``labels_consensus_<k>.csv`` files), i.e. the
+partitions its Table 2 was computed on.
 
-IEMOCAP fold 5 trains on sessions 1, 2, 5 (the paper prints 1, 2, 4, which contains fold 5's own
-test session 4; the rotation and the leakage rule both give 1, 2, 5). A row's session is its
-``session`` column, resolved by the corpus's adapter (``Adapter.session``): CREMA-D's comes from
-the actor id (and must agree with the column), IEMOCAP's from ``Ses0N`` when the column is empty.
+Shipped in the package for IEMOCAP, CREMA-D, MSP-IMPROV and NNIME (ids only, via
+:mod:`emostore.manifests.emo_superb_lists`); MSP-Podcast (and BIIC-Podcast) are read from a user's
+EMO-SUPERB checkout with the ``source_dir`` option (CLI ``--from DIR``), as is any corpus when given.
+Each published fold is a rotation of sessions, but not the paper's Tables 6-8 (those are
+``emo-superb-paper``; docs/partitions.md has both tables). Train, dev and test are exactly the
+published parts; a manifest lacking published ids, or with rows no fold names, is refused with
+counts unless ``allow_mismatch`` / ``allow_extra`` say otherwise (as for ``emobox``).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-
-from emostore.manifests.partitions.io import PARTS, Partition, PartitionError
-from emostore.manifests.partitions.leakage import check_leakage, leaks, rows_of
+from emostore.manifests.partitions.io import PARTS, Partition
+from emostore.manifests.partitions.leakage import leaks, rows_of, speaker
 from emostore.manifests.partitions.registry import normalise_corpus, register_rule
-from emostore.manifests.partitions.rules.official import official_fold
 
-# Five sessions rotating: fold k tests on session k+4 (mod 5), develops on k+3, trains on the rest.
-# ERRATUM: the EMO-SUPERB paper prints IEMOCAP fold 5's training sessions as 1, 2, 4. Session 4 is
-# fold 5's own test session, so that row would train on the test speakers; both the rotation of
-# the other four rows and the speaker-independence rule give 1, 2, 5, which is what we ship.
-FIVE_SESSION_FOLDS: tuple[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...] = (
-    ((1, 2, 3), (4,), (5,)),
-    ((2, 3, 4), (5,), (1,)),
-    ((3, 4, 5), (1,), (2,)),
-    ((1, 4, 5), (2,), (3,)),
-    ((1, 2, 5), (3,), (4,)),  # paper: (1, 2, 4) — erratum, see above
-)
-
-MSP_IMPROV_FOLDS: tuple[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...] = (
-    ((1, 2, 3, 4), (5,), (6,)),
-    ((1, 2, 3, 6), (4,), (5,)),
-    ((1, 2, 5, 6), (3,), (4,)),
-    ((1, 4, 5, 6), (2,), (3,)),
-    ((3, 4, 5, 6), (1,), (2,)),
-    ((2, 3, 4, 5), (6,), (1,)),
-)
-
-SESSION_TABLES = {
-    "iemocap": FIVE_SESSION_FOLDS,
-    "msp-improv": MSP_IMPROV_FOLDS,
-    "crema-d": FIVE_SESSION_FOLDS,
-    "nnime": FIVE_SESSION_FOLDS,
-}
-OFFICIAL_SPLIT_CORPORA = ("msp-podcast", "msp-podcast-balanced")
-# Session tables whose sessions are disjoint speaker groups by construction: a leak there is an
-# error in the manifest. NNIME's sessions come from the manifest; its flag is what the data shows.
-SPEAKER_DISJOINT_SESSIONS = ("iemocap", "msp-improv", "crema-d")
+PROTOCOL = "EMO-SUPERB's published splits"
 
 
-def session(row: dict, resolve=None) -> int | None:
-    """The row's EMO-SUPERB session: its ``session`` column, resolved by the corpus adapter's
-    ``session(row, given)`` when it has one (``resolve``)."""
-    from emostore.manifests.adapters.base import AdapterError
+def _sessions(ids: list[str], by_id: dict, resolve) -> list[int] | None:
+    from emostore.manifests.partitions.rules.emo_superb_paper import session
 
-    raw = row.get("session")
-    given = None
-    if raw is not None and str(raw).strip() != "":
-        try:
-            given = int(raw)
-        except (TypeError, ValueError):
-            raise PartitionError(f"row {row['id']!r}: session {raw!r} is not an integer") from None
-    if resolve is None:
-        return given
     try:
-        return resolve(row, given)
-    except AdapterError as exc:
-        raise PartitionError(str(exc)) from None
+        found = {session(by_id[i], resolve) for i in ids}
+    except Exception:  # sessions are a description here, not a requirement
+        return None
+    return None if None in found else sorted(found)
 
 
-def emo_superb(corpus: str, rows) -> Partition:
-    """The EMO-SUPERB partition of ``corpus`` (session tables, or MSP-Podcast's official sets)."""
-    rows = rows_of(rows)
+def emo_superb(corpus: str, rows, source_dir=None, allow_mismatch: bool = False, allow_extra: bool = False) -> Partition:
+    """EMO-SUPERB's published folds of ``corpus`` over ``rows`` (shipped, or from ``source_dir``)."""
+    from emostore.manifests import emo_superb_lists as lists_mod
+    from emostore.manifests.emobox_published import membership, mismatch_message
+
     c = normalise_corpus(corpus)
-    if c in OFFICIAL_SPLIT_CORPORA:
-        folds, meta = official_fold(c, rows, 0)
-        return Partition(folds, {"rule": "emo-superb", "corpus": c, **meta})
-    if c not in SESSION_TABLES:
-        known = ", ".join(sorted((*SESSION_TABLES, *OFFICIAL_SPLIT_CORPORA)))
-        raise PartitionError(f"EMO-SUPERB has no partition for corpus {corpus!r}; it covers {known}")
-    from emostore.manifests.adapters.base import get_adapter
+    splits = lists_mod.from_dir(source_dir, c) if source_dir is not None else lists_mod.shipped(c)
+    rows = rows_of(rows)
+    report = membership(splits, rows)
+    missing = sum(p["missing"] for fold in report["folds"].values() for p in fold.values())
+    if (missing and not allow_mismatch) or (report["extra"] and not (allow_extra or allow_mismatch)):
+        hint = ("pass allow_mismatch (CLI --allow-mismatch) to use the published folds restricted to the manifest"
+                if missing else "pass allow_extra (CLI --allow-extra) to leave those rows out of every fold")
+        raise lists_mod.PublishedSplitError(f"{mismatch_message(c, report, PROTOCOL)}; {hint}")
+    by_id = {str(r["id"]): r for r in rows}
+    try:
+        from emostore.manifests.adapters.base import get_adapter
 
-    resolve = get_adapter(c).session
-    table = SESSION_TABLES[c]
-    sessions_used = {s for fold in table for part in fold for s in part}
-    by_session: dict[int, list[str]] = defaultdict(list)
-    missing = []
-    for r in rows:
-        s = session(r, resolve)
-        if s is None:
-            missing.append(str(r["id"]))
-        else:
-            by_session[s].append(str(r["id"]))
-    if missing:
-        raise PartitionError(
-            f"{c}: {len(missing)} rows have no session (e.g. {', '.join(map(repr, missing[:3]))})"
-        )
-    unknown = sorted(set(by_session) - sessions_used)
-    if unknown:
-        raise PartitionError(f"{c}: sessions {unknown} are not in the EMO-SUPERB table "
-                             f"(sessions {sorted(sessions_used)})")
+        resolve = get_adapter(c).session
+    except Exception:  # a corpus without an adapter: no sessions to describe
+        resolve = None
     folds, info = {}, {}
-    for k, (train, dev, test) in enumerate(table, 1):
-        name = f"fold{k}"
-        folds[name] = {p: [i for s in ss for i in by_session.get(s, [])] for p, ss in zip(PARTS, (train, dev, test))}
-        info[name] = {"train_sessions": list(train), "dev_sessions": list(dev), "test_sessions": list(test)}
-    meta: dict = {"rule": "emo-superb", "corpus": c, "folds": info}
-    if c == "iemocap":
-        meta["note"] = ("fold5 trains on sessions 1, 2, 5; the EMO-SUPERB paper prints 1, 2, 4, which "
-                        "contains fold5's test session 4 (erratum: rotation and leakage rule give 1, 2, 5)")
-    if c in SPEAKER_DISJOINT_SESSIONS:
-        check_leakage(Partition(folds), rows, speaker_independent=True)
-        meta["speaker_independent"] = True
-    else:
-        meta["speaker_independent"] = not leaks(folds, rows)
-        if not meta["speaker_independent"]:
-            meta["note"] = "some speakers recur across sessions: folds are session-independent, not speaker-independent"
+    for name, fold in splits.folds.items():
+        folds[name] = {p: [i for i in fold[p] if i in by_id] for p in PARTS}
+        test_spk = {s for i in folds[name]["test"] if (s := speaker(by_id[i])) is not None}
+        rest_spk = {s for p in ("train", "dev") for i in folds[name][p] if (s := speaker(by_id[i])) is not None}
+        info[name] = {"test_speakers_also_in_train": len(test_spk & rest_spk)}
+        sessions = {p: _sessions(folds[name][p], by_id, resolve) for p in PARTS}
+        if all(s is not None for s in sessions.values()):
+            info[name].update({f"{p}_sessions": sessions[p] for p in PARTS})
+    meta = {"rule": "emo-superb", "corpus": c, "protocol": PROTOCOL, "source": splits.source,
+            "speaker_independent": not leaks(folds, rows), "folds": info}
+    if report["extra"]:
+        meta["excluded"] = {"not in EMO-SUPERB's published splits": report["extra"]}
+    if missing:
+        meta["mismatch"] = {name: {p: v["missing"] for p, v in fold.items() if v["missing"]}
+                            for name, fold in report["folds"].items() if any(v["missing"] for v in fold.values())}
+        meta["note"] = (f"{report['missing_ids']} published ids ({missing} fold entries) are not in the manifest "
+                        "and are left out (see mismatch)")
     return Partition(folds, meta)
 
 
-@register_rule("emo-superb", seeded=False)
-def _make(corpus: str, rows: list[dict], seed: int) -> Partition:
-    return emo_superb(corpus, rows)
+@register_rule("emo-superb", seeded=False, options=("source_dir", "allow_mismatch", "allow_extra"))
+def _make(corpus: str, rows: list[dict], seed: int, source_dir=None, allow_mismatch: bool = False,
+          allow_extra: bool = False) -> Partition:
+    return emo_superb(corpus, rows, source_dir=source_dir, allow_mismatch=allow_mismatch, allow_extra=allow_extra)
