@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from emostore.cli import main
 from emostore.labels import calibrate
-from emostore.labels.embed import EMO_SUPERB_CLASSES, EmbedRelabeler, SentenceEncoder, relabel_manifest
+from emostore.labels.embed import EmbedRelabeler, SentenceEncoder, relabel_manifest
+from emostore.labels.votes import EMO_SUPERB_CLASSES
 from emostore.labels.emo_superb_chatgpt import read_pair
 from emostore.labels.relabeled import RelabelingError, read_relabeling
 from emostore.labels.votes import ClassSet, count_votes

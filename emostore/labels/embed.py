@@ -47,7 +47,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from emostore.labels.relabeled import RelabelingError
-from emostore.labels.votes import ClassSet, count_votes, no_vote_warning, relabel_class_set
+from emostore.labels.votes import EMO_SUPERB_CLASSES, ClassSet, count_votes, no_vote_warning, relabel_class_set
 from emostore.provenance import file_sha256
 
 DEFAULT_WEIGHT = 0.25
