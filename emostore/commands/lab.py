@@ -53,6 +53,19 @@ def catalog(lab_dir, as_json):
     click.echo(json.dumps(entries, indent=1) if as_json else format_catalog(entries))
 
 
+@lab.command("matrix")
+@click.argument("results", type=click.Path(exists=True))
+@click.option("--n-boot", default=1000, show_default=True, help="Bootstrap replicates for the 95 % CIs (0: none).")
+@click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--format", "fmt", type=click.Choice(["md", "csv"]), default="md", show_default=True)
+def matrix_cmd(results, n_boot, seed, fmt):
+    """The cross-corpus matrix (EmoBox Table 5) of RESULTS (a sweep directory or its results.sqlite):
+    train corpus x test corpus, UA / WA / macro-F1 with 95 % CIs, per encoder and head."""
+    from emostore.crosscorpus.matrix import cross_matrix, format_matrix
+
+    click.echo(format_matrix(cross_matrix(results, n_boot=n_boot, seed=seed), fmt))
+
+
 def register(group: click.Group) -> None:
     group.add_command(lab)
     group.add_command(catalog)

@@ -189,7 +189,7 @@ def _write_store(path: Path, fa, sources, frames: bool, record: dict, key: str) 
                    "manifest_sha256": key, "cross": pair_name(record["train"], record["test"])}
     attrs = json_attrs({**fa.attrs, "corpus": pair_name(record["train"], record["test"]), "manifest": None,
                         "manifest_sha256": key, "frames_dtype": fingerprint["frames_dtype"],
-                        "cross": {k: v for k, v in record.items() if k != "stores"}, "fingerprint": fingerprint})
+                        "cross": record, "fingerprint": fingerprint})
     g = init_group(path, ids, fa.num_layers, fa.dim, fingerprint["frames_dtype"], attrs=attrs)
     by_store: dict[int, tuple] = {}
     for n, (s, _, u) in enumerate(sources):
