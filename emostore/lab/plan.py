@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -182,6 +183,9 @@ def extract_plan(plan: Plan, lab: str | None = None, processes: int = 0, schedul
         raise LabError("no lab: give --lab LAB or `lab:` in the plan")
     if not urls.is_url(lab):
         lab = str(Path(lab).resolve())
+    if processes and not scheduler:  # one local cluster for the whole plan, not one per pair
+        with _local_cluster(processes) as address:
+            return extract_plan(plan, lab, 0, address, progress, log)
     say = log or (lambda m: None)
     pairs = plan.pairs()
     overall = as_factory(progress)(len(pairs), "plan", "pair")
@@ -214,6 +218,17 @@ def extract_plan(plan: Plan, lab: str | None = None, processes: int = 0, schedul
     finally:
         overall.close()
     return out
+
+
+@contextmanager
+def _local_cluster(processes: int):
+    """The address of a Dask LocalCluster of ``processes`` single-threaded worker processes."""
+    try:
+        from distributed import LocalCluster
+    except ImportError:
+        raise LabError("--processes needs Dask distributed: pip install 'emostore[cluster]'") from None
+    with LocalCluster(n_workers=processes, threads_per_worker=1, processes=True, dashboard_address=":0") as lc:
+        yield lc.scheduler_address
 
 
 def _local_copy(path: str) -> str:
