@@ -78,6 +78,7 @@ PUBLISHED_UA = {
     "ravdess": {"wav2vec 2.0 base": 54.33, "WavLM large": 72.00, "Whisper large v3": 75.32},
 }
 CORPUS = "emodb"  # set by --corpus before any work
+PATIENCE = None  # set by --patience: the recipe runs all 100 epochs (patience 0)
 
 
 # -- inputs --------------------------------------------------------------------------------------
@@ -199,7 +200,8 @@ def stores_and_extraction(args, work: Path, manifest: Path) -> tuple[dict[str, P
 def base_spec(store: Path, inputs: dict, protocol: str) -> dict:
     return {"store": str(store), "labels": str(inputs["labels"]), "partition": str(inputs[protocol]),
             "preset": "emobox", "fold": sorted(json.loads(Path(inputs[protocol]).read_text())),
-            "lr": GRID["lr"], "seed": 0}  # GRID: narrowed by --lr / --hidden
+            "lr": GRID["lr"], "seed": 0, **({"patience": PATIENCE} if PATIENCE is not None else {})}
+    # GRID: narrowed by --lr / --hidden; PATIENCE: --patience (early stopping instead of the recipe's 100 epochs)
 
 
 def pooled_specs(stores: dict, inputs: dict, protocol: str) -> list:
@@ -362,6 +364,9 @@ def main(argv=None) -> int:
                     help="fold protocols to run (repeat; default both)")
     ap.add_argument("--lr", type=float, action="append", default=None, help="pooled-head lrs (default 1e-3 and 1e-4)")
     ap.add_argument("--hidden", type=int, action="append", default=None, help="hidden sizes (default 128 and 256)")
+    ap.add_argument("--patience", type=int, default=None,
+                    help="stop a run after N epochs without a better dev loss (default: the recipe's 100 epochs); "
+                         "the epoch kept is still the one with the lowest dev loss")
     ap.add_argument("--jobs", type=int, default=2, help="sweep processes")
     ap.add_argument("--emobox-runs", default="emobox:whisper:last,emobox:fbank:last,emobox-rule:whisper:last,emobox-rule:fbank:last",
                     help="frame-head grids to run: PROTOCOL:ENCODER:LAYER,... (LAYER: number, last, best)")
@@ -371,8 +376,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--no-sweep", action="store_true", help="only report what the workdir's sweeps hold")
     args = ap.parse_args(argv)
-    global CORPUS
-    CORPUS = args.corpus
+    global CORPUS, PATIENCE
+    CORPUS, PATIENCE = args.corpus, args.patience
     args.workdir = args.workdir or str(REPO / ("bench/out/reproduce" if CORPUS == "emodb" else f"bench/out/reproduce-{CORPUS}"))
     for name in [p for p in PROTOCOLS if args.protocol and p not in args.protocol]:
         del PROTOCOLS[name]
