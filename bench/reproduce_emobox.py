@@ -149,8 +149,7 @@ def extract(manifest: Path, store: Path, encoder: str) -> tuple[float, float, fl
     if store.exists():
         shutil.rmtree(store)
     t = time.perf_counter()
-    s = runner.extract(load_manifest(manifest), str(store), runner.ExtractOptions(encoder=encoder, progress=False),
-                       log=lambda *a: None)
+    s = runner.extract(load_manifest(manifest), str(store), runner.ExtractOptions(encoder=encoder, progress=False))
     wall = time.perf_counter() - t
     if s.failed:
         sys.exit(f"{store}: extraction failed for {s.failed} clips: {s.errors[:3]}")

@@ -5,7 +5,8 @@ RAVDESS, SAVEE): 240 clips each, 60 per class of angry / happy / neutral / sad, 
 per speaker and class (RAVDESS: 20 actors x 4 classes x 3 clips). emostore ships them as data
 (``published/emobox/track2/balanced.json.gz``: each entry's published ``wav`` path, ``label`` and
 ``speaker``; no audio; see that folder's NOTICE.md) and reads a clip's id as its file name without
-extension, the id emostore's adapters give it.
+extension, the id emostore's adapters give it (SAVEE, whose clip names repeat across its
+speakers and which has no emostore adapter: the published path without extension, ``JK/sa09``).
 
 A corpus without a published set (EmoDB) gets one built by :func:`build_balanced`, the same
 shape: k clips of every shared class from every chosen speaker, with k x speakers as large as the
@@ -70,6 +71,8 @@ def published(corpus: str) -> BalancedSet | None:
     if entries is None:
         return None
     ids = [PurePosixPath(e["wav"]).stem for e in entries]
+    if len(set(ids)) < len(ids):  # SAVEE: every speaker's clips are named sa01, ...: keep the speaker folder
+        ids = [str(PurePosixPath(e["wav"]).with_suffix("")) for e in entries]
     source = {**obj["source"], "path": f"data/track2/{TRACK2_NAMES[corpus]}_selected_balenced.jsonl",
               "kind": "EmoBox's published balanced test set"}
     return BalancedSet(corpus, ids, {i: e["label"] for i, e in zip(ids, entries)},
