@@ -1,10 +1,15 @@
-"""EmoBox on EmoDB, reproduced from the store: FBANK and Whisper tiny.en, both fold protocols.
+"""EmoBox on EmoDB or RAVDESS, reproduced from the store: FBANK and Whisper tiny.en, both fold protocols.
 
 Run from the repository root::
 
-    python bench/reproduce_emobox.py [--workdir bench/out/reproduce] [--store-dir DIR] [--manifest M]
-        [--data ../shared/data/emodb] [--jobs 2] [--emobox-runs PROTOCOL:ENCODER:LAYER,...]
-        [--emobox-lr 1e-3 ...] [--time-clips 16] [--n-boot 1000] [--no-sweep]
+    python bench/reproduce_emobox.py [--corpus emodb|ravdess] [--workdir bench/out/reproduce]
+        [--store-dir DIR | --lab LAB] [--manifest M] [--data ../shared/data/emodb] [--jobs 2]
+        [--protocol emobox ...] [--lr 1e-3 ...] [--hidden 128 ...]
+        [--emobox-runs PROTOCOL:ENCODER:LAYER,...] [--emobox-lr 1e-3 ...] [--time-clips 16] [--n-boot 1000] [--no-sweep]
+
+``--lab LAB`` reads the stores and manifest from a lab (``LAB/<corpus>/{whisper,fbank}.zarr`` and
+``LAB/<corpus>/manifest.jsonl``, see :mod:`emostore.lab`); ``--protocol``/``--lr``/``--hidden``
+narrow the grid (RAVDESS is 2.7x EmoDB: the README's RAVDESS table says what ran).
 
 The README's table came from ``--store-dir DIR --emobox-lr 1e-3`` (both protocols, ~25 min on 2
 busy cores) then ``--store-dir DIR --emobox-runs emobox:whisper:last,emobox:fbank:last`` (lr 1e-4
@@ -13,10 +18,10 @@ added on EmoBox's folds, ~8 min).
 What it does, every step resumable (inputs are rewritten only when their content changes, and the
 sweeps skip finished runs, so an interrupted run picks up where it stopped):
 
-1. Inputs in ``--workdir``: the EmoDB manifest (``emostore manifest build emodb``), its MR label
-   set (EmoDB has one acted label per clip, so MR is that label, one-hot), and two partitions:
-   ``emobox`` (EmoBox's published 5 folds; dev = EmoBox's recipe 20 % of train, seed 1993) and
-   ``emobox-rule`` (the EmoBox paper's stated rule: 4 speaker-disjoint folds, speaker-disjoint dev).
+1. Inputs in ``--workdir``: the corpus manifest (``emostore manifest build CORPUS``), its MR label
+   set (EmoDB and RAVDESS have one acted label per clip, so MR is that label, one-hot), and two partitions:
+   ``emobox`` (EmoBox's published folds, EmoDB 5, RAVDESS 6; dev = EmoBox's recipe 20 % of train, seed 1993)
+   and ``emobox-rule`` (the EmoBox paper's stated rule: speaker-disjoint folds, speaker-disjoint dev).
 2. Stores: ``--store-dir`` holding ``emodb-whisper.zarr`` (ct2-whisper, 5 layers x 384) and
    ``emodb-fbank.zarr`` (80 log-mel bins) of the same manifest, else both are extracted into the
    workdir and timed end to end.
@@ -70,19 +75,24 @@ PROTOCOLS = {"emobox": "EmoBox published folds (5, speaker-dependent)",
 ENCODERS = {"fbank": "fbank", "whisper": "ct2-whisper"}
 GRID = {"lr": [1e-3, 1e-4], "hidden": [128, 256]}
 METRICS = (("ua", "UA"), ("wa", "WA"), ("macro_f1_single", "macro-F1"))
-# EmoBox's published EmoDB UA (Ma et al. 2024, Table 3), for the README beside ours
-PUBLISHED_UA = {"wav2vec 2.0 base": 82.06, "HuBERT large": 89.81, "WavLM large": 92.58, "Whisper large v3": 91.26}
+# EmoBox's published UA (Ma et al. 2024, Table 4, its folds), for the README beside ours
+PUBLISHED_UA = {
+    "emodb": {"wav2vec 2.0 base": 82.06, "HuBERT large": 89.81, "WavLM large": 92.58, "Whisper large v3": 91.26},
+    "ravdess": {"wav2vec 2.0 base": 54.33, "WavLM large": 72.00, "Whisper large v3": 75.32},
+}
+CORPUS = "emodb"  # set by --corpus before any work
+PATIENCE = None  # set by --patience: the recipe runs all 100 epochs (patience 0)
 
 
 # -- inputs --------------------------------------------------------------------------------------
 
 
 def find_data(arg: str | None) -> Path:
-    cands = [Path(arg)] if arg else [REPO.parent / "shared/data/emodb", Path("/work/shared/data/emodb")]
+    cands = [Path(arg)] if arg else [REPO.parent / f"shared/data/{CORPUS}", Path(f"/work/shared/data/{CORPUS}")]
     for c in cands:
-        if (c / "wav").is_dir():
+        if (c / "wav").is_dir() or (CORPUS != "emodb" and c.is_dir()):
             return c.resolve()
-    sys.exit(f"no EmoDB in {', '.join(map(str, cands))}; pass --data")
+    sys.exit(f"no {CORPUS} in {', '.join(map(str, cands))}; pass --data")
 
 
 def write_if_changed(path: Path, text: str) -> None:
@@ -95,7 +105,7 @@ def store_manifest(store_dir: Path) -> Path:
     """The manifest the reused Whisper store was extracted from (its attrs name it, relative to its folder)."""
     import emostore.store
 
-    fs = emostore.store.open(store_dir / "emodb-whisper.zarr")
+    fs = emostore.store.open(store_dir / f"{CORPUS}-whisper.zarr")
     path = store_dir / fs.attrs.get("manifest", "")
     if not path.is_file():
         sys.exit(f"{store_dir}: the stores' manifest {path} is gone; pass --manifest")
@@ -111,20 +121,20 @@ def prepare_inputs(work: Path, data: Path, manifest: Path | None = None) -> dict
 
     if manifest is None:  # audio paths in a manifest are relative to it, so it is built where it lives
         tmp = work / "manifest.tmp.jsonl"
-        build_manifest("emodb", data, tmp)
-        manifest = work / "emodb.jsonl"
+        build_manifest(CORPUS, data, tmp)
+        manifest = work / f"{CORPUS}.jsonl"
         write_if_changed(manifest, tmp.read_text(encoding="utf-8"))
         tmp.unlink()
     manifest = manifest.resolve()
     records, meta = aggregate_manifest(manifest, "mr")
-    labels = work / "emodb.mr.jsonl"
+    labels = work / f"{CORPUS}.mr.jsonl"
     write_if_changed(labels, "".join(json.dumps(r.to_json()) + "\n" for r in records))
-    write_if_changed(work / "emodb.mr.meta.json", json.dumps(meta, indent=1) + "\n")
+    write_if_changed(work / f"{CORPUS}.mr.meta.json", json.dumps(meta, indent=1) + "\n")
     m = load_manifest(manifest, require_audio=False)
     out = {"manifest": manifest, "labels": labels}
     for rule in PROTOCOLS:
-        p = make_partition("emodb", m, rule)
-        path = work / f"emodb.{rule}.json"
+        p = make_partition(CORPUS, m, rule)
+        path = work / f"{CORPUS}.{rule}.json"
         write_if_changed(path, json.dumps(p.folds, indent=1) + "\n")
         write_if_changed(path.with_suffix(".meta.json"), json.dumps(p.meta, indent=1) + "\n")
         out[rule] = path
@@ -160,19 +170,20 @@ def stores_and_extraction(args, work: Path, manifest: Path) -> tuple[dict[str, P
     timing = {}
     stores = {}
     for name, enc in ENCODERS.items():
-        if args.store_dir:
-            path = Path(args.store_dir) / f"emodb-{name}.zarr"
+        if args.store_dir or args.lab:
+            path = (Path(args.lab) / CORPUS / f"{name}.zarr" if args.lab
+                    else Path(args.store_dir) / f"{CORPUS}-{name}.zarr")
             fs = emostore.store.open(path)
             if fs.attrs.get("manifest_sha256") != m.sha256:
                 sys.exit(f"{path} was extracted from another manifest than {manifest} (built from {args.data}); "
                          "drop --store-dir to extract here")
             stores[name] = path
         else:
-            path = work / f"emodb-{name}.zarr"
+            path = work / f"{CORPUS}-{name}.zarr"
             wall, audio_s, _ = extract(manifest, path, enc)
             timing[name] = {"seconds": wall, "audio_seconds": audio_s, "how": "measured, whole corpus"}
             stores[name] = path
-    if args.store_dir:  # the stores carry no timing: time a subset of real clips and scale by audio seconds
+    if args.store_dir or args.lab:  # the stores carry no timing: time a subset of real clips and scale by audio seconds
         rows = m.rows[:: max(1, len(m.rows) // args.time_clips)][: args.time_clips]
         sub = work / "timing-subset.jsonl"
         sub.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
@@ -192,7 +203,8 @@ def stores_and_extraction(args, work: Path, manifest: Path) -> tuple[dict[str, P
 def base_spec(store: Path, inputs: dict, protocol: str) -> dict:
     return {"store": str(store), "labels": str(inputs["labels"]), "partition": str(inputs[protocol]),
             "preset": "emobox", "fold": sorted(json.loads(Path(inputs[protocol]).read_text())),
-            "lr": GRID["lr"], "seed": 0}
+            "lr": GRID["lr"], "seed": 0, **({"patience": PATIENCE} if PATIENCE is not None else {})}
+    # GRID: narrowed by --lr / --hidden; PATIENCE: --patience (early stopping instead of the recipe's 100 epochs)
 
 
 def pooled_specs(stores: dict, inputs: dict, protocol: str) -> list:
@@ -342,12 +354,22 @@ def s3prl_way_seconds(runs_table, stores: dict, manifest: Path, clips: int) -> d
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workdir", default=str(REPO / "bench/out/reproduce"))
-    ap.add_argument("--data", default=None, help="EmoDB (wav/ inside; default ../shared/data/emodb)")
+    ap.add_argument("--corpus", default="emodb", choices=sorted(PUBLISHED_UA))
+    ap.add_argument("--workdir", default=None, help="default bench/out/reproduce (EmoDB), bench/out/reproduce-CORPUS")
+    ap.add_argument("--data", default=None, help="the corpus (default ../shared/data/CORPUS)")
     ap.add_argument("--store-dir", default=None,
-                    help="reuse emodb-whisper.zarr and emodb-fbank.zarr from here (same manifest)")
+                    help="reuse CORPUS-whisper.zarr and CORPUS-fbank.zarr from here (same manifest)")
+    ap.add_argument("--lab", default=None,
+                    help="reuse LAB/CORPUS/{whisper,fbank}.zarr and LAB/CORPUS/manifest.jsonl (a lab's layout)")
     ap.add_argument("--manifest", default=None,
-                    help="EmoDB manifest to use (default: the --store-dir stores' own, else built from --data)")
+                    help="manifest to use (default: the lab's or the --store-dir stores' own, else built from --data)")
+    ap.add_argument("--protocol", action="append", choices=sorted(PROTOCOLS), default=None,
+                    help="fold protocols to run (repeat; default both)")
+    ap.add_argument("--lr", type=float, action="append", default=None, help="pooled-head lrs (default 1e-3 and 1e-4)")
+    ap.add_argument("--hidden", type=int, action="append", default=None, help="hidden sizes (default 128 and 256)")
+    ap.add_argument("--patience", type=int, default=None,
+                    help="stop a run after N epochs without a better dev loss (default: the recipe's 100 epochs); "
+                         "the epoch kept is still the one with the lowest dev loss")
     ap.add_argument("--jobs", type=int, default=2, help="sweep processes")
     ap.add_argument("--emobox-runs", default="emobox:whisper:last,emobox:fbank:last,emobox-rule:whisper:last,emobox-rule:fbank:last",
                     help="frame-head grids to run: PROTOCOL:ENCODER:LAYER,... (LAYER: number, last, best)")
@@ -357,6 +379,12 @@ def main(argv=None) -> int:
     ap.add_argument("--n-boot", type=int, default=DEFAULT_BOOT)
     ap.add_argument("--no-sweep", action="store_true", help="only report what the workdir's sweeps hold")
     args = ap.parse_args(argv)
+    global CORPUS, PATIENCE
+    CORPUS, PATIENCE = args.corpus, args.patience
+    args.workdir = args.workdir or str(REPO / ("bench/out/reproduce" if CORPUS == "emodb" else f"bench/out/reproduce-{CORPUS}"))
+    for name in [p for p in PROTOCOLS if args.protocol and p not in args.protocol]:
+        del PROTOCOLS[name]
+    GRID["lr"], GRID["hidden"] = args.lr or GRID["lr"], args.hidden or GRID["hidden"]
     args.emobox_lr = args.emobox_lr or GRID["lr"]
     for item in filter(None, args.emobox_runs.split(",")):  # before any work
         protocol, short, layer = (item.split(":") + ["", "", ""])[:3]
@@ -371,12 +399,13 @@ def main(argv=None) -> int:
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     args.data = str(find_data(args.data))
-    manifest = Path(args.manifest) if args.manifest else (store_manifest(Path(args.store_dir)) if args.store_dir else None)
+    manifest = (Path(args.manifest) if args.manifest else Path(args.lab) / CORPUS / "manifest.jsonl" if args.lab
+                else store_manifest(Path(args.store_dir)) if args.store_dir else None)
     inputs = prepare_inputs(work, Path(args.data), manifest)
     stores, extraction = stores_and_extraction(args, work, inputs["manifest"])
     enc_names = {short: emostore.store.open(p).attrs["encoder"]["name"] for short, p in stores.items()}
     sweep_dirs = {p: work / f"sweep-{p}" for p in PROTOCOLS}
-    print(f"bench/reproduce_emobox.py: EmoDB {args.data}, stores {', '.join(map(str, stores.values()))}; "
+    print(f"bench/reproduce_emobox.py: {CORPUS} {args.data}, stores {', '.join(map(str, stores.values()))}; "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
 
     ran_emobox, sweep_wall = [], {}
@@ -398,13 +427,13 @@ def main(argv=None) -> int:
 
     rows = table_rows(sweep_dirs, enc_names, args.n_boot)
     print()
-    print(f"EmoDB, MR (= the acted label), EmoBox recipe ({PRESETS['emobox']['epochs']} epochs, "
+    print(f"{CORPUS}, MR (= the acted label), EmoBox recipe ({PRESETS['emobox']['epochs']} epochs, "
           f"{PRESETS['emobox']['warmup_epochs']} warm-up), grid lr {GRID['lr']} x hidden {GRID['hidden']} "
           "('best of N': the grid points that ran on every fold), selection on mean dev loss; single-label "
           "UA / WA / macro-F1, fold mean, 95 % bootstrap CI:")
     print(markdown(rows))
     print("protocols: " + "; ".join(f"{k} = {v}" for k, v in PROTOCOLS.items()))
-    print("EmoBox's published EmoDB UA % (its folds): " + ", ".join(f"{k} {v}" for k, v in PUBLISHED_UA.items()))
+    print(f"EmoBox's published {CORPUS} UA % (its folds): " + ", ".join(f"{k} {v}" for k, v in PUBLISHED_UA[CORPUS].items()))
     print()
     for protocol, (curves, weights) in layer_views(sweep_dirs, args.n_boot).items():
         for enc, c in curves.groupby("encoder"):
@@ -416,10 +445,9 @@ def main(argv=None) -> int:
                       + ", ".join(f"L{int(r.layer)} {r.weight:.3f}" for r in w.itertuples()))
     print()
 
-    table = done_runs(sweep_dirs["emobox"]).assign(sweep="emobox")
     import pandas as pd
 
-    table = pd.concat([table, done_runs(sweep_dirs["emobox-rule"]).assign(sweep="emobox-rule")], ignore_index=True)
+    table = pd.concat([done_runs(d).assign(sweep=p) for p, d in sweep_dirs.items()], ignore_index=True)
     s3 = s3prl_way_seconds(table, stores, inputs["manifest"], args.time_clips)
     print(f"timing ({os.cpu_count()} CPUs shared with other work, load average {os.getloadavg()[0]:.1f} now; "
           "store sweep = the runs' own training seconds summed; s3prl way = the same runs with the encoder "

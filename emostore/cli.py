@@ -10,7 +10,7 @@ import click
 
 from emostore import __version__
 from emostore.commands import (
-    analysis, evaluate, extract, labels, manifest, partition, recipe, relabel, store, sweep, train,
+    analysis, evaluate, extract, lab, labels, manifest, partition, recipe, relabel, store, sweep, train,
 )
 from emostore.commands._errors import PolicyGroup
 
@@ -27,7 +27,7 @@ def main():
     """
 
 
-for _group in (recipe, extract, store, manifest, partition, labels, relabel, train, sweep, evaluate, analysis):
+for _group in (recipe, extract, lab, store, manifest, partition, labels, relabel, train, sweep, evaluate, analysis):
     _group.register(main)
 
 

@@ -34,8 +34,9 @@ def test_top_level_help_imports_no_library_stack():
 def test_every_group_is_assembled():
     assert set(main.commands) == {
         "recipe", "extract", "encoders", "store", "manifest", "partition", "labels", "relabel", "train", "sweep", "evaluate",
-        "leaderboard", "crossrule", "layers", "report", "compare"}
+        "leaderboard", "crossrule", "layers", "report", "compare", "lab", "catalog"}
     assert set(main.commands["store"].commands) == {"info", "verify", "export", "import"}
+    assert set(main.commands["lab"].commands) == {"extract", "matrix"}
 
 
 @pytest.mark.parametrize("path, name, module, attr", [

@@ -21,11 +21,11 @@ def test_recipe_runs_every_step_then_reuses_every_store_and_run(tmp_path):
     assert first.exit_code == 0, first.output
     # the partition is EmoBox's published EmoDB folds restricted to the 135 bundled clips
     part = json.loads((out / "partition.json").read_text())
-    ids = {json.loads(line)["id"] for line in (out / "manifest.jsonl").read_text().splitlines()}
+    ids = {json.loads(line)["id"] for line in (out / "lab" / "emodb" / "manifest.jsonl").read_text().splitlines()}
     assert len(ids) == 135 and list(part) == [f"fold{k}" for k in range(1, 6)]
     for name, fold in part.items():
         assert fold["test"] == [i for i in shipped("emodb").folds[name]["test"] if i in ids]
-    fs = open_store(out / "stores" / "fbank.zarr")
+    fs = open_store(out / "lab" / "emodb" / "fbank.zarr")
     assert int(fs.done.sum()) == 135 and not fs.has_frames  # no frame head asked for: pooled only
     table = (out / "summary.md").read_text()
     assert table.startswith("| encoder | labels | head (dev-selected) | folds | UA % |")
@@ -33,12 +33,12 @@ def test_recipe_runs_every_step_then_reuses_every_store_and_run(tmp_path):
     assert (out / "report" / "index.html").is_file() and table.splitlines()[0] in first.output
     assert "[5/6] sweep: 10 runs: 10 trained, 0 already done, 0 failed" in first.output
 
-    stamp = (out / "stores" / "fbank.zarr" / "zarr.json").stat().st_mtime_ns
+    stamp = (out / "lab" / "emodb" / "fbank.zarr" / "zarr.json").stat().st_mtime_ns
     second = CliRunner().invoke(main, args)
     assert second.exit_code == 0, second.output
     assert "fbank.zarr: finished, nothing to do (135 rows done, 0 failed earlier)" in second.output
     assert "[5/6] sweep: 10 runs: 0 trained, 10 already done, 0 failed" in second.output
-    assert "[1/6] manifest: 135" in second.output and (out / "stores" / "fbank.zarr" / "zarr.json").stat().st_mtime_ns == stamp
+    assert "[1/6] manifest: 135" in second.output and (out / "lab" / "emodb" / "fbank.zarr" / "zarr.json").stat().st_mtime_ns == stamp
     assert (out / "summary.md").read_text() == table  # same runs, same seeds: the same numbers
 
 
@@ -63,7 +63,7 @@ def test_recipe_on_a_corpus_root_of_the_users_resolves_every_audio_path(tmp_path
     res = CliRunner().invoke(main, ["recipe", "emodb", str(tmp_path / "corpus"), "--encoder", "fbank", "--head", "probe",
                                     "--allow-mismatch", "--n-boot", "0", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    manifest = load_manifest(out / "manifest.jsonl")
+    manifest = load_manifest(out / "lab" / "emodb" / "manifest.jsonl")
     assert len(manifest) == 34 and all((out / r["audio"]).resolve().is_file() for r in manifest.rows)
     assert "34 extracted, 0 already done, 0 failed" in res.output
     assert not list(out.glob(".staged-*"))

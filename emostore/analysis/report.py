@@ -176,6 +176,42 @@ def _crossrule_section(page: _Page, runs: pd.DataFrame, metric: str, n_boot: int
     return cross
 
 
+def _crosscorpus_section(page: _Page, runs: pd.DataFrame, n_boot: int, seed: int) -> int:
+    """EmoBox Table 5: train x test matrices of the cross-corpus runs (emostore.crosscorpus.matrix)."""
+    from emostore.crosscorpus.matrix import cross_matrix, format_matrix
+
+    page.add('<h2 id="crosscorpus">Cross-corpus matrix</h2>')
+    try:
+        long = cross_matrix(runs, n_boot=n_boot, seed=seed)
+    except NoData as exc:
+        page.note(str(exc))
+        return 0
+    page.write("crosscorpus.csv", format_matrix(long, "csv"))
+    page.add('<p class="meta">Train on the row\'s corpus (all its clips of the shared classes, dev = random 20 %), '
+             "test on the column's balanced set over angry / happy / neutral / sad; per encoder and head the "
+             f"setting with the lowest dev loss; bootstrap seed {seed}.</p>")
+    page.add('<div class="scroll">' + format_matrix(long, "html") + "</div>")
+    return int(long.groupby(["encoder", "head"]).ngroups)
+
+
+def _catalog_section(page: _Page, runs: pd.DataFrame) -> None:
+    """What the labs behind the runs' stores hold (emostore.lab.catalog)."""
+    from emostore.lab.catalog import catalog, rows_for_table
+
+    from emostore.crosscorpus.matrix import cross_record
+
+    stores = set(runs["store"].dropna())
+    for s in list(stores):  # a cross-corpus run's store is derived: its sources are in the lab
+        stores |= {v["path"] for v in (cross_record(s) or {}).get("stores", {}).values()}
+    labs = sorted({str(Path(s).parent.parent) for s in stores if (Path(s).parent / "manifest.jsonl").is_file()})
+    if not labs:
+        return
+    page.add('<h2 id="catalog">Lab catalog</h2>')
+    for lab in labs:
+        header, body = rows_for_table(catalog(lab))
+        page.add('<div class="scroll">' + html_table(header, body, f"lab {lab}") + "</div>")
+
+
 def _layers_section(page: _Page, runs: pd.DataFrame, metric: str, n_boot: int, seed: int) -> dict:
     page.add('<h2 id="layers">Layer analysis</h2>')
     found = {}
@@ -266,6 +302,8 @@ def write_report(results, out_dir: str | Path, metric: str | None = None, n_boot
     board, cells = _leaderboard_section(page, runs, metrics, by)
     cross = _crossrule_section(page, runs, metric, n_boot, seed)
     found = _layers_section(page, runs, metric, n_boot, seed)
+    crosscorpus = _crosscorpus_section(page, runs, n_boot, seed)
+    _catalog_section(page, runs)
     _cells_section(page, runs, cells)
     _failed_section(page, failed)
 
@@ -280,11 +318,12 @@ def write_report(results, out_dir: str | Path, metric: str | None = None, n_boot
                          "partial_average": None if pd.isna(r["Partial average"]) else float(r["Partial average"])}
                         for enc, r in board.iterrows()],
         "crossrule_matrices": 0 if cross is None else int(cross.groupby(IDENTITY).ngroups),
+        "crosscorpus_matrices": crosscorpus,
         **found,
     }
     page.write("summary.json", json.dumps(summary, indent=1) + "\n")
 
-    sections = [("leaderboard", "Leaderboard"), ("crossrule", "Cross-rule"), ("layers", "Layers"),
+    sections = [("leaderboard", "Leaderboard"), ("crossrule", "Cross-rule"), ("layers", "Layers"), ("crosscorpus", "Cross-corpus"),
                 ("cells", "Per model"), ("failed", "Failed runs")]
     nav = " · ".join(f'<a href="#{a}">{t}</a>' for a, t in sections)
     files = " · ".join(f'<a href="{html.escape(p.name)}">{html.escape(p.name)}</a>'

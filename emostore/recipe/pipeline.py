@@ -9,8 +9,10 @@ no encoder work and repeats no finished training run:
 - the sweep skips every run whose ``run.json`` exists (run ids hash the inputs' contents);
 - the report and the summary table are redrawn from the results table.
 
-``OUT/``: ``manifest.jsonl``, ``partition.json``, ``labels/<rule>.jsonl``, ``stores/<encoder>.zarr``,
-``sweep/`` (runs and ``results.sqlite``), ``report/index.html``, ``summary.md``.
+``OUT/``: ``lab/<corpus>/manifest.jsonl`` and ``lab/<corpus>/<encoder>.zarr`` (a lab, see
+:mod:`emostore.lab`: ``emostore catalog OUT/lab`` lists it, sweeps and cross-corpus runs name its
+stores), ``partition.json``, ``labels/<rule>.jsonl``, ``sweep/`` (runs and ``results.sqlite``),
+``report/index.html``, ``summary.md``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Callable
 from emostore.errors import EmostoreError
 from emostore.evaluate.bootstrap import DEFAULT_BOOT
 from emostore.outputs import write_bytes, write_text
+from emostore.lab.layout import manifest_path, store_path
 
 DEFAULT_ENCODERS = ("ct2-whisper", "fbank")
 DEFAULT_HEADS = ("weighted-sum", "ar-mlp", "probe", "emobox")
@@ -129,6 +132,11 @@ class Recipe:
         return value
 
     @property
+    def lab(self) -> Path:
+        """Where the manifest and the stores go: the lab layout, ``OUT/lab/<corpus>/``."""
+        return self.out / "lab"
+
+    @property
     def root(self) -> Path:
         if self.opts.root is not None:
             return Path(self.opts.root)
@@ -141,7 +149,7 @@ class Recipe:
     def manifest(self) -> Path:
         from emostore.manifests.build import build_manifest
 
-        path = self.out / "manifest.jsonl"
+        path = Path(manifest_path(str(self.lab), self.opts.corpus))
 
         def run():
             rows = []
@@ -195,7 +203,7 @@ class Recipe:
         from emostore.manifests import load_manifest
         from emostore.store.writer import stored_fingerprint
 
-        path = self.out / "stores" / f"{_slug(encoder)}.zarr"
+        path = Path(store_path(str(self.lab), self.opts.corpus, _slug(encoder)))
         frames = any(h in FRAME_HEADS for h in self.opts.heads)
         stored = stored_fingerprint(path) or {}
         if stored and stored.get("frames_dtype") is not None:

@@ -21,6 +21,10 @@ in one file)::
     [[runs]]
     head = ["weighted-sum", "ar-mlp"]
 
+Stores may be named in a lab instead of by path (``lab``, ``encoder`` and ``corpus``), and
+``cross = "A->B"`` makes a cross-corpus run (train on A, test on B's balanced set): see
+:mod:`emostore.lab.inputs`.
+
 ``fold = "all"`` is every fold of the partition. Settings that do not apply to a head are dropped
 rather than multiplying runs (``layer`` for weighted-sum, ``hidden`` for probe), and duplicate runs
 are merged. Each run gets a stable id: readable parts (head, layer, lr, hidden, fold, seed, the
@@ -42,6 +46,7 @@ import tomllib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from emostore.lab.inputs import PATH_SETTINGS, named_inputs
 from emostore.errors import EmostoreError
 from emostore.heads.config import TrainConfig, TrainError, config_from
 from emostore.heads.names import LAYERED, HeadError
@@ -184,7 +189,7 @@ def check_keys(spec: dict, where: str = "the sweep") -> None:
 def _resolve_inputs(spec: dict, base: Path) -> None:
     """Input paths in a file are relative to that file."""
     for sub in [spec] + list(spec.get("runs") or []):
-        for key in INPUTS:
+        for key in INPUTS + PATH_SETTINGS:
             if key in sub:
                 vals = sub[key] if isinstance(sub[key], list) else [sub[key]]
                 resolved = [str(base / v) if not Path(str(v)).is_absolute() else str(v) for v in vals]
@@ -222,6 +227,7 @@ def expand(spec: dict, stored_layers=None, overrides: dict | None = None) -> lis
 
 
 def _make_run(settings: dict, stored_layers) -> list[RunSpec]:
+    settings = named_inputs(settings)  # stores named in a lab, cross-corpus pairs (emostore.lab.inputs)
     missing = [k for k in INPUTS if not settings.get(k)]
     if missing:
         raise SweepError(f"the sweep needs {', '.join(missing)} (in the file or as options)")
