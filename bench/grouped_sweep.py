@@ -68,7 +68,7 @@ def timed(name: str, argv: list[str], out: Path, threads: int) -> float:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads)}
     before = load()
     t = time.perf_counter()
-    r = subprocess.run(argv + ["--out", str(out), "--no-progress"], env=env, cwd=REPO, capture_output=True, text=True)
+    r = subprocess.run(argv + ["--out", str(out), "--quiet"], env=env, cwd=REPO, capture_output=True, text=True)
     seconds = time.perf_counter() - t
     if r.returncode != 0:
         sys.exit(f"{name} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import socket
+import urllib.request
 
 import pytest
 
@@ -39,6 +40,9 @@ def s3():
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     s3fs.S3FileSystem.clear_instance_cache()
+    # moto keeps its buckets in process-wide state, which a second server in this process shares: reset it
+    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset", method="POST"),
+                           timeout=30).close()
     fs = s3fs.S3FileSystem()
     fs.mkdir("emo")
     yield fs

@@ -707,6 +707,6 @@ def test_report_on_a_sweep_with_a_missing_cell_captions_every_table(missing_cell
     assert all(k in board for k in ("Bold: the best value", "–: no finished run", "Rank: of the Average"))
     assert page.count('<table class="leaderboard">') == 3 and page.count('<tbody class="below-rule">') == 3
     assert "no radar chart: it needs at least 3 corpora and this leaderboard has 1 (emodb)" in page
-    assert "fbank: a single layer, whose weight is 1 by construction; no figure." in page
+    assert "fbank: a single layer, whose weight is 1 by construction; no layer-weight figure or heat-map row" in page
     assert (out / "plots" / "layer-weights-whisper-tiny.en.png").is_file()
     assert not (out / "plots" / "radar.png").exists()

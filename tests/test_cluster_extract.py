@@ -129,7 +129,7 @@ def test_an_encoder_bug_on_a_worker_keeps_its_traceback_not_a_cluster_error(fban
     with pytest.raises(TypeError) as info:
         extract(load_manifest(fbank_fold["manifest"]), str(tmp_path / "bug.zarr"),
                 ExtractOptions(encoder="buggy-fbank", frames_dtype="float32", block_rows=8, max_batch=2,
-                               progress=False, scheduler=cluster["address"]))
+                               scheduler=cluster["address"]))
     assert "encode" in [f.name for f in traceback.extract_tb(info.value.__traceback__)]
     assert any("Dask worker" in n for n in getattr(info.value, "__notes__", []))
 

@@ -25,7 +25,7 @@ def whisper_fold(tmp_path_factory, fbank_fold):
 
     tmp = tmp_path_factory.mktemp("grouped")
     extract(load_manifest(fbank_fold["manifest"]), str(tmp / "w.zarr"),
-            ExtractOptions(encoder="ct2-whisper", frames_dtype="float32", block_rows=8, progress=False))
+            ExtractOptions(encoder="ct2-whisper", frames_dtype="float32", block_rows=8))
     f1 = fbank_fold["fold"]
     folds = {"f1": f1, "f2": {"train": f1["train"], "dev": f1["test"], "test": f1["dev"]},
              "f3": {"train": f1["train"] + f1["dev"], "dev": [], "test": f1["test"]}}

@@ -157,7 +157,8 @@ def test_cli_round_trip(tmp_path):
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     runner = CliRunner()
     out = tmp_path / "embed.jsonl"
-    res = runner.invoke(main, ["relabel", "embed", str(manifest), "--out", str(out), "--quiet"])
+    res = runner.invoke(main, ["relabel", "embed", str(manifest), "--out", str(out), "--method", "prototypes",
+                                "--quiet"])
     assert res.exit_code == 0, res.output
     assert "4 utterances (3 embed, 1 reference" in res.output
     written = [json.loads(line) for line in out.read_text().splitlines()]
@@ -171,7 +172,7 @@ def test_cli_round_trip(tmp_path):
 
     heavy = tmp_path / "heavy.jsonl"
     res = runner.invoke(main, ["relabel", "embed", str(manifest), "-o", str(heavy), "--weight", "0.5",
-                               "--quiet"])
+                               "--method", "prototypes", "--quiet"])
     assert res.exit_code == 0, res.output
     res = runner.invoke(main, ["relabel", "compare", str(out), str(heavy), "--json"])
     assert res.exit_code == 0, res.output

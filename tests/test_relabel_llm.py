@@ -572,7 +572,7 @@ def test_cli_prompt_emo_superb(api, tmp_path, monkeypatch):
     manifest = write_manifest(tmp_path / "m.jsonl", rows())
     out = tmp_path / "llm.jsonl"
     res = CliRunner().invoke(main, ["relabel", "llm", str(manifest), "--out", str(out), "--base-url", api.url,
-                                    "--prompt", "emo-superb", "--cache", str(tmp_path / "c.sqlite"), "--no-progress"])
+                                    "--prompt", "emo-superb", "--cache", str(tmp_path / "c.sqlite"), "--quiet"])
     assert res.exit_code == 0, res.output
     assert len(api.requests) == 1  # 6 described rows: one request of up to 30
     assert api.requests[0]["messages"][0]["content"] == EMO_SUPERB_PROMPT.read_text(encoding="utf-8")

@@ -237,7 +237,7 @@ def _labels_variant(fb, tmp_path, drop_id=None, extra_class=False) -> str:
 @pytest.mark.parametrize("case, match", [
     ("layer", "layer 7 is not in the store"),
     ("uncovered", "not in the label set"),
-    ("classes", "3 classes, the label set names 4|targets of length 3, not 4"),
+    ("classes", "3 classes, the label set names 4|targets of length 3, not 4|train has 3 values for the 4 classes"),
 ])
 def test_train_checks_its_inputs_before_writing_or_reading_features(fbank_fold, tmp_path, no_feature_reads,
                                                                   case, match):

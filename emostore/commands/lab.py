@@ -18,11 +18,11 @@ def lab():
 @click.argument("plan", type=click.Path(exists=True, dir_okay=False))
 @click.option("--lab", "lab_dir", default=None, metavar="LAB",
               help="The lab (a folder or fsspec URL); default: the plan's `lab:`.")
-@click.option("--processes", default=0, show_default=True,
+@click.option("--processes", type=click.IntRange(min=0), default=0, show_default=True,
               help="Encode on a local Dask cluster of N worker processes (0: in this process).")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Encode on the Dask cluster at ADDRESS.")
 @quiet_option
-def extract_cmd(plan, lab_dir, processes, scheduler, quiet, progress):
+def extract_cmd(plan, lab_dir, processes, scheduler, quiet):
     """Extract every (corpus, encoder) pair of PLAN into the lab.
 
     PLAN (YAML or JSON) names corpora (`adapter` + `root`, or `manifest`) and encoders (an
@@ -33,7 +33,7 @@ def extract_cmd(plan, lab_dir, processes, scheduler, quiet, progress):
     from emostore.lab.plan import extract_plan, read_plan
 
     summaries = extract_plan(read_plan(plan), lab_dir, processes=processes, scheduler=scheduler,
-                             progress=progress_factory(quiet, progress), log=lambda m: click.echo(m, err=True))
+                             progress=progress_factory(quiet), log=lambda m: click.echo(m, err=True))
     for s in summaries:
         click.echo(s.line())
     if any(s.error for s in summaries):

@@ -46,7 +46,7 @@ import tomllib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from emostore.lab.inputs import PATH_SETTINGS, named_inputs
+from emostore.lab.inputs import NAMES as LAB_NAMES, PATH_SETTINGS, named_inputs
 from emostore.errors import EmostoreError
 from emostore.heads.config import TrainConfig, TrainError, config_from
 from emostore.heads.names import LAYERED, HeadError
@@ -54,7 +54,7 @@ from emostore.provenance import file_sha256
 from emostore.store import urls
 
 INPUTS = ("store", "labels", "partition")
-ACCEPTED = INPUTS + tuple(TrainConfig.__dataclass_fields__)  # the settings a sweep file may hold (and `runs`)
+ACCEPTED = INPUTS + tuple(TrainConfig.__dataclass_fields__) + LAB_NAMES  # what a sweep file may hold (and `runs`)
 REQUIRED = INPUTS + ("head", "fold")  # every run needs these (a preset may name the head)
 
 
