@@ -30,10 +30,15 @@ EMODB_IS_FULL = FULL_EMODB.is_dir()
 EMODB = FULL_EMODB if EMODB_IS_FULL else bundled_root() / "wav"
 EMODB_SUFFIX = ".wav" if EMODB_IS_FULL else ".flac"
 CREMA = TEST_DATA / "crema-d"
+RAVDESS = TEST_DATA / "ravdess"
+EMO_SUPERB_CHATGPT = TEST_DATA / "emo-superb-chatgpt"
 #: where each corpus a test may need comes from (the data folder's SOURCES.md has the details)
 EMODB_SOURCE = ("EmoDB, Burkhardt et al. 2005: wav/ + perception_test.tsv, e.g. from github.com/"
                 "sylaschacko/voice-emotion-analysis")
 CREMA_SOURCE = "CREMA-D's rating tables (tabulatedVotes.csv, ...) from github.com/CheyneyComputerScience/CREMA-D"
+RAVDESS_SOURCE = "RAVDESS (Livingstone & Russo 2018, zenodo.org/record/1188976), Actor_*/ of 16 kHz FLAC"
+EMO_SUPERB_CHATGPT_SOURCE = ("EMO-SUPERB's GPT-4 relabeling (input_train.csv, output_train.csv, Prompt.txt) "
+                             "from github.com/ag027592/EMO-SUPERB")
 
 
 def in_ci() -> bool:
@@ -87,6 +92,17 @@ def emodb_dir() -> Path:
 @pytest.fixture(scope="session")
 def full_emodb_dir() -> Path:
     return need_full_emodb()
+
+
+@pytest.fixture(scope="session")
+def ravdess_dir() -> Path:
+    """RAVDESS's 1,440 clips (never bundled: CC BY-NC-SA)."""
+    return need_data(RAVDESS, RAVDESS_SOURCE)
+
+
+@pytest.fixture(scope="session")
+def emo_superb_chatgpt_dir() -> Path:
+    return need_data(EMO_SUPERB_CHATGPT, EMO_SUPERB_CHATGPT_SOURCE)
 
 
 @pytest.fixture(scope="session")

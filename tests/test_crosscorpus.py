@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
-from conftest import EMODB, REPO
+from conftest import EMODB, RAVDESS, RAVDESS_SOURCE, REPO, need_data, need_full_emodb
 from emostore.crosscorpus.balanced import build_balanced, published, published_corpora
 from emostore.crosscorpus.classes import CrossCorpusError, class_mapping, shared_labels
 from emostore.crosscorpus.matrix import cross_matrix, format_matrix
@@ -24,8 +24,7 @@ from emostore.store.reader import open as open_store
 from emostore.sweep.config import expand
 from emostore.sweep.runner import run_sweep
 
-RAVDESS = REPO.parent / "shared" / "data" / "ravdess"
-needs_ravdess = pytest.mark.skipif(not RAVDESS.is_dir(), reason=f"RAVDESS not found at {RAVDESS} (see shared/data/SOURCES.md)")
+needs_ravdess = pytest.mark.usefixtures("ravdess_dir")  # skips (fails under CI=true) without RAVDESS
 
 
 def test_the_shipped_track2_sets_are_emobox_balanced_sets():
@@ -52,7 +51,7 @@ def test_class_mapping_is_explicit():
 
 
 def test_emostores_built_emodb_set_is_balanced_per_speaker_and_class():
-    rows = [u.to_json() for u in get_adapter("emodb").build(EMODB.parent)]
+    rows = [u.to_json() for u in get_adapter("emodb").build(need_full_emodb().parent)]  # the corpus's counts
     labels, left_out = shared_labels("emodb", rows)
     assert left_out == {"boredom": 81, "disgust": 46, "fear": 69} and len(labels) == 339
     speakers = {r["id"]: r["speaker"] for r in rows}
@@ -72,7 +71,7 @@ def fbank_lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("cross")
     rav = root / "ravdess"
     keep = set(published("ravdess").ids)
-    for f in sorted(RAVDESS.rglob("*.flac")):
+    for f in sorted(need_data(RAVDESS, RAVDESS_SOURCE).rglob("*.flac")):
         if f.stem in keep or f.parent.name == "Actor_24":
             (rav / f.parent.name).mkdir(parents=True, exist_ok=True)
             (rav / f.parent.name / f.name).symlink_to(f)

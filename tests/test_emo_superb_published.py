@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import CREMA, CREMA_SOURCE, need_data
 from click.testing import CliRunner
 
 from emostore.cli import main
@@ -24,7 +26,6 @@ from emostore.manifests.partitions import PartitionError, make_partition, read_p
 
 DATA = Path(__file__).parent / "data" / "emo-superb"
 CREMA_FILES = sorted((DATA / "CREMA-D" / "Primary").glob("labels_consensus_*.csv.gz"))
-CREMA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "crema-d"
 CREMA_CLASSES = ["angry", "sad", "disgust", "fear", "neutral", "happy"]  # the published column order
 
 # (train, dev, test) sessions of each published fold, read off the published Split_Set columns.
@@ -66,8 +67,7 @@ def test_shipped_splits_are_these_session_rotations(corpus):
 
 @pytest.fixture(scope="module")
 def crema_manifest(tmp_path_factory) -> Path:
-    if not CREMA.is_dir():
-        pytest.fail(f"real test data missing: {CREMA}")
+    need_data(CREMA, CREMA_SOURCE)
     out = tmp_path_factory.mktemp("crema") / "crema.jsonl"
     res = CliRunner().invoke(main, ["manifest", "build", "crema-d", str(CREMA), "--out", str(out)])
     assert res.exit_code == 0, res.output

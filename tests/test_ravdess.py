@@ -7,15 +7,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from conftest import RAVDESS
 from click.testing import CliRunner
 
 from emostore.cli import main
 from emostore.manifests import emobox_lists
 from emostore.manifests.adapters.base import AdapterError, get_adapter
 
-RAVDESS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess"
 
-needs_ravdess = pytest.mark.skipif(not RAVDESS.is_dir(), reason=f"RAVDESS not found at {RAVDESS} (see shared/data/SOURCES.md)")
+needs_ravdess = pytest.mark.usefixtures("ravdess_dir")  # skips (fails under CI=true) without RAVDESS
 
 
 @needs_ravdess

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import EMO_SUPERB_CHATGPT, EMO_SUPERB_CHATGPT_SOURCE, need_data
 from click.testing import CliRunner
 
 from emostore.cli import main
@@ -19,18 +21,17 @@ from emostore.labels.relabeled import RelabelingError, read_relabeling
 from emostore.labels.votes import ClassSet, count_votes
 from emostore.provenance import file_sha256
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "emo-superb-chatgpt"
+DATA = EMO_SUPERB_CHATGPT
 INPUT, OUTPUT = DATA / "input_train.csv", DATA / "output_train.csv"
 
 
 @pytest.fixture(scope="module")
 def pair():
-    if not DATA.is_dir():
-        pytest.fail(f"real test data missing: {DATA}")
+    need_data(DATA, EMO_SUPERB_CHATGPT_SOURCE)
     return read_pair(INPUT, OUTPUT)
 
 
-def test_relabel_import_emo_superb(tmp_path):
+def test_relabel_import_emo_superb(tmp_path, emo_superb_chatgpt_dir):
     gpt, ref = tmp_path / "gpt4.jsonl", tmp_path / "ref.jsonl"
     res = CliRunner().invoke(main, ["relabel", "import", "emo-superb", str(OUTPUT), "--input", str(INPUT),
                                     "--reference-out", str(ref), "--out", str(gpt)])

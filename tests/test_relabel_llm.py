@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import EMO_SUPERB_CHATGPT
 from click.testing import CliRunner
 
 pytest.importorskip("openai")
@@ -511,7 +513,7 @@ def test_connection_refused_gives_up_after_retries(no_sleep):
 
 # ---------------------------------------------------------------------------------------------- EMO-SUPERB's prompt
 
-EMO_SUPERB_PROMPT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "emo-superb-chatgpt" / "Prompt.txt"
+EMO_SUPERB_PROMPT = EMO_SUPERB_CHATGPT / "Prompt.txt"
 
 
 def emo_superb_items(user: str) -> list[tuple[list[str], list[float]]]:
@@ -523,7 +525,7 @@ def emo_superb_items(user: str) -> list[tuple[list[str], list[float]]]:
     return out
 
 
-def test_emo_superb_prompt_preset_on_the_loopback_server(api, tmp_path):
+def test_emo_superb_prompt_preset_on_the_loopback_server(api, tmp_path, emo_superb_chatgpt_dir):
     """--prompt emo-superb sends EMO-SUPERB's Prompt.txt byte for byte, its item form, 30 items per
     request, and reads its reply form (JSON by index; the prompt example's Python-literal form, keyed 1..n)."""
     from emostore.labels.llm.prompt import emo_superb_prompt
@@ -560,7 +562,7 @@ def test_emo_superb_prompt_preset_on_the_loopback_server(api, tmp_path):
         relabel_llm(rs, ["sad", "angry"], settings=settings(api, prompt_preset="emo-superb"), api_key=KEY)
 
 
-def test_cli_prompt_emo_superb(api, tmp_path, monkeypatch):
+def test_cli_prompt_emo_superb(api, tmp_path, monkeypatch, emo_superb_chatgpt_dir):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
 
     def reply(body):

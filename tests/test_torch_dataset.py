@@ -41,7 +41,7 @@ def _loop_batches(fb, cfg):
     features = "frames" if cfg.features == "frames" else "pooled"
     rec = Recording(make_source(fs, cfg.head, features, cfg, pos))
     result = train(fs, records, meta["classes"], read_partition(fb["part"]), cfg, source=rec)
-    per_epoch = -(-27 // cfg.batch_size)  # 27 train rows; each epoch then evaluates the 3 dev rows
+    per_epoch = -(-len(fb["fold"]["train"]) // cfg.batch_size)  # each epoch then evaluates the 3 dev rows
     steps = per_epoch + 1
     epochs = [rec.seen[e * steps:e * steps + per_epoch] for e in range(len(result.train_losses))]
     return epochs, pos

@@ -22,7 +22,8 @@ from emostore.commands._progress import progress_factory, quiet_option
 @click.option("--lr", "lrs", multiple=True, type=float, help="Learning rate grid [default: each head's default].")
 @click.option("--out", "-o", default="emostore-recipe", show_default=True, type=click.Path(file_okay=False),
               help="Folder for every output (manifest, partition, labels, stores, sweep, report).")
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1), help="Training runs in parallel.")
+@click.option("--jobs", default=None, type=click.IntRange(1),
+              help="Training processes in parallel [default: one per core, at most 8; results do not depend on it].")
 @click.option("--device", default="cpu", show_default=True, help="Device for extraction and training (cpu, cuda, cuda:N).")
 @click.option("--allow-mismatch", is_flag=True, default=None,
               help="emobox: use EmoBox's published folds restricted to the manifest when it lacks published ids "
@@ -41,6 +42,7 @@ def recipe(corpus, root, encoders, rule, label_rules, heads, lrs, out, jobs, dev
     With CORPUS ROOT it runs the same on a corpus in its native layout (see `emostore manifest
     classes`). A second run reuses every store and finished training run.
     """
+    from emostore.heads.config import Execution
     from emostore.manifests.build import parse_options
     from emostore.recipe.pipeline import DEFAULT_ENCODERS, DEFAULT_HEADS, RecipeOptions, format_summary, run_recipe
 
@@ -48,7 +50,7 @@ def recipe(corpus, root, encoders, rule, label_rules, heads, lrs, out, jobs, dev
         raise click.UsageError("give both CORPUS and ROOT, or neither (the bundled EmoDB subset)")
     opts = RecipeOptions(
         corpus=corpus or "emodb", root=root, out=out, encoders=encoders or DEFAULT_ENCODERS, rule=rule,
-        label_rules=label_rules or ("mr",), heads=heads or DEFAULT_HEADS, lrs=lrs, jobs=jobs, device=device,
+        label_rules=label_rules or ("mr",), heads=heads or DEFAULT_HEADS, lrs=lrs, jobs=jobs or Execution.cores(), device=device,
         allow_mismatch=allow_mismatch, n_boot=n_boot, adapter_options=parse_options(options),
     )
     result = run_recipe(opts, log=lambda line: click.echo(line, err=True), progress=progress_factory(quiet))

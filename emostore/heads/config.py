@@ -11,6 +11,7 @@ device), so the CLI can parse training options without it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from emostore.bounds import bounded, check_bounds
@@ -69,6 +70,16 @@ class Execution:
         docs/sweeps.md ("Threads").
         """
         return self.threads if self.threads is not None else 1
+
+    @staticmethod
+    def cores(cap: int = 8) -> int:
+        """The cores this process may use (its CPU affinity), at most ``cap``: the recipe's ``jobs``.
+
+        Runs are independent (one thread each, results never depend on ``jobs``), so one process per
+        core is the fastest local sweep; the cap bounds the worker start-up and memory of big machines.
+        """
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, min(cap, usable))
 
 
 # Per-head defaults where a head differs from TrainConfig's: measured on real EmoDB (535 clips, EmoBox
