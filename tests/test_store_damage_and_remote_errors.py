@@ -94,6 +94,19 @@ def test_an_unreachable_endpoint_is_one_line_naming_what_to_check(store, s3, mon
     s3fs.S3FileSystem.clear_instance_cache()
 
 
+def test_missing_credentials_are_one_line_naming_where_they_are_read_from(store, s3, monkeypatch, tmp_path):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    s3fs.S3FileSystem.clear_instance_cache()
+    r = _run("extract", store[1], "--encoder", "fbank", "-q", "--out", "s3://emo/z.zarr")
+    s3fs.S3FileSystem.clear_instance_cache()
+    assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "s3://emo/z.zarr: no credentials were found; set them (AWS_ACCESS_KEY_ID" in r.output
+
+
 def test_access_denied_and_timeouts_name_what_to_check():
     denied = remote_error("s3://emo/x.zarr", PermissionError("Forbidden"))
     assert "s3://emo/x.zarr: access denied; check the credentials (AWS_ACCESS_KEY_ID" in str(denied)

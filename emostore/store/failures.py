@@ -68,7 +68,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 def remote_error(path: str | Path, exc: BaseException) -> Exception | None:
     """One line naming the URL and what to check, for a failure to use object storage at ``path``
-    (no bucket, access denied, endpoint unreachable, a timeout); None when it is none of these."""
+    (no credentials, no bucket, access denied, endpoint unreachable, a timeout); None when it is none of these."""
     import asyncio
 
     from emostore.store import urls
@@ -82,7 +82,9 @@ def remote_error(path: str | Path, exc: BaseException) -> Exception | None:
     scheme = str(path).split("://", 1)[0]
     creds = " (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE or ~/.aws)" if scheme in ("s3", "s3a") else ""
     endpoint = " (AWS_ENDPOINT_URL)" if scheme in ("s3", "s3a") else ""
-    if any(isinstance(e, PermissionError) for e in chain) or "accessdenied" in names.lower() or "forbidden" in text:
+    if "NoCredentialsError" in names or "unable to locate credentials" in text:
+        why = f"no credentials were found; set them{creds}"
+    elif any(isinstance(e, PermissionError) for e in chain) or "accessdenied" in names.lower() or "forbidden" in text:
         why = f"access denied; check the credentials{creds} and that they may read and write this bucket"
     elif "nosuchbucket" in names.lower() or "bucket does not exist" in text:
         why = f"the bucket {str(path).split('://', 1)[1].split('/', 1)[0]!r} does not exist; check its name"
