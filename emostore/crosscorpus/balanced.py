@@ -31,6 +31,7 @@ from pathlib import Path, PurePosixPath
 
 from emostore.crosscorpus.classes import SHARED_CLASSES, CrossCorpusError
 from emostore.manifests.emobox_lists import REPOSITORY, _git_commit
+from emostore.manifests.fold_codes import gzip_json
 
 FORMAT = "emostore-emobox-track2/1"
 # emostore corpus name -> EmoBox's track-2 file prefix
@@ -130,7 +131,7 @@ def pack(emobox_dir: str | Path, out: str | Path, commit: str | None = None) -> 
     obj = {"format": FORMAT, "source": source, "sets": sets}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(gzip.compress(json.dumps(obj, separators=(",", ":")).encode("utf-8"), compresslevel=9, mtime=0))
+    out.write_bytes(gzip_json(obj))
     return out
 
 

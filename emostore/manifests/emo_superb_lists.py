@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
-import json
 import re
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
+from emostore.manifests.fold_codes import decode_folds, encode_folds, gzip_json, read_gzip_json
 from emostore.manifests.partitions.io import PARTS, PartitionError
 
 FORMAT = "emostore-emo-superb-lists/1"
@@ -180,40 +180,21 @@ def encode(splits: PublishedSplits) -> bytes:
     ``.`` not in the fold). Part lists come back in id order (the published files' row order is
     not kept: it carries no meaning for a split)."""
     order = sorted(splits.ids())
-    pos = {i: n for n, i in enumerate(order)}
-    folds = {}
-    for name, fold in splits.folds.items():
-        codes = ["."] * len(order)
-        for part, ids in fold.items():
-            for i in ids:
-                codes[pos[i]] = _CODES[part]
-        folds[name] = "".join(codes)
     obj = {"format": FORMAT, "corpus": splits.corpus, "source": splits.source,
-           "codes": {v: k for k, v in _CODES.items()}, "ids": order, "folds": folds}
-    out = gzip.compress(json.dumps(obj, separators=(",", ":")).encode("utf-8"), compresslevel=9, mtime=0)
+           "codes": {v: k for k, v in _CODES.items()}, "ids": order,
+           "folds": encode_folds(splits.folds, order, _CODES)}
+    out = gzip_json(obj)
     if _as_sets(decode(out).folds) != _as_sets(splits.folds):
         raise PublishedSplitError(f"{splits.corpus}: the compact form does not reproduce the splits")
     return out
 
 
 def decode(data: bytes) -> PublishedSplits:
-    try:
-        obj = json.loads(gzip.decompress(data))
-    except (OSError, EOFError, ValueError) as exc:
-        raise PublishedSplitError(f"shipped EMO-SUPERB splits are unreadable ({exc})") from None
+    obj = read_gzip_json(data, PublishedSplitError, "shipped EMO-SUPERB splits")
     if obj.get("format") != FORMAT:
         raise PublishedSplitError(f"shipped EMO-SUPERB splits have format {obj.get('format')!r}, expected {FORMAT!r}")
-    ids, part_of = obj["ids"], obj["codes"]
-    folds = {}
-    for name, s in obj["folds"].items():
-        if len(s) != len(ids):
-            raise PublishedSplitError(f"shipped EMO-SUPERB splits for {obj['corpus']}: fold {name} has "
-                                      f"{len(s)} codes for {len(ids)} ids")
-        fold = {p: [] for p in PARTS}
-        for i, ch in zip(ids, s):
-            if ch != ".":
-                fold[part_of[ch]].append(i)
-        folds[name] = fold
+    coded = decode_folds(obj, PublishedSplitError, f"shipped EMO-SUPERB splits for {obj['corpus']}")
+    folds = {name: {p: fold.get(p, []) for p in PARTS} for name, fold in coded.items()}
     return PublishedSplits(obj["corpus"], folds, obj["source"])
 
 

@@ -8,9 +8,7 @@ the shipped copy with ``python -m emostore.manifests.emobox_lists pack EMOBOX_DI
 from __future__ import annotations
 
 import argparse
-import gzip
 import heapq
-import json
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 
 from emostore.jsonl import read_jsonl
+from emostore.manifests.fold_codes import decode_folds, encode_folds, gzip_json, read_gzip_json
 from emostore.manifests.partitions.io import PartitionError
 
 FORMAT = "emostore-emobox-lists/1"
@@ -204,47 +203,24 @@ def encode(lists: PublishedLists) -> bytes:
     """Gzipped JSON: ``ids`` once, in an order every published list keeps, and per fold one
     character per id (``r`` train, ``v`` valid, ``t`` test, ``.`` not in the fold)."""
     order = _common_order([ids for fold in lists.folds.values() for ids in fold.values()])
-    pos = {i: n for n, i in enumerate(order)}
-    folds = {}
-    for name, fold in lists.folds.items():
-        codes = ["."] * len(order)
-        for part, ids in fold.items():
-            for i in ids:
-                codes[pos[i]] = _CODES[part]
-        folds[name] = "".join(codes)
     obj = {"format": FORMAT, "corpus": lists.corpus, "emobox": lists.emobox, "source": lists.source,
            "codes": {v: k for k, v in _CODES.items()}, "unavailable": lists.unavailable,
-           "ids": order, "folds": folds}
-    out = _gzip_json(obj)
+           "ids": order, "folds": encode_folds(lists.folds, order, _CODES)}
+    out = gzip_json(obj)
     if decode(out) != lists:
         raise PublishedListError(f"{lists.corpus}: the compact form does not reproduce the lists")
     return out
 
 
-def _gzip_json(obj) -> bytes:
-    return gzip.compress(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
-                         compresslevel=9, mtime=0)
-
-
 def decode(data: bytes) -> PublishedLists:
-    try:
-        obj = json.loads(gzip.decompress(data))
-    except (OSError, EOFError, ValueError) as exc:
-        raise PublishedListError(f"shipped EmoBox lists are unreadable ({exc})") from None
+    obj = read_gzip_json(data, PublishedListError, "shipped EmoBox lists")
     if obj.get("format") != FORMAT:
         raise PublishedListError(f"shipped EmoBox lists have format {obj.get('format')!r}, expected {FORMAT!r}")
-    ids, parts = obj["ids"], {part: code for code, part in obj["codes"].items()}
     folds = {}
-    for name, s in obj["folds"].items():
-        if len(s) != len(ids):
-            raise PublishedListError(f"shipped EmoBox lists for {obj['corpus']}: fold {name} has "
-                                     f"{len(s)} codes for {len(ids)} ids")
-        fold: dict[str, list[str]] = {}
-        for part in PUBLISHED_PARTS:
-            members = [i for i, ch in zip(ids, s) if ch == parts.get(part)]
-            if members or (part != "valid" and part not in obj["unavailable"].get(name, [])):
-                fold[part] = members
-        folds[name] = fold
+    for name, coded in decode_folds(obj, PublishedListError, f"shipped EmoBox lists for {obj['corpus']}").items():
+        unavailable = obj["unavailable"].get(name, [])
+        folds[name] = {part: coded.get(part, []) for part in PUBLISHED_PARTS
+                       if coded.get(part) or (part != "valid" and part not in unavailable)}
     return PublishedLists(obj["corpus"], obj["emobox"], folds, obj["source"], obj["unavailable"])
 
 
