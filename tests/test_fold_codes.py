@@ -28,5 +28,7 @@ def test_folds_round_trip_and_damage_is_named():
     assert read_gzip_json(gzip_json(obj), ValueError, "x") == obj and gzip_json(obj) == gzip_json(obj)
     with pytest.raises(ValueError, match="x: fold f2 has 2 codes for 3 ids"):
         decode_folds({**obj, "folds": {"f2": "r."}}, ValueError, "x")
+    with pytest.raises(ValueError, match="x have format 'a/1', expected 'b/1'"):
+        read_gzip_json(gzip_json({"format": "a/1"}), ValueError, "x", "b/1")
     with pytest.raises(ValueError, match="shipped lists are unreadable"):
         read_gzip_json(b"not gzip", ValueError, "shipped lists")

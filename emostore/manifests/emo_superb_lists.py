@@ -190,9 +190,7 @@ def encode(splits: PublishedSplits) -> bytes:
 
 
 def decode(data: bytes) -> PublishedSplits:
-    obj = read_gzip_json(data, PublishedSplitError, "shipped EMO-SUPERB splits")
-    if obj.get("format") != FORMAT:
-        raise PublishedSplitError(f"shipped EMO-SUPERB splits have format {obj.get('format')!r}, expected {FORMAT!r}")
+    obj = read_gzip_json(data, PublishedSplitError, "shipped EMO-SUPERB splits", FORMAT)
     coded = decode_folds(obj, PublishedSplitError, f"shipped EMO-SUPERB splits for {obj['corpus']}")
     folds = {name: {p: fold.get(p, []) for p in PARTS} for name, fold in coded.items()}
     return PublishedSplits(obj["corpus"], folds, obj["source"])

@@ -213,9 +213,7 @@ def encode(lists: PublishedLists) -> bytes:
 
 
 def decode(data: bytes) -> PublishedLists:
-    obj = read_gzip_json(data, PublishedListError, "shipped EmoBox lists")
-    if obj.get("format") != FORMAT:
-        raise PublishedListError(f"shipped EmoBox lists have format {obj.get('format')!r}, expected {FORMAT!r}")
+    obj = read_gzip_json(data, PublishedListError, "shipped EmoBox lists", FORMAT)
     folds = {}
     for name, coded in decode_folds(obj, PublishedListError, f"shipped EmoBox lists for {obj['corpus']}").items():
         unavailable = obj["unavailable"].get(name, [])

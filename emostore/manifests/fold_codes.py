@@ -18,12 +18,16 @@ def gzip_json(obj) -> bytes:
                          compresslevel=9, mtime=0)
 
 
-def read_gzip_json(data: bytes, error: type[Exception], what: str) -> dict:
-    """The object :func:`gzip_json` wrote; damaged bytes raise ``error`` naming ``what``."""
+def read_gzip_json(data: bytes, error: type[Exception], what: str, fmt: str | None = None) -> dict:
+    """The object :func:`gzip_json` wrote; damaged bytes, or a ``format`` field other than ``fmt``,
+    raise ``error`` naming ``what``."""
     try:
-        return json.loads(gzip.decompress(data))
+        obj = json.loads(gzip.decompress(data))
     except (OSError, EOFError, ValueError) as exc:
         raise error(f"{what} are unreadable ({exc})") from None
+    if fmt is not None and obj.get("format") != fmt:
+        raise error(f"{what} have format {obj.get('format')!r}, expected {fmt!r}")
+    return obj
 
 
 def encode_folds(folds: dict[str, dict[str, list[str]]], order: list[str], codes: dict[str, str]) -> dict[str, str]:
