@@ -1,9 +1,9 @@
 """Grouped sweeps: the wall time of `emostore sweep` for 1 config against 8, 100 and 500, in one run.
 
-Run from the repository root, after the lead's full-EmoDB Whisper tiny.en store exists::
+Run from the repository root, given a full-EmoDB Whisper tiny.en store (e.g. the one
+``emostore recipe emodb ../shared/data/emodb`` writes to ``emodb-recipe/lab/emodb/ct2-whisper.zarr``)::
 
-    nice -n 10 python bench/grouped_sweep.py [--store /work/cache/emodb/whisper.zarr]
-        [--manifest /work/cache/emodb/manifest.jsonl] [--workdir DIR] [--threads 1]
+    nice -n 10 python bench/grouped_sweep.py --store STORE --manifest MANIFEST [--workdir DIR] [--threads 1]
         [--emobox-epochs 20] [--only probe|emobox] [--reference]
 
 Inputs (made once in ``--workdir``): the MR label set of the manifest and EmoBox's published 5
@@ -88,17 +88,16 @@ def max_prob_difference(a: Path, b: Path) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--store", default="/work/cache/emodb/whisper.zarr")
-    ap.add_argument("--manifest", default="/work/cache/emodb/manifest.jsonl")
+    ap.add_argument("--store", default="emodb-recipe/lab/emodb/ct2-whisper.zarr")
+    ap.add_argument("--manifest", default="emodb-recipe/lab/emodb/manifest.jsonl")
     ap.add_argument("--workdir", default="bench/out/grouped")
     ap.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS for every command")
     ap.add_argument("--emobox-epochs", type=int, default=20)
     ap.add_argument("--only", choices=("probe", "emobox"), default=None)
     ap.add_argument("--reference", action="store_true", help="also the 100 probes with --no-group")
     args = ap.parse_args(argv)
-    done = Path(args.store).with_suffix(".done")
-    if not Path(args.store).exists() or (args.store.startswith("/work/cache/") and not done.exists()):
-        sys.exit(f"{args.store}: no finished store (wait for {done}, or pass --store)")
+    if not Path(args.store).exists():
+        sys.exit(f"{args.store}: no such store (extract one, or pass --store)")
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     labels, part = inputs(args, work)
