@@ -41,7 +41,8 @@ sweeps skip finished runs, so an interrupted run picks up where it stopped):
    EmoBox selects on dev) -> UA / WA / macro-F1, single-label as EmoBox reports them (argmax class;
    ``macro_f1_single``), fold means with 95 % percentile bootstrap CIs (``fold_mean``); per-layer
    probe curves and the learned layer weights, per protocol and encoder.
-6. Timing: extraction vs the whole store sweep (sum of the runs' own training seconds), and the
+6. Timing: extraction vs the whole store sweep (sum of the runs' own training seconds; a grouped
+   member's seconds are its share of its group's time, so they sum to the training time), and the
    same sweep with the encoder recomputed on every batch (the s3prl way). That one is
    **extrapolated**, not run: the per-clip encoder cost is measured with
    ``EncoderSource`` (bench/encoder_source.py) on ``--time-clips`` real clips, and each run

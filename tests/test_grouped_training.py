@@ -84,6 +84,9 @@ def test_pooled_group_members_equal_single_runs(whisper_fold, head):
     assert all(not isinstance(g, Exception) for g in grouped), grouped
     assert {g.record["group"]["members"] for g in grouped} == {len(members)}  # one stack of all
     assert len({len(g.dev_losses) for g in grouped}) > 1  # members stopped at different epochs
+    # each member's seconds are its share of the group's passes: together no more than the group took
+    assert all(g.seconds > 0 for g in grouped)
+    assert sum(g.seconds for g in grouped) <= max(g.record["group"]["seconds"] for g in grouped) + 0.01
     for g, m in zip(grouped, members):
         _assert_same(g, _alone(fs, m))
 

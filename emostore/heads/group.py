@@ -18,6 +18,10 @@ so a batch's frames cannot be shared across seeds; the block reads are: one cach
 largest member's ``memory_mb``) and the step packs them frame by frame (no padding to the longest
 clip), pooling each clip with a segment mean.
 
+A member's ``seconds`` (run.json, the results table) is its share of the group's time: each epoch's
+wall time split evenly among the members that trained in it, plus its own test pass, so a sweep's
+seconds sum to its training wall time (``group.seconds`` in run.json is the whole group's).
+
 On CUDA (``device``) it runs the same code; dropout masks are then drawn on the device from
 per-member generators, which is deterministic but not the same draws as a single CUDA run's fused
 dropout (untested on a GPU here).
@@ -66,6 +70,7 @@ class _Run:
     best_epoch: int = 0
     best_loss: float = float("inf")
     epoch: int = 0
+    seconds: float = 0.0  # its share of the group's time: each epoch's wall time split among the members in it
 
     @property
     def cfg(self) -> TrainConfig:
@@ -236,12 +241,18 @@ def _train_stack(fs, runs: list[_Run], done) -> None:
         train = _Rows([(runs[i].s.data.rows["train"], runs[i].s.data.targets["train"]) for i in alive], device)
         dev = _Rows([(runs[i].s.data.rows["dev"], runs[i].s.data.targets["dev"]) for i in alive], device)
 
+    setup_share = (time.perf_counter() - t0) / len(runs)
+    for r in runs:
+        r.seconds = setup_share
     while alive:
         members = [runs[i] for i in alive]
+        t_epoch = time.perf_counter()
         for r in members:
             r.epoch += 1
         _train_epoch(stack, opt, feed, train, members, device)
         dev_losses = _dev_losses(stack, feed, dev, members, device)
+        for r in members:
+            r.seconds += (time.perf_counter() - t_epoch) / len(members)
         improved = []
         for j, (r, loss) in enumerate(zip(members, dev_losses)):
             r.dev_losses.append(loss)
@@ -265,9 +276,11 @@ def _train_stack(fs, runs: list[_Run], done) -> None:
                 continue
             try:
                 state = stack.state_dict(j, best) if best_seen[j] else None
+                t_test = time.perf_counter()
                 res = finish(c, r.member.classes, r.s, r.head, state, r.best_epoch, r.train_losses, r.dev_losses,
-                             source, time.perf_counter() - t0)
-                res.record["group"] = {"members": len(runs)}
+                             source, 0.0)
+                res.seconds = r.seconds + time.perf_counter() - t_test
+                res.record["group"] = {"members": len(runs), "seconds": round(time.perf_counter() - t0, 3)}
                 done(r.index, res)
             except Exception as exc:  # e.g. a dev loss never finite: this member fails alone
                 done(r.index, exc)
