@@ -41,6 +41,10 @@ EMO_SUPERB_CHATGPT_SOURCE = ("EMO-SUPERB's GPT-4 relabeling (input_train.csv, ou
                              "from github.com/ag027592/EMO-SUPERB")
 
 
+#: marks a test that reads RAVDESS: it skips without it (fails under CI=true), see ``ravdess_dir``
+needs_ravdess = pytest.mark.usefixtures("ravdess_dir")
+
+
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
-from conftest import EMODB, RAVDESS, RAVDESS_SOURCE, REPO, need_data, need_full_emodb
+from conftest import EMODB, need_full_emodb, needs_ravdess
 from emostore.crosscorpus.balanced import build_balanced, published, published_corpora
 from emostore.crosscorpus.classes import CrossCorpusError, class_mapping, shared_labels
 from emostore.crosscorpus.matrix import cross_matrix, format_matrix
@@ -24,7 +24,6 @@ from emostore.store.reader import open as open_store
 from emostore.sweep.config import expand
 from emostore.sweep.runner import run_sweep
 
-needs_ravdess = pytest.mark.usefixtures("ravdess_dir")  # skips (fails under CI=true) without RAVDESS
 
 
 def test_the_shipped_track2_sets_are_emobox_balanced_sets():
@@ -66,12 +65,12 @@ def test_emostores_built_emodb_set_is_balanced_per_speaker_and_class():
 
 
 @pytest.fixture(scope="module")
-def fbank_lab(tmp_path_factory):
+def fbank_lab(tmp_path_factory, ravdess_dir):
     """A lab of FBANK stores: all of EmoDB, and RAVDESS's published balanced set plus all of Actor_24."""
     root = tmp_path_factory.mktemp("cross")
     rav = root / "ravdess"
     keep = set(published("ravdess").ids)
-    for f in sorted(need_data(RAVDESS, RAVDESS_SOURCE).rglob("*.flac")):
+    for f in sorted(ravdess_dir.rglob("*.flac")):
         if f.stem in keep or f.parent.name == "Actor_24":
             (rav / f.parent.name).mkdir(parents=True, exist_ok=True)
             (rav / f.parent.name / f.name).symlink_to(f)

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from conftest import CREMA, CREMA_SOURCE, need_data
 from click.testing import CliRunner
 
+from conftest import CREMA, CREMA_SOURCE, need_data
 from emostore.cli import main
 from emostore.labels.aggregate import aggregate_manifest, read_label_set, smooth
 from emostore.labels.published import import_consensus

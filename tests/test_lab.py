@@ -18,14 +18,13 @@ import soundfile as sf
 import zarr
 from click.testing import CliRunner
 
-from conftest import RAVDESS, RAVDESS_SOURCE, REPO, emodb_clips, need_data
+from conftest import REPO, emodb_clips, needs_ravdess
 from emostore.cli import main
 from emostore.lab.catalog import catalog
 from emostore.lab.layout import LabError
 from emostore.lab.plan import extract_plan, read_plan
 from emostore.sweep.config import expand
 
-needs_ravdess = pytest.mark.usefixtures("ravdess_dir")  # skips (fails under CI=true) without RAVDESS
 pytest.importorskip("distributed")
 NODES = ("ids", "num_frames", "offsets", "done", "pooled/mean", "frames")
 
@@ -38,11 +37,11 @@ def _short(src: Path, dst: Path, seconds: float = 0.6) -> None:
 
 
 @pytest.fixture
-def plan_file(tmp_path) -> Path:
+def plan_file(tmp_path, ravdess_dir) -> Path:
     for f in emodb_clips()[:3]:
         _short(f, tmp_path / "emodb" / "wav" / (f.stem + ".wav"))
     for actor, step in (("Actor_01", 30), ("Actor_02", 60)):
-        for f in sorted((need_data(RAVDESS, RAVDESS_SOURCE) / actor).glob("*.flac"))[::step]:
+        for f in sorted((ravdess_dir / actor).glob("*.flac"))[::step]:
             _short(f, tmp_path / "ravdess" / actor / f.name)
     plan = {"corpora": {"emodb": {"adapter": "emodb", "root": "emodb"}, "ravdess": {"adapter": "ravdess", "root": "ravdess"}},
             "encoders": {"fbank": {"encoder": "fbank", "block_rows": 1},

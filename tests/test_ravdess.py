@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
-
-from conftest import RAVDESS
 from click.testing import CliRunner
 
+from conftest import RAVDESS, needs_ravdess
 from emostore.cli import main
 from emostore.manifests import emobox_lists
 from emostore.manifests.adapters.base import AdapterError, get_adapter
 
 
-needs_ravdess = pytest.mark.usefixtures("ravdess_dir")  # skips (fails under CI=true) without RAVDESS
 
 
 @needs_ravdess

@@ -4,14 +4,12 @@ calibrated map fitted on it, on the real files (../shared/data/emo-superb-chatgp
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-from conftest import EMO_SUPERB_CHATGPT, EMO_SUPERB_CHATGPT_SOURCE, need_data
 from click.testing import CliRunner
 
+from conftest import EMO_SUPERB_CHATGPT
 from emostore.cli import main
 from emostore.labels import calibrate
 from emostore.labels.embed import EmbedRelabeler, SentenceEncoder, relabel_manifest
@@ -26,8 +24,7 @@ INPUT, OUTPUT = DATA / "input_train.csv", DATA / "output_train.csv"
 
 
 @pytest.fixture(scope="module")
-def pair():
-    need_data(DATA, EMO_SUPERB_CHATGPT_SOURCE)
+def pair(emo_superb_chatgpt_dir):
     return read_pair(INPUT, OUTPUT)
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from conftest import EMO_SUPERB_CHATGPT
-from click.testing import CliRunner
 
 pytest.importorskip("openai")
 

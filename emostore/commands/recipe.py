@@ -50,8 +50,8 @@ def recipe(corpus, root, encoders, rule, label_rules, heads, lrs, out, jobs, dev
         raise click.UsageError("give both CORPUS and ROOT, or neither (the bundled EmoDB subset)")
     opts = RecipeOptions(
         corpus=corpus or "emodb", root=root, out=out, encoders=encoders or DEFAULT_ENCODERS, rule=rule,
-        label_rules=label_rules or ("mr",), heads=heads or DEFAULT_HEADS, lrs=lrs, jobs=jobs or Execution.cores(), device=device,
-        allow_mismatch=allow_mismatch, n_boot=n_boot, adapter_options=parse_options(options),
+        label_rules=label_rules or ("mr",), heads=heads or DEFAULT_HEADS, lrs=lrs, jobs=jobs or Execution.cores(),
+        device=device,        allow_mismatch=allow_mismatch, n_boot=n_boot, adapter_options=parse_options(options),
     )
     result = run_recipe(opts, log=lambda line: click.echo(line, err=True), progress=progress_factory(quiet))
     click.echo(format_summary(result.summary))

@@ -20,7 +20,6 @@ Regenerate the shipped copy with ``python -m emostore.crosscorpus.balanced pack 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import random
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path, PurePosixPath
 
 from emostore.crosscorpus.classes import SHARED_CLASSES, CrossCorpusError
 from emostore.manifests.emobox_lists import REPOSITORY, _git_commit
-from emostore.manifests.fold_codes import gzip_json
+from emostore.manifests.fold_codes import gzip_json, read_gzip_json
 
 FORMAT = "emostore-emobox-track2/1"
 # emostore corpus name -> EmoBox's track-2 file prefix
@@ -58,16 +57,18 @@ def _shipped_file():
     return resources.files("emostore.manifests").joinpath("published", "emobox", "track2", "balanced.json.gz")
 
 
+def _shipped() -> dict:
+    return read_gzip_json(_shipped_file().read_bytes(), CrossCorpusError, "shipped track-2 sets", FORMAT)
+
+
 def published_corpora() -> list[str]:
     """emostore names of the corpora with a published balanced set shipped."""
-    return sorted(json.loads(gzip.decompress(_shipped_file().read_bytes()))["sets"])
+    return sorted(_shipped()["sets"])
 
 
 def published(corpus: str) -> BalancedSet | None:
     """EmoBox's published balanced set of ``corpus`` (shipped copy), or None where it publishes none."""
-    obj = json.loads(gzip.decompress(_shipped_file().read_bytes()))
-    if obj.get("format") != FORMAT:
-        raise CrossCorpusError(f"shipped track-2 sets have format {obj.get('format')!r}, expected {FORMAT!r}")
+    obj = _shipped()
     entries = obj["sets"].get(corpus)
     if entries is None:
         return None
