@@ -77,10 +77,21 @@ class _Run:
         return self.member.cfg
 
 
-def stack_key(cfg: TrainConfig, features: str, layer_position: int | None, num_classes: int) -> tuple:
-    """Members with equal keys train in one stack: same head kind, same feature reads, same classes."""
+def source_key(cfg: TrainConfig, features: str, layer_position: int | None) -> tuple:
+    """Members with equal keys read the same features: one source (one frames cache) serves them."""
     frames_layer = layer_position if features == "frames" and reads_one_layer(cfg.head) else None
-    return (cfg.head, features, frames_layer, num_classes, str(cfg.device))
+    return (features, frames_layer, str(cfg.device))
+
+
+def stack_key(cfg: TrainConfig, features: str, layer_position: int | None, num_classes: int) -> tuple:
+    """Members with equal keys train in one stack: same head kind, same feature reads, same classes.
+
+    Frame members also share a hidden size: on frames the per-frame product is the whole cost, and
+    a member padded to a wider one would pay for the wider one's units (on pooled features the
+    padding costs less than the extra stack would).
+    """
+    hidden = cfg.hidden if features == "frames" else None
+    return (cfg.head, num_classes, hidden) + source_key(cfg, features, layer_position)
 
 
 def train_group(fs, members: list[Member], threads: int | None = None, allow_overlap: bool = False,
@@ -107,9 +118,10 @@ def train_group(fs, members: list[Member], threads: int | None = None, allow_ove
                 done(i, exc)
                 continue
             stacks.setdefault(stack_key(m.cfg, s.features, s.layer_position, len(m.classes)), []).append(run)
+        sources = _Sources(fs, [r for runs in stacks.values() for r in runs])
         for runs in stacks.values():
             try:
-                _train_stack(fs, runs, done)
+                _train_stack(sources.get(runs[0]), runs, done)
             except Exception as exc:  # the stack failed as a whole: every unfinished member records it
                 for r in runs:
                     if out[r.index] is None:
@@ -131,6 +143,33 @@ def _new_run(fs, i: int, m: Member, s: Setup) -> _Run:
     return _Run(i, m, s, head, torch.Generator().manual_seed(cfg.seed), drop_gen,
                 orderer(fs, cfg.head, s.features, cfg, s.data.rows["train"]),
                 torch.tensor(s.weights, dtype=torch.float32, device=cfg.device))
+
+
+class _Sources:
+    """One source per :func:`source_key`, made when its first stack starts; a frames cache is sized by
+    the largest ``memory_mb`` among every member reading it."""
+
+    def __init__(self, fs, runs: list[_Run]):
+        self.fs, self.made = fs, {}
+        self.budget: dict[tuple, int] = {}
+        for r in runs:
+            key = self.key(r)
+            self.budget[key] = max(self.budget.get(key, 0), r.cfg.memory_mb << 20)
+
+    @staticmethod
+    def key(r: _Run) -> tuple:
+        return source_key(r.cfg, r.s.features, r.s.layer_position)
+
+    def get(self, r: _Run):
+        key = self.key(r)
+        if key not in self.made:
+            device = r.cfg.device
+            if r.s.features == "pooled":
+                self.made[key] = PooledSource(self.fs, device)
+            else:
+                layers = [r.s.layer_position] if reads_one_layer(r.cfg.head) else None
+                self.made[key] = FramesSource(self.fs, layers, self.budget[key], device)
+        return self.made[key]
 
 
 class _Rows:
@@ -209,17 +248,10 @@ def _per_member_ce(logits, targets, valid_t, weights, smoothing=None) -> torch.T
     return (per_row * valid_t).sum(-1)
 
 
-def _train_stack(fs, runs: list[_Run], done) -> None:
+def _train_stack(source, runs: list[_Run], done) -> None:
     t0 = time.perf_counter()
-    cfg0 = runs[0].cfg
-    device = cfg0.device
-    features = runs[0].s.features
-    if features == "pooled":
-        source = PooledSource(fs, device)
-    else:
-        layers = [runs[0].s.layer_position] if reads_one_layer(cfg0.head) else None
-        source = FramesSource(fs, layers, max(r.cfg.memory_mb for r in runs) << 20, device)
-    feed = _Feed(source, features == "frames", device)
+    device = runs[0].cfg.device
+    feed = _Feed(source, runs[0].s.features == "frames", device)
     stack = StackedHead([r.head for r in runs], device)
     steps_per_epoch = [-(-len(r.s.data.rows["train"]) // r.cfg.batch_size) for r in runs]
     opt = StackedAdamW(stack.params, [r.cfg.lr for r in runs], [r.cfg.weight_decay for r in runs],

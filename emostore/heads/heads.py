@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from emostore.heads.fused import norm_linear
 from emostore.heads.names import LAYERED, HeadError
 
 
@@ -98,8 +99,11 @@ class EmoBoxHead(OneLayerHead):
         self.out = nn.Linear(hidden, num_classes)
 
     def forward_frames(self, x, mask):
-        h = torch.relu(self.hidden(self.norm(self.pick(x))))
-        return self.out(masked_mean(h, mask))
+        f = self.pick(x)  # [B, T, D]; LayerNorm + Linear as one product (emostore.heads.fused)
+        n, h = self.norm, self.hidden
+        y = norm_linear(f.reshape(1, -1, f.shape[-1]), n.weight[None], n.bias[None], h.weight[None], h.bias[None],
+                        n.eps)
+        return self.out(masked_mean(torch.relu(y).reshape(f.shape[:2] + (-1,)), mask))
 
 
 class ARMLPHead(OneLayerHead):

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from emostore.heads.fused import norm_linear
 from emostore.heads.heads import LAYERED, ARMLPHead, Head, HeadError
 
 
@@ -96,9 +96,7 @@ class StackedHead:
             h = torch.einsum("knld,kl->knd", x, torch.softmax(p["weights"], dim=1))
             return linear(h, p["proj.weight"], p["proj.bias"])
         if self.name == "emobox":
-            d = x.shape[-1]
-            h = F.layer_norm(x, (d,)) * p["norm.weight"].unsqueeze(1) + p["norm.bias"].unsqueeze(1)
-            return torch.relu(linear(h, p["hidden.weight"], p["hidden.bias"]))
+            return torch.relu(norm_linear(x, p["norm.weight"], p["norm.bias"], p["hidden.weight"], p["hidden.bias"]))
         return x  # probe, ar-mlp: the mean of the layer itself
 
     def post(self, h: torch.Tensor, dropout=None) -> torch.Tensor:

@@ -3,10 +3,10 @@
 A group is the sweep's unit of work: in this process, on a local process pool (``--jobs N``) or a
 Dask cluster (``--scheduler``), a worker trains one whole group and writes every member's own run
 folder. Runs group when they share the store, the head kind, the features read (``pooled/mean``,
-or for frame heads the frames of the same layer) and the device (:func:`group_key`). Groups larger
-than :data:`MAX_MEMBERS` are cut, and while there are fewer groups than workers the largest is split
-in two, so every worker has work. Membership never changes a result: a member equals its run trained
-alone (tests/test_grouped_training.py).
+or for frame heads the frames of the same layer, and their hidden size) and the device
+(:func:`group_key`). Groups larger than :data:`MAX_MEMBERS` are cut, and while there are fewer
+groups than workers the largest is split in two, so every worker has work. Membership never
+changes a result: a member equals its run trained alone (tests/test_grouped_training.py).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def group_key(run: RunSpec) -> tuple:
     c = run.config
     features = features_of(c)
     layer = c.layer if features == "frames" and c.head in LAYERED else None
-    return (run.store, c.head, features, layer, str(c.device))
+    hidden = c.hidden if features == "frames" else None  # one stack per hidden size (heads.group.stack_key)
+    return (run.store, c.head, features, layer, hidden, str(c.device))
 
 
 def plan_groups(runs: list[RunSpec], workers: int = 1) -> list[list[RunSpec]]:
