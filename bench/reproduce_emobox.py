@@ -25,7 +25,8 @@ sweeps skip finished runs, so an interrupted run picks up where it stopped):
 2. Stores: ``--store-dir`` holding ``emodb-whisper.zarr`` (ct2-whisper, 5 layers x 384) and
    ``emodb-fbank.zarr`` (80 log-mel bins) of the same manifest, else both are extracted into the
    workdir and timed end to end.
-3. Extraction time for the README: the full extraction's wall time when step 2 ran it; otherwise
+3. Extraction time for the README: the full extraction's wall time when step 2 ran it (kept in
+   ``WORKDIR/extraction.json``, so ``--store-dir WORKDIR`` later reports it); otherwise
    (the stores do not record their own timing) a timed extraction of ``--time-clips`` clips with
    each encoder, its encoder seconds scaled to the corpus by audio seconds and its once-only costs
    (encoder load, weights hash, store creation) added once -- printed as ``scaled from N clips``.
@@ -170,6 +171,8 @@ def stores_and_extraction(args, work: Path, manifest: Path) -> tuple[dict[str, P
     total_audio = sum(float(r["duration"]) for r in m.rows)
     timing = {}
     stores = {}
+    measured_file = work / "extraction.json"  # whole-corpus timings measured here, by store and manifest
+    measured = json.loads(measured_file.read_text()) if measured_file.exists() else {}
     for name, enc in ENCODERS.items():
         if args.store_dir or args.lab:
             path = (Path(args.lab) / CORPUS / f"{name}.zarr" if args.lab
@@ -179,16 +182,22 @@ def stores_and_extraction(args, work: Path, manifest: Path) -> tuple[dict[str, P
                 sys.exit(f"{path} was extracted from another manifest than {manifest} (built from {args.data}); "
                          "drop --store-dir to extract here")
             stores[name] = path
+            earlier = measured.get(str(Path(path).resolve()))
+            if earlier and earlier.get("manifest_sha256") == m.sha256:
+                timing[name] = {**earlier["timing"], "how": f"measured, whole corpus ({earlier['date']})"}
         else:
             path = work / f"{CORPUS}-{name}.zarr"
             wall, audio_s, _ = extract(manifest, path, enc)
             timing[name] = {"seconds": wall, "audio_seconds": audio_s, "how": "measured, whole corpus"}
             stores[name] = path
-    if args.store_dir or args.lab:  # the stores carry no timing: time a subset of real clips and scale by audio seconds
+            measured[str(path.resolve())] = {"manifest_sha256": m.sha256, "timing": timing[name],
+                                             "date": time.strftime("%Y-%m-%d %H:%M")}
+            measured_file.write_text(json.dumps(measured, indent=1) + "\n", encoding="utf-8")
+    if len(timing) < len(ENCODERS):  # no timing recorded: time a subset of real clips and scale by audio seconds
         rows = m.rows[:: max(1, len(m.rows) // args.time_clips)][: args.time_clips]
         sub = work / "timing-subset.jsonl"
         sub.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-        for name, enc in ENCODERS.items():
+        for name, enc in [(n, e) for n, e in ENCODERS.items() if n not in timing]:
             # once per extraction (encoder load, weights hash, store creation): not scaled
             wall, audio_s, enc_s = extract(sub, work / f"timing-{name}.zarr", enc)
             fixed = wall - enc_s
@@ -372,8 +381,9 @@ def main(argv=None) -> int:
                     help="stop a run after N epochs without a better dev loss (default: the recipe's 100 epochs); "
                          "the epoch kept is still the one with the lowest dev loss")
     ap.add_argument("--jobs", type=int, default=2, help="sweep processes")
-    ap.add_argument("--emobox-runs", default="emobox:whisper:last,emobox:fbank:last,emobox-rule:whisper:last,emobox-rule:fbank:last",
-                    help="frame-head grids to run: PROTOCOL:ENCODER:LAYER,... (LAYER: number, last, best)")
+    ap.add_argument("--emobox-runs", default=None,
+                    help="frame-head grids to run: PROTOCOL:ENCODER:LAYER,... (LAYER: number, last, best; "
+                         "default the last layer of both encoders on every --protocol)")
     ap.add_argument("--emobox-lr", type=float, action="append", default=None,
                     help="frame-head learning rates (repeat; default the recipe's 1e-3 and 1e-4)")
     ap.add_argument("--time-clips", type=int, default=16, help="clips timed for extraction and the s3prl way")
@@ -387,6 +397,8 @@ def main(argv=None) -> int:
         del PROTOCOLS[name]
     GRID["lr"], GRID["hidden"] = args.lr or GRID["lr"], args.hidden or GRID["hidden"]
     args.emobox_lr = args.emobox_lr or GRID["lr"]
+    if args.emobox_runs is None:
+        args.emobox_runs = ",".join(f"{p}:{e}:last" for p in PROTOCOLS for e in ("whisper", "fbank"))
     for item in filter(None, args.emobox_runs.split(",")):  # before any work
         protocol, short, layer = (item.split(":") + ["", "", ""])[:3]
         if protocol not in PROTOCOLS or short not in ENCODERS or not (layer in ("last", "best") or layer.isdigit()):
@@ -426,6 +438,8 @@ def main(argv=None) -> int:
                 emobox_specs(stores[short], inputs, protocol, int(layer), args.emobox_lr), sweep_dirs[protocol], args.jobs,
                       f"{protocol}: emobox head, {short} layer {layer}")
 
+    if not any((d / "results.sqlite").exists() for d in sweep_dirs.values()):
+        sys.exit(f"{work}: no sweep has run here yet (run without --no-sweep)")
     rows = table_rows(sweep_dirs, enc_names, args.n_boot)
     print()
     print(f"{CORPUS}, MR (= the acted label), EmoBox recipe ({PRESETS['emobox']['epochs']} epochs, "

@@ -10,6 +10,11 @@ One training step's forward and backward (no optimiser) of K heads on K differen
 * ``vmap``: ``torch.func.stack_module_state`` + ``vmap(functional_call)`` of the single module;
 * ``loop``: the K single modules one after another (what one-at-a-time training does per step).
 
+``--frames N``: instead, the EmoBox head's per-frame part (LayerNorm -> Linear(384, 256) -> ReLU) on
+K members x N frames each, unfused (``F.layer_norm`` with the affine, then ``baddbmm``: autograd's
+three products) against :func:`emostore.heads.fused.norm_linear` (two), and their largest
+gradient difference.
+
 Prints milliseconds per step (median of ``--steps``) and the load average.
 """
 
@@ -50,13 +55,52 @@ def median_ms(fn, steps: int) -> float:
     return 1000 * statistics.median(times)
 
 
+def frames_case(k: int, frames: int, steps: int) -> None:
+    """Unfused vs fused LayerNorm + Linear + ReLU on [k, frames, 384] -> 256, forward + backward."""
+    import torch.nn.functional as F
+
+    from emostore.heads.fused import norm_linear
+
+    torch.manual_seed(0)
+    d, h = 384, 256
+    x = torch.randn(k, frames, d)
+    gamma, beta = (1 + 0.1 * torch.randn(k, d)).requires_grad_(), (0.1 * torch.randn(k, d)).requires_grad_()
+    w, b = (0.05 * torch.randn(k, h, d)).requires_grad_(), torch.zeros(k, h, requires_grad=True)
+    probe = torch.randn(k, frames, h)
+
+    def unfused():
+        y = F.layer_norm(x, (d,)) * gamma.unsqueeze(1) + beta.unsqueeze(1)
+        (torch.relu(torch.baddbmm(b.unsqueeze(1), y, w.transpose(1, 2))) * probe).sum().backward()
+
+    def fused():
+        (torch.relu(norm_linear(x, gamma, beta, w, b)) * probe).sum().backward()
+
+    grads = []
+    for fn in (unfused, fused):
+        for p in (gamma, beta, w, b):
+            p.grad = None
+        fn()
+        grads.append([p.grad.clone() for p in (gamma, beta, w, b)])
+    diff = max(float((a - c).abs().max() / a.abs().max()) for a, c in zip(*grads))
+    print(f"emobox per-frame part, K = {k} x {frames} frames x {d} -> {h}: "
+          f"unfused {median_ms(unfused, steps):7.1f} ms   fused {median_ms(fused, steps):7.1f} ms   "
+          f"(largest relative gradient difference {diff:.1e})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--members", type=int, default=100)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--frames", type=int, default=0, help="frames per member: the fused-vs-unfused frame case")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.frames:
+        print(f"torch {torch.__version__}, {args.threads} thread(s), load average "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        frames_case(args.members, args.frames, args.steps)
+        print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        return
     from torch.func import functional_call, stack_module_state, vmap
 
     k = args.members

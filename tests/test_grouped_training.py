@@ -13,6 +13,7 @@ from emostore.heads.group import Member, train_group
 from emostore.heads.stacked import StackedAdamW, StackedHead
 from emostore.heads.train import TrainConfig, read_inputs, train
 from emostore.store import open as open_store
+from tb_events import tb_scalars
 
 
 
@@ -208,6 +209,10 @@ def test_grouped_sweep_writes_what_a_one_at_a_time_sweep_writes(whisper_fold, tm
         mg, ma = torch.load(dg / "model.pt"), torch.load(da / "model.pt")
         assert {k: v for k, v in mg.items() if k != "state_dict"} == {k: v for k, v in ma.items() if k != "state_dict"}
         assert len(list((dg / "tb").iterdir())) == 1
+        sg, sa = tb_scalars(dg / "tb"), tb_scalars(da / "tb")  # buffered and written at the end vs live
+        assert sorted(sg) == sorted(sa) and all([e for e, _ in sg[k]] == [e for e, _ in sa[k]] for k in sg)
+        for k in sg:
+            np.testing.assert_allclose([v for _, v in sg[k]], [v for _, v in sa[k]], rtol=1e-5, atol=1e-6)
         rg = json.loads((dg / "run.json").read_text())
         assert rg["group"]["members"] > 1
 

@@ -144,8 +144,11 @@ class _Watcher:
         pass
 
 
-def test_the_table_is_live_and_the_leaderboard_says_what_is_missing(fbank_fold, tmp_path):
+def test_the_table_is_live_and_the_leaderboard_says_what_is_missing(fbank_fold, tmp_path, monkeypatch):
+    from emostore.sweep.results import LiveTable
     from emostore.sweep.runner import run_sweep
+
+    monkeypatch.setattr(LiveTable, "MAX_SHARE", None)  # every finished run rewrites it (the default may wait)
 
     out = tmp_path / "s"
     runs = expand({"store": fbank_fold["store"], "labels": fbank_fold["labels"], "partition": fbank_fold["part"],
@@ -156,6 +159,28 @@ def test_the_table_is_live_and_the_leaderboard_says_what_is_missing(fbank_fold, 
     assert "1 of 3 planned runs finished, 2 missing" in watcher.seen[0][2]
     assert "missing" not in watcher.seen[-1][2]
     assert missing_runs(out) == (3, [])
+
+
+def test_a_busy_table_waits_but_the_last_write_holds_every_run(fbank_fold, tmp_path, monkeypatch):
+    """Rewrites wait while they would take over MAX_SHARE of the time; the way out writes every row."""
+    from emostore.sweep import results
+    from emostore.sweep.runner import run_sweep
+
+    writes = []
+    real = results.write_results
+
+    def counted(rows, path, planned=None):
+        writes.append(len(rows))
+        return real(rows, path, planned)
+
+    monkeypatch.setattr(results, "write_results", counted)
+    monkeypatch.setattr(results.LiveTable, "MAX_SHARE", 1e-9)  # a rewrite would have to wait for ages
+    out = tmp_path / "s"
+    runs = expand({"store": fbank_fold["store"], "labels": fbank_fold["labels"], "partition": fbank_fold["part"],
+                   "fold": "f1", "head": "probe", "epochs": 1, "batch_size": 8, "seed": [0, 1, 2]})
+    run_sweep(runs, out)
+    assert writes == [0, 3]  # at the start (nothing finished) and on the way out
+    assert len(load_results(out)) == 3 and missing_runs(out) == (3, [])
 
 
 def _write_many(path: str, tag: int, n: int, queue) -> None:

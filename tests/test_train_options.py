@@ -4,7 +4,6 @@ TensorBoard scalars, and test predictions for every test utterance."""
 from __future__ import annotations
 
 import json
-import struct
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from emostore.heads.train import run
 from emostore.labels.aggregate import read_label_set
 from emostore.manifests.partitions import read_partition
 from emostore.store import open as open_store
+from tb_events import tb_scalars
 
 
 def _cfg(**kw):
@@ -131,27 +131,10 @@ def test_emobox_preset_and_overrides():
         config_from(head="probe", fold="f1", colour="red")
 
 
-def _tb_scalars(tb_dir) -> dict[str, list[tuple[int, float]]]:
-    """Scalars of TensorBoard event files (TFRecord framing: u64 length, u32 crc, data, u32 crc)."""
-    from tensorboardX.proto import event_pb2
-
-    out: dict[str, list] = {}
-    for f in sorted(tb_dir.glob("events.out.tfevents.*")):
-        data = f.read_bytes()
-        pos = 0
-        while pos < len(data):
-            (n,) = struct.unpack("<Q", data[pos:pos + 8])
-            ev = event_pb2.Event.FromString(data[pos + 12:pos + 12 + n])
-            pos += 12 + n + 4
-            for v in ev.summary.value:
-                out.setdefault(v.tag, []).append((ev.step, v.simple_value))
-    return out
-
-
 def test_tensorboard_scalars_match_the_learning_curves(fbank_fold, tmp_path):
     res = run(fbank_fold["store"], fbank_fold["labels"], fbank_fold["part"], _cfg(head="weighted-sum", epochs=3),
               tmp_path / "r")
-    sc = _tb_scalars(tmp_path / "r" / "tb")
+    sc = tb_scalars(tmp_path / "r" / "tb")
     assert [s for s, _ in sc["loss/dev"]] == [1, 2, 3]
     np.testing.assert_allclose([v for _, v in sc["loss/dev"]], res.dev_losses, rtol=1e-6)
     np.testing.assert_allclose([v for _, v in sc["loss/train"]], res.train_losses, rtol=1e-6)

@@ -44,7 +44,7 @@ def sweep(spec_file, stores, label_sets, partitions, folds, heads, out, jobs, th
     [[runs]] tables included; a repeated option is a grid axis. Every run's inputs are checked
     before any is trained (layers, label-set coverage, class counts). Finished runs are skipped on
     re-run; a run failing in training is recorded with its error and the sweep goes on. The table
-    is updated as each run finishes: `emostore leaderboard OUT` works during the sweep and says how
+    is updated as runs finish: `emostore leaderboard OUT` works during the sweep and says how
     many runs are missing. Read it with `emostore.sweep.load_results(OUT)` (pandas) or any SQLite
     client.
     """

@@ -139,12 +139,7 @@ def run_group(store: str, runs: list[GroupRun], threads: int | None = None, tens
             try:
                 out = Path(r.out)
                 if tensorboard:  # from the member's buffered epochs
-                    on_epoch, writer = artifacts.tensorboard(out)
-                    try:
-                        for epoch, s in scalars[i]:
-                            on_epoch(epoch, s)
-                    finally:
-                        writer.close()
+                    artifacts.write_scalars(out, scalars[i])
                 write_folder(value, fs, out, store, r.labels, inputs[j], r.partition)
             except Exception as exc:  # writing this member's folder failed: it fails alone
                 value = exc

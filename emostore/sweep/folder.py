@@ -4,7 +4,7 @@
 lease object on object storage), so a second ``emostore sweep`` into the same folder is refused in
 one line naming the holder instead of training every run twice. ``OUT/sweep.json`` records the
 expanded specification; ``OUT/results.sqlite`` is written at the start (the plan, the runs already
-finished) and after every finished run (:class:`~emostore.sweep.results.LiveTable`).
+finished), as runs finish and on the way out (:class:`~emostore.sweep.results.LiveTable`).
 """
 
 from __future__ import annotations

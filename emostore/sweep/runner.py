@@ -11,7 +11,7 @@ per unit): every worker opens the shared store itself, by absolute path. A run d
 ``run.json`` parses is finished and skipped on re-run; a run that raises writes ``error.json``
 (error and traceback), a worker that dies is recorded the same way, and the sweep goes on. The
 folder has one writer at a time and its table (:mod:`emostore.sweep.results`) is live: written at
-the start and as each run finishes, also after Ctrl-C (:mod:`emostore.sweep.folder`).
+the start, as runs finish and at the end, also after Ctrl-C (:mod:`emostore.sweep.folder`).
 """
 
 from __future__ import annotations
