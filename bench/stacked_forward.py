@@ -6,7 +6,8 @@ One training step's forward and backward (no optimiser) of K heads on K differen
 [32, 384] (Whisper tiny.en's D): a probe (Linear(384, 7)) and an ar-mlp-sized MLP
 (384 -> 256 -> 256 -> 7), three ways, same inputs:
 
-* ``baddbmm``: weights stacked as [K, out, in] (what :mod:`emostore.heads.stacked` does);
+* ``baddbmm``: weights stacked as [K, out, in], ``x wᵀ + b``; ``(w xᵀ)ᵀ``: the same product as
+  ``(w xᵀ + b)ᵀ`` (what :mod:`emostore.heads.stacked` does);
 * ``vmap``: ``torch.func.stack_module_state`` + ``vmap(functional_call)`` of the single module;
 * ``loop``: the K single modules one after another (what one-at-a-time training does per step).
 
@@ -36,12 +37,16 @@ def make(kind: str) -> nn.Module:
     return nn.Sequential(nn.Linear(384, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 7))
 
 
-def stacked_forward(kind: str, params: dict, x: torch.Tensor) -> torch.Tensor:
+def stacked_forward(kind: str, params: dict, x: torch.Tensor, transposed: bool = False) -> torch.Tensor:
+    """``transposed``: each product as ``(w xᵀ + b)ᵀ`` (what emostore.heads.stacked.linear does)."""
     def lin(h, name):
-        return torch.baddbmm(params[f"{name}.bias"].unsqueeze(1), h, params[f"{name}.weight"].transpose(1, 2))
+        w, b = params[f"{name}.weight" if name else "weight"], params[f"{name}.bias" if name else "bias"]
+        if transposed:
+            return torch.baddbmm(b.unsqueeze(2), w, h.transpose(1, 2)).transpose(1, 2)
+        return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
 
     if kind == "probe":
-        return torch.baddbmm(params["bias"].unsqueeze(1), x, params["weight"].transpose(1, 2))
+        return lin(x, "")
     return lin(torch.relu(lin(torch.relu(lin(x, "0")), "2")), "4")
 
 
@@ -117,6 +122,9 @@ def main() -> None:
         def by_bmm():
             stacked_forward(kind, stacked, x).logsumexp(-1).sum().backward()
 
+        def by_bmm_t():
+            stacked_forward(kind, stacked, x, transposed=True).logsumexp(-1).sum().backward()
+
         def by_vmap():
             out = vmap(lambda p, b, xi: functional_call(base, (p, b), (xi,)))(params, buffers, x)
             out.logsumexp(-1).sum().backward()
@@ -129,7 +137,8 @@ def main() -> None:
             same = torch.allclose(stacked_forward(kind, stacked, x),
                                   vmap(lambda p, b, xi: functional_call(base, (p, b), (xi,)))(params, buffers, x),
                                   atol=1e-5)
-        print(f"{kind:<6} baddbmm {median_ms(by_bmm, args.steps):7.2f} ms   vmap {median_ms(by_vmap, args.steps):7.2f} ms"
+        print(f"{kind:<6} baddbmm {median_ms(by_bmm, args.steps):7.2f} ms   (w x^T)^T {median_ms(by_bmm_t, args.steps):7.2f} ms"
+              f"   vmap {median_ms(by_vmap, args.steps):7.2f} ms"
               f"   loop {median_ms(by_loop, args.steps):7.2f} ms   (same outputs: {same})")
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 

@@ -39,7 +39,7 @@ from emostore.heads.config import TrainConfig
 from emostore.heads.data import orderer
 from emostore.heads.loop import RunResult, Setup, epoch_scalars, finish, new_head, setup, torch_threads
 from emostore.heads.sources import FramesSource, PooledSource
-from emostore.heads.stacked import StackedAdamW, StackedHead, reads_one_layer
+from emostore.heads.stacked import StackedAdamW, StackedHead, reads_one_layer, schedule_order
 
 
 @dataclass
@@ -252,8 +252,11 @@ def _train_stack(source, runs: list[_Run], done) -> None:
     t0 = time.perf_counter()
     device = runs[0].cfg.device
     feed = _Feed(source, runs[0].s.features == "frames", device)
-    stack = StackedHead([r.head for r in runs], device)
     steps_per_epoch = [-(-len(r.s.data.rows["train"]) // r.cfg.batch_size) for r in runs]
+    order = schedule_order([r.cfg.lr for r in runs], [r.cfg.weight_decay for r in runs],
+                           [r.cfg.warmup_epochs for r in runs], steps_per_epoch)
+    runs, steps_per_epoch = [runs[i] for i in order], [steps_per_epoch[i] for i in order]
+    stack = StackedHead([r.head for r in runs], device)
     opt = StackedAdamW(stack.params, [r.cfg.lr for r in runs], [r.cfg.weight_decay for r in runs],
                        [r.cfg.warmup_epochs * n for r, n in zip(runs, steps_per_epoch)])
     best = {k: p.detach().clone() for k, p in stack.params.items()}
@@ -365,7 +368,9 @@ def _dev_losses(stack: StackedHead, feed: _Feed, rows: _Rows, members: list[_Run
     order = np.zeros((len(members), max(1, int(rows.lengths.max()))), dtype=np.int64)
     for j, o in enumerate(orders):
         order[j, :len(o)] = o
-    width = max(r.cfg.batch_size for r in members) if feed.frames else 256
+    # pooled: chunks of up to 256 rows per member, no wider than the longest dev part (a wider chunk
+    # gathers padding: K x width x D floats, 500 members x 256 x 384 = 197 MB for ~90 dev rows each)
+    width = max(r.cfg.batch_size for r in members) if feed.frames else min(256, int(rows.lengths.max()))
     weights = torch.stack([r.weight for r in members])
     size = np.full(len(members), width, dtype=np.int64)
     totals = torch.zeros(len(members), dtype=torch.float64, device=device)

@@ -189,7 +189,8 @@ def _train(fs, records, classes, partition, cfg, log, source, on_epoch, progress
     head = new_head(fs, cfg, len(classes), pos)
     gen = torch.Generator().manual_seed(cfg.seed)
     source = source if source is not None else make_source(fs, cfg.head, s.features, cfg, pos)
-    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # fused: one kernel per parameter, and the update a group member gets (heads.stacked.StackedAdamW)
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     tr_rows, tr_t = data.rows["train"], data.targets["train"]
     steps_per_epoch = -(-len(tr_rows) // cfg.batch_size)
     sched = _warmup(opt, cfg.warmup_epochs * steps_per_epoch)
