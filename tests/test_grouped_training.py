@@ -236,8 +236,29 @@ def test_plan_groups_by_feature_reads_and_splits_for_workers():
     assert all(len({(r.config.layer, r.config.hidden) for r in g}) == 1 for g in groups
                if g[0].config.head == "emobox")
     split = plan_groups(runs, workers=8)
-    assert len(split) == 8 and sorted(len(g) for g in split) == [1, 1, 1, 1, 2, 2, 2, 3]
+    # split until every worker has a group; frame groups (costly per member) first
+    assert len(split) == 8 and sorted(len(g) for g in split) == [1, 1, 1, 1, 1, 1, 1, 6]
     assert sorted(r.config.seed for g in split for r in g) == sorted(r.config.seed for r in runs)
+    assert split[0][0].config.head == "emobox"  # costliest first: the order a pool starts them in
+
+
+def test_plan_groups_balances_frame_groups_by_hidden_units():
+    """8 emobox configs (hidden 128 and 256) on 2 workers: 768 hidden units of work each, not 512 and 1024."""
+    from emostore.sweep.config import RunSpec
+    from emostore.sweep.group import plan_groups, run_cost
+
+    runs = [RunSpec("a.zarr", "l.jsonl", "p.json", TrainConfig(head="emobox", fold="f1", layer=4, hidden=h, lr=lr,
+                                                                seed=s))
+            for h in (128, 256) for lr in (1e-3, 3e-4) for s in (0, 1)]
+    assert len(plan_groups(runs, workers=1)) == 2  # one process: one stack per hidden size
+    groups = plan_groups(runs, workers=2)
+    costs = [sum(run_cost(r) for r in g) for g in groups]
+    assert costs == sorted(costs, reverse=True)
+    loads = [0.0, 0.0]
+    for c in costs:  # what a 2-worker pool does with them, in this order
+        loads[loads.index(min(loads))] += c
+    assert loads == [768.0, 768.0]
+    assert all(len({r.config.hidden for r in g}) == 1 for g in groups)
 
 
 def test_grouped_training_does_not_import_dynamo(fbank_fold):

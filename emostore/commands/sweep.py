@@ -26,8 +26,9 @@ from emostore.heads.config import Execution
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
               help="Sweep folder: runs/<run id>/ per run, results.sqlite (live), sweep.json. One sweep writes "
                    "a folder at a time.")
-@click.option("--jobs", "-j", type=bounded_type(Execution, "jobs"), default=1, show_default=True,
-              help="Runs in parallel in local processes.")
+@click.option("--jobs", "-j", type=bounded_type(Execution, "jobs"), default=None,
+              help="Groups of runs in parallel in local processes [default: one per core, at most 8; a sweep "
+                   "of one run trains in this process].")
 @threads_option
 @click.option("--scheduler", default=None, help="Dask distributed scheduler address (tcp://host:8786) to run on "
               "instead of local processes; every worker must see the store and label files.")
@@ -71,7 +72,7 @@ def sweep(spec_file, stores, label_sets, partitions, folds, heads, out, jobs, th
                "checking their inputs", err=True)
     from emostore.sweep.runner import run_sweep  # the training code (torch on first use): after the plan
 
-    summary = run_sweep(runs, out, jobs=jobs, scheduler=scheduler, progress=progress_factory(quiet),
+    summary = run_sweep(runs, out, jobs=jobs or Execution.cores(), scheduler=scheduler, progress=progress_factory(quiet),
                         log=lambda m: click.echo(m, err=True), threads=threads,
                         group=not no_group)
     click.echo(f"{out}: {summary.total} runs: {summary.done} trained, {summary.skipped} already done, "

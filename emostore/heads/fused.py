@@ -45,8 +45,14 @@ class AffineLinear(torch.autograd.Function):
         return None, g_gamma, g_beta, g_weight, s
 
 
-def norm_linear(x: torch.Tensor, gamma, beta, weight, bias, eps: float = 1e-5) -> torch.Tensor:
+def normalise(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """LayerNorm without its affine (``x̂``), row by row: the same values for a frame whatever else is in
+    the tensor, so a clip's ``x̂`` can be computed once and reused (:mod:`emostore.heads.group`)."""
+    return F.layer_norm(x.detach(), (x.shape[-1],), eps=eps)
+
+
+def norm_linear(x: torch.Tensor, gamma, beta, weight, bias, eps: float = 1e-5, normalised: bool = False):
     """``Linear(LayerNorm(x))`` per member: ``x [K, N, D]``, ``gamma``/``beta [K, D]``,
-    ``weight [K, H, D]``, ``bias [K, H]`` -> ``[K, N, H]`` (``x`` itself gets no gradient)."""
-    xh = F.layer_norm(x.detach(), (x.shape[-1],), eps=eps)
-    return AffineLinear.apply(xh, gamma, beta, weight, bias)
+    ``weight [K, H, D]``, ``bias [K, H]`` -> ``[K, N, H]`` (``x`` itself gets no gradient);
+    ``normalised``: ``x`` is already :func:`normalise`'s output."""
+    return AffineLinear.apply(x if normalised else normalise(x, eps), gamma, beta, weight, bias)

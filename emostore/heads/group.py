@@ -37,6 +37,7 @@ import torch
 
 from emostore.heads.config import TrainConfig
 from emostore.heads.data import orderer
+from emostore.heads.fused import normalise
 from emostore.heads.loop import RunResult, Setup, epoch_scalars, finish, new_head, setup, torch_threads
 from emostore.heads.sources import FramesSource, PooledSource
 from emostore.heads.stacked import StackedAdamW, StackedHead, reads_one_layer, schedule_order
@@ -146,8 +147,8 @@ def _new_run(fs, i: int, m: Member, s: Setup) -> _Run:
 
 
 class _Sources:
-    """One source per :func:`source_key`, made when its first stack starts; a frames cache is sized by
-    the largest ``memory_mb`` among every member reading it."""
+    """One source per :func:`source_key`, made when its first stack starts; a frames source and the
+    clip cache of the stack reading it share the largest ``memory_mb`` among its members (half each)."""
 
     def __init__(self, fs, runs: list[_Run]):
         self.fs, self.made = fs, {}
@@ -168,7 +169,8 @@ class _Sources:
                 self.made[key] = PooledSource(self.fs, device)
             else:
                 layers = [r.s.layer_position] if reads_one_layer(r.cfg.head) else None
-                self.made[key] = FramesSource(self.fs, layers, self.budget[key], device)
+                # half the budget for the blocks, half for the clip cache of the stack training (_Feed)
+                self.made[key] = FramesSource(self.fs, layers, self.budget[key] // 2, device)
         return self.made[key]
 
 
@@ -192,13 +194,38 @@ class _Rows:
 
 
 class _Feed:
-    """The stacked forward of one step: pooled rows gathered from memory, or frames packed from the cache."""
+    """The stacked forward of one step: pooled rows gathered from memory, or frames packed from the cache.
 
-    def __init__(self, source, frames: bool, device):
-        self.source, self.frames, self.device = source, frames, device
+    Frames: each clip's frames as a float32 tensor, kept in a clip cache of at most the frames
+    source's budget (clips past it are converted at each use; the source has the other half of the
+    members' ``memory_mb``, so the two stay within it). For a stack whose per-frame part
+    starts with a parameter-free LayerNorm (emobox), the cache holds the normalised frames: a clip is
+    normalised once for every member and epoch instead of once per member per epoch (LayerNorm was a
+    third of the forward), the same values row by row (:func:`emostore.heads.fused.normalise`).
+    """
+
+    def __init__(self, source, frames: bool, device, normalise: bool = False):
+        self.source, self.frames, self.device, self.normalise = source, frames, device, normalise
         if not frames:  # [L * N, D], layer-major: one member's (layer, row) is one contiguous row to copy
             n, layers, dim = source.pooled.shape
             self.by_layer = source.pooled.transpose(0, 1).reshape(layers * n, dim).contiguous()
+            return
+        self.clips: dict[int, torch.Tensor] = {}
+        self.clip_bytes, self.budget = 0, source.budget
+
+    def _clip(self, row: int, one_layer: bool) -> torch.Tensor:
+        """Store row ``row``'s frames, float32 ``[T, D]`` (``one_layer``) or ``[T, L', D]``, cached."""
+        hit = self.clips.get(row)
+        if hit is not None:
+            return hit
+        a = self.source._rows([row])[0]
+        t = torch.from_numpy(np.asarray(a[:, 0] if one_layer else a, dtype=np.float32)).to(self.device)
+        if self.normalise:
+            t = normalise(t)
+        if self.clip_bytes + t.nbytes <= self.budget:
+            self.clips[row] = t
+            self.clip_bytes += t.nbytes
+        return t
 
     def logits(self, stack: StackedHead, rows: np.ndarray, valid: np.ndarray, dropout=None) -> torch.Tensor:
         if not self.frames:
@@ -212,22 +239,19 @@ class _Feed:
                 x = pooled.index_select(0, idx).reshape(rows.shape + pooled.shape[1:])
             return stack.post(stack.pre(x), dropout)
         k, width = rows.shape
-        arrays = [self.source._rows(rows[j][valid[j]]) for j in range(k)]
-        lengths = [[a.shape[0] for a in arr] for arr in arrays]
+        one_layer = reads_one_layer(stack.name)  # the source read only this group's layer
+        clips = [[self._clip(int(r), one_layer) for r in rows[j][valid[j]]] for j in range(k)]
+        lengths = [[c.shape[0] for c in cs] for cs in clips]
         fmax = max([sum(n) for n in lengths] + [1])
-        tail = next(arr[0].shape[1:] for arr in arrays if arr)
-        x = np.zeros((k, fmax) + tail, dtype=np.float32)
+        tail = next(cs[0].shape[1:] for cs in clips if cs)
+        x = torch.zeros((k, fmax) + tail, dtype=torch.float32, device=self.device)
         seg = np.full((k, fmax), k * width, dtype=np.int64)  # padding frames go to a dropped segment
-        for j, arr in enumerate(arrays):
-            off = 0
-            for b, a in enumerate(arr):
-                x[j, off:off + a.shape[0]] = a
-                seg[j, off:off + a.shape[0]] = j * width + b
-                off += a.shape[0]
-        xt = torch.from_numpy(x).to(self.device)
-        if reads_one_layer(stack.name):
-            xt = xt[:, :, 0]  # the source read only this group's layer
-        h = stack.pre(xt)
+        for j, cs in enumerate(clips):
+            if cs:
+                n = sum(lengths[j])
+                torch.cat(cs, out=x[j, :n])
+                seg[j, :n] = np.repeat(j * width + np.arange(len(cs)), lengths[j])
+        h = stack.pre(x, normalised=self.normalise)
         sums = torch.zeros((k * width + 1, h.shape[-1]), dtype=h.dtype, device=self.device)
         sums = sums.index_add(0, torch.from_numpy(seg.reshape(-1)).to(self.device), h.reshape(-1, h.shape[-1]))
         counts = np.zeros((k, width), dtype=np.float32)
@@ -251,12 +275,12 @@ def _per_member_ce(logits, targets, valid_t, weights, smoothing=None) -> torch.T
 def _train_stack(source, runs: list[_Run], done) -> None:
     t0 = time.perf_counter()
     device = runs[0].cfg.device
-    feed = _Feed(source, runs[0].s.features == "frames", device)
     steps_per_epoch = [-(-len(r.s.data.rows["train"]) // r.cfg.batch_size) for r in runs]
     order = schedule_order([r.cfg.lr for r in runs], [r.cfg.weight_decay for r in runs],
                            [r.cfg.warmup_epochs for r in runs], steps_per_epoch)
     runs, steps_per_epoch = [runs[i] for i in order], [steps_per_epoch[i] for i in order]
     stack = StackedHead([r.head for r in runs], device)
+    feed = _Feed(source, runs[0].s.features == "frames", device, normalise=stack.normalises)
     opt = StackedAdamW(stack.params, [r.cfg.lr for r in runs], [r.cfg.weight_decay for r in runs],
                        [r.cfg.warmup_epochs * n for r, n in zip(runs, steps_per_epoch)])
     best = {k: p.detach().clone() for k, p in stack.params.items()}

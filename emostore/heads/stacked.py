@@ -94,14 +94,21 @@ class StackedHead:
 
     # -- forward ------------------------------------------------------------------------------
 
-    def pre(self, x: torch.Tensor) -> torch.Tensor:
-        """The per-frame part: ``x [K, N, L, D]`` (weighted-sum) or ``[K, N, D]`` (one-layer heads)."""
+    @property
+    def normalises(self) -> bool:
+        """Whether :meth:`pre` starts with a parameter-free LayerNorm (``normalised`` inputs can skip it)."""
+        return self.name == "emobox"
+
+    def pre(self, x: torch.Tensor, normalised: bool = False) -> torch.Tensor:
+        """The per-frame part: ``x [K, N, L, D]`` (weighted-sum) or ``[K, N, D]`` (one-layer heads);
+        ``normalised``: ``x`` is already LayerNorm'ed without affine (:func:`emostore.heads.fused.normalise`)."""
         p = self.params
         if self.name == "weighted-sum":
             h = torch.einsum("knld,kl->knd", x, torch.softmax(p["weights"], dim=1))
             return linear(h, p["proj.weight"], p["proj.bias"])
         if self.name == "emobox":
-            return torch.relu(norm_linear(x, p["norm.weight"], p["norm.bias"], p["hidden.weight"], p["hidden.bias"]))
+            return torch.relu(norm_linear(x, p["norm.weight"], p["norm.bias"], p["hidden.weight"], p["hidden.bias"],
+                                          normalised=normalised))
         return x  # probe, ar-mlp: the mean of the layer itself
 
     def post(self, h: torch.Tensor, dropout=None) -> torch.Tensor:

@@ -5,8 +5,9 @@ Dask cluster (``--scheduler``), a worker trains one whole group and writes every
 folder. Runs group when they share the store, the head kind, the features read (``pooled/mean``,
 or for frame heads the frames of the same layer, and their hidden size) and the device
 (:func:`group_key`). Groups larger than :data:`MAX_MEMBERS` are cut, and while there are fewer
-groups than workers the largest is split in two, so every worker has work. Membership never
-changes a result: a member equals its run trained alone (tests/test_grouped_training.py).
+groups than workers the largest is split in two (alternate members: each half gets a like share of
+the grid's folds, lrs and epochs), so every worker has work. Membership never changes a result: a
+member equals its run trained alone (tests/test_grouped_training.py).
 """
 
 from __future__ import annotations
@@ -38,9 +39,22 @@ def group_key(run: RunSpec) -> tuple:
     return (run.store, c.head, features, layer, hidden, str(c.device))
 
 
+def run_cost(run: RunSpec) -> float:
+    """A run's training cost relative to its group's others: frame heads by hidden units (their
+    per-frame product is the whole cost), pooled heads 1 (their cost is per step, not per unit)."""
+    c = run.config
+    return float(c.hidden or 256) if features_of(c) == "frames" else 1.0
+
+
 def plan_groups(runs: list[RunSpec], workers: int = 1) -> list[list[RunSpec]]:
-    """The runs cut into groups (first-seen order), then split until ``workers`` groups exist or
-    every group has one run."""
+    """The runs cut into groups (first-seen order), split for ``workers``, costliest first.
+
+    A group is split in two (alternate members) while there are fewer groups than workers, and, with
+    more than one worker, while a frame group costs more than half a worker's fair share
+    (:func:`run_cost`): frame members share reads, not arithmetic, so splitting them is nearly free
+    and lets the pool balance (8 emobox configs, hidden 128 and 256, on 2 workers: 768 units each
+    instead of 512 and 1024). Groups come costliest first, the order a pool should start them in.
+    """
     by_key: dict[tuple, list[RunSpec]] = {}
     for r in runs:
         by_key.setdefault(group_key(r), []).append(r)
@@ -48,14 +62,20 @@ def plan_groups(runs: list[RunSpec], workers: int = 1) -> list[list[RunSpec]]:
     for key, members in by_key.items():
         cap = MAX_MEMBERS[key[2]]
         groups += [members[i:i + cap] for i in range(0, len(members), cap)]
-    while len(groups) < workers:
-        largest = max(range(len(groups)), key=lambda i: len(groups[i]), default=None)
-        if largest is None or len(groups[largest]) < 2:
+
+    def cost(g):
+        return sum(run_cost(r) for r in g)
+
+    share = sum(cost(g) for g in groups) / (2 * workers)
+    while workers > 1:
+        splittable = [i for i, g in enumerate(groups) if len(g) > 1 and (
+            len(groups) < workers or (features_of(g[0].config) == "frames" and cost(g) > share))]
+        if not splittable:
             break
-        g = groups.pop(largest)
-        half = (len(g) + 1) // 2
-        groups[largest:largest] = [g[:half], g[half:]]
-    return groups
+        i = max(splittable, key=lambda j: (cost(groups[j]), len(groups[j])))
+        g = groups.pop(i)
+        groups[i:i] = [g[::2], g[1::2]]  # interleaved: each half mixes the grid's folds and lrs
+    return sorted(groups, key=cost, reverse=True)
 
 
 def run_group(specs: list[dict], run_dirs: list[str], threads: int = 0, on_result=None) -> list[dict]:

@@ -157,8 +157,9 @@ def _in_thread(unit: list[RunSpec], runs_dir: Path, threads: int = 0):
 
 def _outcomes(todo: list[RunSpec], runs_dir: Path, jobs: int, scheduler: str | None, threads: int,
               group: bool = True):
-    """Yield each run's result as it finishes; runs one unit at a time here when jobs == 1 (Ctrl-C stops)."""
-    if jobs <= 1 and not scheduler:
+    """Yield each run's result as it finishes; runs one unit at a time here when jobs == 1 or there is
+    one unit of work (no worker process to start; Ctrl-C stops)."""
+    if not scheduler and (jobs <= 1 or len(_units(todo, group, jobs)) <= 1):
         for unit in _units(todo, group, 1):
             if group:
                 yield from _in_thread(unit, runs_dir, threads)
