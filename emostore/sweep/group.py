@@ -21,6 +21,10 @@ from emostore.sweep.config import RunSpec
 # 25 MB), cheap. Frame heads: one step holds each member's batch of frames and hidden activations
 # (EmoDB, Whisper tiny.en: 32 clips x ~140 frames x (384 + 2 x 256) x 4 B = 16 MB a member).
 MAX_MEMBERS = {"pooled": 1024, "frames": 32}
+# Smallest group split to give a worker work: a worker process starts in ~4 s (imports, store), about
+# what 100 pooled probes train in (100 probes on EmoDB: 14 s in one process, 15-17 s split over 2);
+# one frame run trains longer than that.
+MIN_SPLIT = {"pooled": 256, "frames": 2}
 
 
 def features_of(cfg) -> str:
@@ -49,7 +53,8 @@ def run_cost(run: RunSpec) -> float:
 def plan_groups(runs: list[RunSpec], workers: int = 1) -> list[list[RunSpec]]:
     """The runs cut into groups (first-seen order), split for ``workers``, costliest first.
 
-    A group is split in two (alternate members) while there are fewer groups than workers, and, with
+    A group of at least :data:`MIN_SPLIT` members is split in two (alternate members) while there
+    are fewer groups than workers, and, with
     more than one worker, while a frame group costs more than half a worker's fair share
     (:func:`run_cost`): frame members share reads, not arithmetic, so splitting them is nearly free
     and lets the pool balance (8 emobox configs, hidden 128 and 256, on 2 workers: 768 units each
@@ -68,7 +73,7 @@ def plan_groups(runs: list[RunSpec], workers: int = 1) -> list[list[RunSpec]]:
 
     share = sum(cost(g) for g in groups) / (2 * workers)
     while workers > 1:
-        splittable = [i for i, g in enumerate(groups) if len(g) > 1 and (
+        splittable = [i for i, g in enumerate(groups) if len(g) >= MIN_SPLIT[features_of(g[0].config)] and (
             len(groups) < workers or (features_of(g[0].config) == "frames" and cost(g) > share))]
         if not splittable:
             break
