@@ -9,8 +9,9 @@ Run from the repository root, given a full-EmoDB Whisper tiny.en store (e.g. the
 Inputs (made once in ``--workdir``): the MR label set of the manifest and EmoBox's published 5
 EmoDB folds (``emostore partition emodb --rule emobox``). Every case is one whole
 ``python -m emostore.cli sweep ...`` command in a fresh process (cold start, store opening,
-writing every run folder and the results table included), into an empty folder, with
-``OMP_NUM_THREADS=--threads`` (torch's intra-op threads) for all of them:
+writing every run folder and the results table included), into an empty folder, with its default
+``--jobs`` (one process per core) and ``OMP_NUM_THREADS=--threads`` (torch's intra-op threads) for
+all of them:
 
 * pooled ``probe`` (defaults: at most 100 epochs, early stopping after 10): 1 config (last layer,
   lr 1e-2, seed 0, fold1), 100 configs (5 layers x 4 lrs x 5 seeds, fold1), 500 (x 5 folds);
