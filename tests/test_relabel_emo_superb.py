@@ -51,7 +51,8 @@ def test_shipped_calibration_provenance_and_held_out_figures(pair):
     """The shipped map was fitted on these files, and its held-out figures are what it scores here."""
     inp, gpt = pair
     cal = calibrate.load()
-    assert cal.classes == EMO_SUPERB_CLASSES and cal.W.shape == (384 + 8, 8)
+    assert cal.classes == EMO_SUPERB_CLASSES and cal.prototypes.shape == (8, 384)
+    assert len(cal.members) == cal.info["hyperparameters"]["members"]
     assert cal.info["fitted_on"]["input"]["sha256"] == file_sha256(INPUT)
     assert cal.info["fitted_on"]["output"]["sha256"] == file_sha256(OUTPUT)
     held = calibrate.held_out(inp.ids)
@@ -60,13 +61,15 @@ def test_shipped_calibration_provenance_and_held_out_figures(pair):
     assert not fitted_podcasts & {calibrate.podcast_of(i) for i, h in zip(inp.ids, held) if h}
     descs = [d for d, h in zip(inp.descriptions(), held) if h]
     per_row = calibrate.embed_rows(descs, SentenceEncoder().encode)
-    mean = np.stack([e.mean(0) for e in per_row])
-    pred = cal.predict(inp.distributions[held], mean)
+    pred = cal.predict(inp.distributions[held], per_row)
     ours = calibrate.figures(pred, gpt.distributions[held])
     ref = calibrate.figures(inp.distributions[held], gpt.distributions[held])
     assert ours == pytest.approx(cal.info["held_out"]["calibrated"], abs=2e-5)
     assert ref == cal.info["held_out"]["reference"]
     assert ours["js_mean_bits"] < ref["js_mean_bits"] and ours["argmax_agreement"] > ref["argmax_agreement"]
+    # better than the linear gate it replaced (format 1: 0.06129 bits, 80.912 %); the issue's goal, half
+    # the reference's JSD (0.0360), is not met (GPT-4's own noise: docs/labels.md)
+    assert ours["js_mean_bits"] < 0.0612 and ours["argmax_agreement"] > 0.8092
     assert cal.info["held_out"]["prototype_blend_w0.25_T0.05"]["js_mean_bits"] > ref["js_mean_bits"]
 
 
@@ -90,7 +93,7 @@ def test_relabel_embed_uses_the_calibrated_map(tmp_path):
         if not row["description"]:
             assert src == "reference" and np.array_equal(got, ref)
             continue
-        want = cal.predict(ref[None], np.asarray(enc.encode(row["description"]), np.float64).mean(0)[None])[0]
+        want = cal.predict(ref[None], [np.asarray(enc.encode(row["description"]), np.float64)])[0]
         assert src == "embed" and np.allclose(got, want / want.sum(), atol=1e-12)
     # another class order: the same distributions, reordered
     order = list(reversed(EMO_SUPERB_CLASSES))
