@@ -14,8 +14,9 @@ What the members share: the store (opened once), the pooled features in memory o
 cache, and every step: one stacked forward and backward for all members with a batch at that step.
 Pooled members gather their own rows from the one ``pooled/mean`` tensor. Frame members gather
 their own rows' frames from the shared block cache (each member's batch order depends on its seed,
-so a batch's frames cannot be shared across seeds; the block reads are: one cache, sized by the
-largest member's ``memory_mb``) and the step packs them frame by frame (no padding to the longest
+so a batch's frames cannot be shared across seeds; what is shared is one block cache and the
+stack's clip cache, half of the largest member's ``memory_mb`` each: :class:`_Feed`) and the step
+packs them frame by frame (no padding to the longest
 clip), pooling each clip with a segment mean.
 
 A member's ``seconds`` (run.json, the results table) is its share of the group's time: each epoch's
