@@ -39,6 +39,7 @@ import torch
 from emostore.heads.config import TrainConfig
 from emostore.heads.data import orderer
 from emostore.heads.fused import normalise
+from emostore.heads.heap import tune_malloc
 from emostore.heads.loop import RunResult, Setup, epoch_scalars, finish, new_head, setup, torch_threads
 from emostore.heads.sources import FramesSource, PooledSource
 from emostore.heads.stacked import StackedAdamW, StackedHead, reads_one_layer, schedule_order
@@ -110,6 +111,7 @@ def train_group(fs, members: list[Member], threads: int | None = None, allow_ove
         if on_done:
             on_done(i, value)
 
+    tune_malloc()
     with torch_threads(threads):
         stacks: dict[tuple, list[_Run]] = {}
         for i, m in enumerate(members):

@@ -35,6 +35,7 @@ import torch
 from emostore.heads.config import TrainConfig, TrainError, check
 from emostore.heads.data import choose_features, load_fold, make_source, orderer
 from emostore.heads.heads import Head, WeightedSumHead, build_head, layer_position
+from emostore.heads.heap import tune_malloc
 from emostore.heads.losses import class_balanced_weights, soft_cross_entropy
 from emostore.heads.sources import FramesSource
 from emostore.progress import as_factory
@@ -115,6 +116,7 @@ def train(fs, records, classes: list[str], partition, cfg: TrainConfig, log=None
     fold whose test ids are also in its train or dev part (refused otherwise). ``progress``: a
     :class:`~emostore.progress.Progress` factory, one unit per epoch (default: quiet).
     """
+    tune_malloc()
     with torch_threads(DEFAULT_THREADS if threads is None else threads):
         result = _train(fs, records, classes, partition, cfg, log, source, on_epoch, progress, allow_overlap)
         result.record["torch_threads"] = torch.get_num_threads()

@@ -26,6 +26,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from emostore.heads.heap import tune_malloc
 from emostore.heads.names import HeadError
 from emostore.store import layout
 
@@ -91,34 +92,11 @@ class PooledSource:
         return head.forward_pooled(self.pooled[idx])
 
 
-def fix_mmap_threshold(threshold: int = 1 << 20) -> bool:
-    """Pin glibc's mmap threshold so freed large buffers go back to the OS (Linux/glibc only).
-
-    glibc raises its mmap threshold each time a large mmapped buffer is freed (up to 32 MiB), after
-    which batch- and block-sized buffers come from the heap and fragment it: frame-head training
-    then grew ~26 MiB per doubling of the store (bench/frames_memory.py: 381, 408, 433 MiB above
-    baseline for 0.5, 1, 2 GiB stores); pinned, it is flat (286, 287, 285 MiB). Returns whether it
-    was applied.
-    """
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        return bool(libc.mallopt(m_mmap_threshold, threshold)) and bool(libc.mallopt(m_trim_threshold, threshold))
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        return False
-
-
 class FramesSource:
     """Frames of the layers ``layers`` (positions; None = all) read by blocks into a bounded cache."""
 
     def __init__(self, fs, layers: list[int] | None = None, budget_bytes: int = 1 << 30, device: str = "cpu"):
-        fix_mmap_threshold()
+        tune_malloc()
         self.arr = fs._frames_array
         self.offsets, self.num_frames = fs.offsets, fs.num_frames
         self.layers = layers
