@@ -13,7 +13,7 @@ One training step's forward and backward (no optimiser) of K heads on K differen
 
 ``--frames N``: instead, the EmoBox head's per-frame part (LayerNorm -> Linear(384, 256) -> ReLU) on
 K members x N frames each, unfused (``F.layer_norm`` with the affine, then ``baddbmm``: autograd's
-three products) against :func:`emostore.heads.fused.norm_linear` (two), and their largest
+three products) against :func:`emostore.heads.fused.norm_linear_relu` (two), and their largest
 gradient difference.
 
 Prints milliseconds per step (median of ``--steps``) and the load average.
@@ -64,7 +64,7 @@ def frames_case(k: int, frames: int, steps: int) -> None:
     """Unfused vs fused LayerNorm + Linear + ReLU on [k, frames, 384] -> 256, forward + backward."""
     import torch.nn.functional as F
 
-    from emostore.heads.fused import norm_linear
+    from emostore.heads.fused import norm_linear_relu
 
     torch.manual_seed(0)
     d, h = 384, 256
@@ -78,7 +78,7 @@ def frames_case(k: int, frames: int, steps: int) -> None:
         (torch.relu(torch.baddbmm(b.unsqueeze(1), y, w.transpose(1, 2))) * probe).sum().backward()
 
     def fused():
-        (torch.relu(norm_linear(x, gamma, beta, w, b)) * probe).sum().backward()
+        (norm_linear_relu(x, gamma, beta, w, b) * probe).sum().backward()
 
     grads = []
     for fn in (unfused, fused):

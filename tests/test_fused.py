@@ -1,9 +1,9 @@
-"""The fused LayerNorm + Linear (emostore.heads.fused) against autograd on nn.LayerNorm and nn.Linear."""
+"""The fused LayerNorm + Linear + ReLU (emostore.heads.fused) against autograd on nn.LayerNorm and nn.Linear."""
 
 import torch
 from torch import nn
 
-from emostore.heads.fused import norm_linear
+from emostore.heads.fused import norm_linear_relu
 from emostore.heads.heads import EmoBoxHead, masked_mean
 
 
@@ -19,7 +19,7 @@ def _modules(k, d, h, gen):
 
 
 def _tensors(mods):
-    """gamma, beta, W, b of every member, in norm_linear's argument order."""
+    """gamma, beta, W, b of every member, in norm_linear_relu's argument order."""
     return ([n.weight for n, _ in mods], [n.bias for n, _ in mods], [l.weight for _, l in mods],
             [l.bias for _, l in mods])
 
@@ -30,10 +30,10 @@ def test_values_and_every_gradient_equal_autograd_on_the_modules():
     x = 2 + 3 * torch.randn(k, n, d, generator=gen)
     mods = _modules(k, d, h, gen)
     probe = torch.randn(k, n, h, generator=gen)
-    ref = torch.stack([lin(norm(x[j])) for j, (norm, lin) in enumerate(mods)])
+    ref = torch.stack([torch.relu(lin(norm(x[j]))) for j, (norm, lin) in enumerate(mods)])
     (ref * probe).sum().backward()
     params = [torch.stack([t.detach() for t in ts]).requires_grad_() for ts in _tensors(mods)]
-    out = norm_linear(x, *params)
+    out = norm_linear_relu(x, *params)
     (out * probe).sum().backward()
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     grads = [torch.stack([t.grad for t in ts]) for ts in _tensors(mods)]

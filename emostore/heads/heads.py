@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emostore.heads.fused import norm_linear
-from emostore.heads.names import LAYERED, HeadError
+from emostore.heads.fused import norm_linear_relu
+from emostore.heads.names import LAYERED, HeadError, layer_position  # noqa: F401 (layer_position: re-exported)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -26,15 +26,6 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = mask.to(x.dtype).reshape(mask.shape + (1,) * (x.dim() - 2))
     count = m.sum(dim=1).clamp_min(1.0)
     return (x * m).sum(dim=1) / count
-
-
-def layer_position(layers: list[int], layer: int | None) -> int:
-    """Position in the store's layer axis of encoder layer ``layer`` (None or -1 = the last stored)."""
-    if layer is None or layer == -1:
-        return len(layers) - 1
-    if layer in layers:
-        return layers.index(layer)
-    raise HeadError(f"layer {layer} is not in the store (stored layers: {layers})")
 
 
 class Head(nn.Module):
@@ -101,9 +92,9 @@ class EmoBoxHead(OneLayerHead):
     def forward_frames(self, x, mask):
         f = self.pick(x)  # [B, T, D]; LayerNorm + Linear as one product (emostore.heads.fused)
         n, h = self.norm, self.hidden
-        y = norm_linear(f.reshape(1, -1, f.shape[-1]), n.weight[None], n.bias[None], h.weight[None], h.bias[None],
-                        n.eps)
-        return self.out(masked_mean(torch.relu(y).reshape(f.shape[:2] + (-1,)), mask))
+        y = norm_linear_relu(f.reshape(1, -1, f.shape[-1]), n.weight[None], n.bias[None], h.weight[None],
+                             h.bias[None], n.eps)
+        return self.out(masked_mean(y.reshape(f.shape[:2] + (-1,)), mask))
 
 
 class ARMLPHead(OneLayerHead):

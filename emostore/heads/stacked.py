@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from emostore.heads.fused import norm_linear
+from emostore.heads.fused import norm_linear_relu
 from emostore.heads.heads import LAYERED, ARMLPHead, Head, HeadError
 
 
@@ -107,8 +107,8 @@ class StackedHead:
             h = torch.einsum("knld,kl->knd", x, torch.softmax(p["weights"], dim=1))
             return linear(h, p["proj.weight"], p["proj.bias"])
         if self.name == "emobox":
-            return torch.relu(norm_linear(x, p["norm.weight"], p["norm.bias"], p["hidden.weight"], p["hidden.bias"],
-                                          normalised=normalised))
+            return norm_linear_relu(x, p["norm.weight"], p["norm.bias"], p["hidden.weight"], p["hidden.bias"],
+                                    normalised=normalised)
         return x  # probe, ar-mlp: the mean of the layer itself
 
     def post(self, h: torch.Tensor, dropout=None) -> torch.Tensor:
