@@ -50,6 +50,10 @@ out = {{"sweep help": call(["sweep", "--help"]), "train help": call(["train", "-
        "bad epochs": call(["train", "--epochs", "0"]),
        "dry run": call({json.dumps(_sweep_args(fbank_fold, tmp_path / "s", "--lr", "0.1", "--lr", "0.01",
                                                "--dry-run"))})}}
+out["parse torch"] = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+# a whole sweep on 2 worker processes: the parent checks every run's inputs and writes the table, torch-free
+out["sweep"] = call({json.dumps(_sweep_args(fbank_fold, tmp_path / "w", "--lr", "0.1", "--lr", "0.01",
+                                            "--jobs", "2", "--no-group"))})
 out["torch"] = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
 print(json.dumps(out))
 """
@@ -58,16 +62,20 @@ print(json.dumps(out))
     got = json.loads(r.stdout.strip().splitlines()[-1])
     assert got["sweep help"] == got["train help"] == got["dry run"] == "ok"
     assert got["bad epochs"] == "BadParameter"
-    assert got["torch"] == []
+    assert got["parse torch"] == [] and got["sweep"] == "ok"
+    assert got["torch"] == []  # the parent of a multi-process sweep: its workers import torch, it need not
     assert r.stdout.count("todo  probe-L0-") == 2
+    assert len(list((tmp_path / "w").glob("runs/*/run.json"))) == 2
 
 
 def test_the_torch_free_head_names_are_the_registry_of_head_classes():
     from emostore.heads.heads import HEADS
-    from emostore.heads.names import HEAD_NAMES, LAYERED
+    from emostore.heads.names import FRAME_HEADS, HEAD_NAMES, LAYERED, POOLED_EXACT
 
     assert tuple(HEADS) == HEAD_NAMES
     assert set(LAYERED) <= set(HEAD_NAMES) and "weighted-sum" not in LAYERED
+    assert POOLED_EXACT == tuple(n for n, cls in HEADS.items() if cls.pooled_exact)
+    assert FRAME_HEADS == ("emobox",)
 
 
 def test_sweep_threads_are_one_per_run_unless_given(fbank_fold, tmp_path):

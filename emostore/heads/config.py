@@ -145,10 +145,12 @@ def _coerce(name: str, value):
 
 
 def check(cfg: TrainConfig) -> None:
-    """Every setting, and that the device exists here."""
+    """Every setting, and that the device exists here (the CPU always does: no torch import for it)."""
+    check_settings(cfg)
+    if str(cfg.device) == "cpu":
+        return
     import torch
 
-    check_settings(cfg)
     try:
         if torch.device(cfg.device).type == "meta":
             raise ValueError("meta tensors hold no data")

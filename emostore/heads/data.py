@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emostore.heads.config import TrainConfig, TrainError
-from emostore.heads.heads import HEADS
-from emostore.heads.names import LAYERED
-from emostore.heads.sources import FramesSource, PooledSource, block_frames, block_rows, epoch_order, frame_bytes
+from emostore.heads.names import LAYERED, POOLED_EXACT
 
 
 @dataclass
@@ -133,7 +131,7 @@ def hold_out(data: FoldData, share: float, seed: int) -> None:
 
 def choose_features(head_name: str, requested: str, fs, store_frames: bool = True) -> str:
     """pooled or frames for this head; ``store_frames``: the frames must come from the store."""
-    exact = HEADS[head_name].pooled_exact
+    exact = head_name in POOLED_EXACT
     if requested == "pooled" and not exact:
         raise TrainError(f"the {head_name} head is not exact on pooled features (non-linear before "
                          "pooling); it needs frames")
@@ -147,6 +145,8 @@ def choose_features(head_name: str, requested: str, fs, store_frames: bool = Tru
 
 def make_source(fs, head_name: str, features: str, cfg: TrainConfig, layer_pos: int | None):
     """The store's source for this head: pooled in memory, or frames of the layers it reads."""
+    from emostore.heads.sources import FramesSource, PooledSource  # torch: preflight imports this module without it
+
     if features == "pooled":
         return PooledSource(fs, cfg.device)
     layers = [layer_pos] if head_name in LAYERED else None
@@ -155,6 +155,8 @@ def make_source(fs, head_name: str, features: str, cfg: TrainConfig, layer_pos: 
 
 def orderer(fs, head_name: str, features: str, cfg: TrainConfig, rows: np.ndarray):
     """A function gen -> positions into ``rows`` for one epoch (see sources.epoch_order)."""
+    from emostore.heads.sources import block_frames, block_rows, epoch_order, frame_bytes
+
     shuffle = cfg.shuffle if cfg.shuffle != "auto" else ("blocks" if features == "frames" else "full")
     n_layers = 1 if head_name in LAYERED else fs.num_layers
     window = max(1, (cfg.memory_mb << 20) // 2 // frame_bytes(fs, n_layers))

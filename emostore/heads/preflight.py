@@ -22,7 +22,7 @@ def check_inputs(store: str, labels: str, partition: str, cfg: TrainConfig, allo
     """
     from emostore.heads.config import check
     from emostore.heads.data import choose_features, load_fold
-    from emostore.heads.heads import layer_position
+    from emostore.heads.names import layer_position
     from emostore.labels.aggregate import read_label_set
     from emostore.manifests.partitions import read_partition
     from emostore.store.reader import open as open_store

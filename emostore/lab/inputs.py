@@ -53,11 +53,11 @@ def named_inputs(settings: dict) -> dict:
     if any(settings.get(k) for k in ("store", "labels", "partition")):
         raise LabError("`cross` sets store, labels and partition itself; remove them from the specification")
     from emostore.crosscorpus.pair import Side, prepare
-    from emostore.heads.heads import HEADS
+    from emostore.heads.names import FRAME_HEADS
 
     train, test = _pair(cross)
     head = settings.get("head")
-    frames = head in HEADS and not HEADS[head].pooled_exact
+    frames = head in FRAME_HEADS
     base = cross_dir or urls.join(lab, CROSS_DIR)
     if urls.is_url(base):
         raise LabError(f"cross_dir {base}: cross-corpus inputs are written to a local folder")

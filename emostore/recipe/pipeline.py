@@ -27,11 +27,11 @@ from typing import Callable
 from emostore.errors import EmostoreError
 from emostore.evaluate.bootstrap import DEFAULT_BOOT
 from emostore.outputs import write_bytes, write_text
+from emostore.heads.names import FRAME_HEADS  # heads that read frames: stores keep frames only when one is asked for
 from emostore.lab.layout import manifest_path, store_path
 
 DEFAULT_ENCODERS = ("ct2-whisper", "fbank")
 DEFAULT_HEADS = ("weighted-sum", "ar-mlp", "probe", "emobox")
-FRAME_HEADS = ("emobox",)  # heads that read frames: the stores keep them only when one is asked for
 SUMMARY_METRICS = ("ua", "wa", "macro_f1_single", "macro_f1")
 
 

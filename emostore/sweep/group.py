@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-from emostore.heads.heads import HEADS, LAYERED
+from emostore.heads.names import LAYERED, POOLED_EXACT
 from emostore.sweep.config import RunSpec
 
 # Members per group. Pooled heads: one step gathers batch x D floats per member (probe, 500 members:
@@ -31,7 +31,7 @@ def features_of(cfg) -> str:
     """What a run reads, from its config alone: ``pooled`` or ``frames`` (the store is not opened)."""
     if cfg.features != "auto":
         return cfg.features
-    return "pooled" if HEADS[cfg.head].pooled_exact else "frames"
+    return "pooled" if cfg.head in POOLED_EXACT else "frames"
 
 
 def group_key(run: RunSpec) -> tuple:
