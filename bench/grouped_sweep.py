@@ -18,8 +18,9 @@ all of them:
   targets: 100 <= 2x and 500 <= 5x the wall time of 1;
 * frame head ``emobox`` on the last layer, ``--emobox-epochs`` epochs (early stopping after 10):
   1 config against 8 (lr 1e-3 / 3e-4 x hidden 128 / 256 x seed 0 / 1); target: 8 <= 3x of 1;
-* ``--reference``: the 100 probe configs again with ``--no-group`` (one at a time), and the
-  largest difference of their test probabilities from the grouped ones.
+* ``--reference``: the 100 probe configs again with ``--no-group`` (one at a time): how many runs'
+  test probabilities agree with the grouped ones within 1e-5, the largest difference and its run,
+  and how many selected another epoch.
 
 Printed: each command's wall time with the load average before and after it, then the ratio
 lines. Ratios compare commands measured in this one run, back to back.
@@ -78,13 +79,21 @@ def timed(name: str, argv: list[str], out: Path, threads: int) -> float:
     return seconds
 
 
-def max_prob_difference(a: Path, b: Path) -> float:
-    worst = 0.0
-    for d in (a / "runs").iterdir():
+def prob_differences(a: Path, b: Path) -> dict[str, float]:
+    """Per run id: the largest |test probability difference| between sweep folders ``a`` and ``b``."""
+    out = {}
+    for d in sorted((a / "runs").iterdir()):
         pa = [json.loads(x)["probs"] for x in (d / "predictions.jsonl").read_text().splitlines()]
         pb = [json.loads(x)["probs"] for x in (b / "runs" / d.name / "predictions.jsonl").read_text().splitlines()]
-        worst = max([worst] + [abs(x - y) for ra, rb in zip(pa, pb) for x, y in zip(ra, rb)])
-    return worst
+        out[d.name] = max([0.0] + [abs(x - y) for ra, rb in zip(pa, pb) for x, y in zip(ra, rb)])
+    return out
+
+
+def selected_epochs_differ(a: Path, b: Path) -> list[str]:
+    """Run ids whose selected epoch differs between sweep folders ``a`` and ``b``."""
+    def epoch(d):
+        return json.loads((d / "run.json").read_text())["selected_epoch"]
+    return [d.name for d in sorted((a / "runs").iterdir()) if epoch(d) != epoch(b / "runs" / d.name)]
 
 
 def main(argv=None) -> int:
@@ -119,8 +128,11 @@ def main(argv=None) -> int:
             seconds["probe 100 no-group"] = timed("probe, 100, --no-group", cli(*common, *grid, "--fold", "fold1",
                                                                                "--no-group"),
                                                   work / "probe100-nogroup", args.threads)
-            print(f"max |test probability difference| grouped vs --no-group: "
-                  f"{max_prob_difference(work / 'probe100', work / 'probe100-nogroup'):.2e}")
+            diffs = prob_differences(work / "probe100", work / "probe100-nogroup")
+            worst = max(diffs, key=diffs.get)
+            print(f"grouped vs --no-group: {sum(v <= 1e-5 for v in diffs.values())} of {len(diffs)} runs' test "
+                  f"probabilities within 1e-5, largest difference {diffs[worst]:.2e} ({worst}); selected epoch "
+                  f"differs in {len(selected_epochs_differ(work / 'probe100', work / 'probe100-nogroup'))}")
     if args.only in (None, "emobox"):
         base = ["--head", "emobox", "--layer", "4", "--fold", "fold1", "--epochs", str(args.emobox_epochs)]
         seconds["emobox 1"] = timed("emobox, 1 config", cli(*common, *base, "--lr", "1e-3", "--hidden", "128",

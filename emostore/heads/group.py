@@ -270,11 +270,13 @@ class _Feed:
 def _per_member_ce(logits, targets, valid_t, weights, smoothing=None) -> torch.Tensor:
     """Sum over each member's valid rows of the class-weighted soft CE (PyTorch's probability-target
     ``F.cross_entropy`` per row, label smoothing ``t (1 - s) + s / C``): ``[K]``."""
-    logp = torch.log_softmax(logits, dim=-1)
     if smoothing is not None:
         c = logits.shape[-1]
         targets = targets * (1 - smoothing)[:, None, None] + (smoothing / c)[:, None, None]
-    per_row = -(logp * targets * weights[:, None, :]).sum(-1)
+    tw = targets * weights[:, None, :]
+    # -Σ tw (x - lse) = lse Σ tw - Σ tw x: log_softmax over 7 classes was 0.7 ms a step (forward and
+    # backward, 100 probes x 32 rows), logsumexp 0.35 ms
+    per_row = torch.logsumexp(logits, dim=-1) * tw.sum(-1) - (logits * tw).sum(-1)
     return (per_row * valid_t).sum(-1)
 
 
