@@ -7,7 +7,8 @@ Run from the repository root::
         [--protocol emobox ...] [--lr 1e-3 ...] [--hidden 128 ...]
         [--emobox-runs PROTOCOL:ENCODER:LAYER,...] [--emobox-lr 1e-3 ...] [--time-clips 16] [--n-boot 1000] [--no-sweep]
 
-``--lab LAB`` reads the stores and manifest from a lab (``LAB/<corpus>/{whisper,fbank}.zarr`` and
+``--lab LAB`` reads the stores and manifest from a lab (``LAB/<corpus>/{whisper,fbank}.zarr``, or
+``ct2-whisper.zarr`` as ``emostore recipe`` names it, and
 ``LAB/<corpus>/manifest.jsonl``, see :mod:`emostore.lab`); ``--protocol``/``--lr``/``--hidden``
 narrow the grid (RAVDESS is 2.7x EmoDB: the README's RAVDESS table says what ran).
 
@@ -175,8 +176,13 @@ def stores_and_extraction(args, work: Path, manifest: Path) -> tuple[dict[str, P
     measured = json.loads(measured_file.read_text()) if measured_file.exists() else {}
     for name, enc in ENCODERS.items():
         if args.store_dir or args.lab:
-            path = (Path(args.lab) / CORPUS / f"{name}.zarr" if args.lab
-                    else Path(args.store_dir) / f"{CORPUS}-{name}.zarr")
+            if args.lab:  # a lab plan's name (whisper) or the recipe's, the encoder's (ct2-whisper)
+                found = [p for p in (Path(args.lab) / CORPUS / f"{n}.zarr" for n in (name, enc)) if p.exists()]
+                if not found:
+                    sys.exit(f"{args.lab}/{CORPUS}: no {name}.zarr or {enc}.zarr store")
+                path = found[0]
+            else:
+                path = Path(args.store_dir) / f"{CORPUS}-{name}.zarr"
             fs = emostore.store.open(path)
             if fs.attrs.get("manifest_sha256") != m.sha256:
                 sys.exit(f"{path} was extracted from another manifest than {manifest} (built from {args.data}); "
@@ -370,7 +376,7 @@ def main(argv=None) -> int:
     ap.add_argument("--store-dir", default=None,
                     help="reuse CORPUS-whisper.zarr and CORPUS-fbank.zarr from here (same manifest)")
     ap.add_argument("--lab", default=None,
-                    help="reuse LAB/CORPUS/{whisper,fbank}.zarr and LAB/CORPUS/manifest.jsonl (a lab's layout)")
+                    help="reuse LAB/CORPUS/{whisper or ct2-whisper,fbank}.zarr and LAB/CORPUS/manifest.jsonl (a lab's or the recipe's layout)")
     ap.add_argument("--manifest", default=None,
                     help="manifest to use (default: the lab's or the --store-dir stores' own, else built from --data)")
     ap.add_argument("--protocol", action="append", choices=sorted(PROTOCOLS), default=None,
