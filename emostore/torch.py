@@ -28,7 +28,7 @@ from torch.utils.data import Dataset, Sampler
 
 from emostore.errors import EmostoreError
 from emostore.heads.data import load_fold
-from emostore.heads.heads import layer_position
+from emostore.heads.names import layer_position
 from emostore.heads.sources import FramesSource, PooledSource, block_frames, block_rows, epoch_order, frame_bytes
 from emostore.heads.train import label_classes
 from emostore.manifests.partitions import PARTS, Partition, read_partition

@@ -10,7 +10,8 @@ from torch.utils.data import DataLoader
 import emostore
 from emostore.heads.config import TrainConfig
 from emostore.heads.data import make_source
-from emostore.heads.heads import LAYERED, HeadError, layer_position
+from emostore.heads.heads import LAYERED, HeadError
+from emostore.heads.names import layer_position
 from emostore.heads.loop import train
 from emostore.labels.aggregate import read_label_set
 from emostore.manifests.partitions import read_partition

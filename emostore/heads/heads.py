@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from emostore.heads.fused import norm_linear_relu
-from emostore.heads.names import LAYERED, HeadError, layer_position  # noqa: F401 (layer_position: re-exported)
+from emostore.heads.names import LAYERED, HeadError
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,8 @@ import torch
 
 from emostore.heads.config import TrainConfig, TrainError, check
 from emostore.heads.data import choose_features, load_fold, make_source, orderer
-from emostore.heads.heads import Head, WeightedSumHead, build_head, layer_position
+from emostore.heads.heads import Head, WeightedSumHead, build_head
+from emostore.heads.names import layer_position
 from emostore.heads.heap import tune_malloc
 from emostore.heads.losses import class_balanced_weights, soft_cross_entropy
 from emostore.heads.sources import FramesSource
