@@ -12,9 +12,9 @@ Run from the repository root::
 ``LAB/<corpus>/manifest.jsonl``, see :mod:`emostore.lab`); ``--protocol``/``--lr``/``--hidden``
 narrow the grid (RAVDESS is 2.7x EmoDB: the README's RAVDESS table says what ran).
 
-The README's table came from ``--store-dir DIR --emobox-lr 1e-3`` (both protocols, ~25 min on 2
-busy cores) then ``--store-dir DIR --emobox-runs emobox:whisper:last,emobox:fbank:last`` (lr 1e-4
-added on EmoBox's folds, ~8 min).
+The README's table came from ``--store-dir DIR --emobox-lr 1e-3`` (both protocols; ~25 min on 2
+busy cores one run at a time, 9 min grouped) then ``--store-dir DIR --emobox-runs
+emobox:whisper:last,emobox:fbank:last`` (lr 1e-4 added on EmoBox's folds; ~8 min, 4.5 min grouped).
 
 What it does, every step resumable (inputs are rewritten only when their content changes, and the
 sweeps skip finished runs, so an interrupted run picks up where it stopped):
