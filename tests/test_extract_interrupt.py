@@ -52,6 +52,13 @@ def _env(tmp_path: Path, stall: bool) -> dict:
     return env
 
 
+def _as_foreground():
+    """In the child before exec: SIGINT's default action, as a foreground command has. A test run
+    launched in the background (`cmd &` in a script) starts every child with SIGINT ignored, and
+    Python then installs no KeyboardInterrupt handler: the SIGINT case hung for 120 s so in CI."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for(what, timeout: float = 120.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -79,7 +86,8 @@ def test_a_signal_mid_block_commits_the_finished_rows_and_a_rerun_gives_the_clea
     manifest, clean_files = clean
     out, calls = tmp_path / "s.zarr", tmp_path / "calls"
     calls.unlink(missing_ok=True)
-    proc = subprocess.Popen(_cmd(manifest, out), env=_env(tmp_path, stall=True), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(_cmd(manifest, out), env=_env(tmp_path, stall=True), preexec_fn=_as_foreground,
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         def stalled():
