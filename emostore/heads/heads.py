@@ -8,7 +8,7 @@ with a mean (see DESIGN.md, "Why pooled features matter"). A head with a non-lin
 pooling (EmoBox: layer norm, linear, ReLU, then pool) needs frames.
 
 Heads that read one layer take ``layer`` = the *position* of that layer in the store's layer axis
-(:func:`layer_position` turns an encoder layer number into it). Their ``forward_frames`` also
+(:func:`emostore.heads.names.layer_position` turns an encoder layer number into it). Their ``forward_frames`` also
 accepts frames holding only that layer (``L = 1``): a frames source then reads 1/L of the bytes.
 """
 
