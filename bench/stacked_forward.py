@@ -38,7 +38,7 @@ def make(kind: str) -> nn.Module:
 
 
 def stacked_forward(kind: str, params: dict, x: torch.Tensor, transposed: bool = False) -> torch.Tensor:
-    """``transposed``: each product as ``(w xᵀ + b)ᵀ`` (what emostore.heads.stacked.linear does)."""
+    """``transposed``: each product as ``(w xᵀ + b)ᵀ`` (what emostore.heads.shared.linear does)."""
     def lin(h, name):
         w, b = params[f"{name}.weight" if name else "weight"], params[f"{name}.bias" if name else "bias"]
         if transposed:

@@ -92,6 +92,21 @@ def test_pooled_group_members_equal_single_runs(whisper_fold, head):
         _assert_same(g, _alone(fs, m))
 
 
+@pytest.mark.parametrize("head", ["probe", "weighted-sum", "ar-mlp"])
+def test_members_sharing_their_rows_equal_single_runs(whisper_fold, head):
+    """Members that differ only in lr, weight decay or smoothing read the same rows at every step:
+    gathered once and multiplied side by side (emostore.heads.shared), each still equals its run alone."""
+    fs = open_store(whisper_fold["store"])
+    grid = _grid(head)
+    twins = [(TrainConfig(**{**cfg.__dict__, "lr": cfg.lr * f, "weight_decay": wd, "smoothing": sm}), rule)
+             for cfg, rule in grid[:3] for f, wd, sm in ((3.0, 0.0, 0.0), (0.3, 0.05, 0.1))]
+    members = [_member(whisper_fold, cfg, rule) for cfg, rule in grid[:3] + twins]
+    grouped = train_group(fs, members)
+    assert all(not isinstance(g, Exception) for g in grouped), grouped
+    for g, m in zip(grouped, members):
+        _assert_same(g, _alone(fs, m))
+
+
 def test_frames_group_members_equal_single_runs(whisper_fold):
     """emobox (frames, one layer): members with different seeds read their own rows' frames from one cache."""
     fs = open_store(whisper_fold["store"])
@@ -273,3 +288,28 @@ def test_grouped_training_does_not_import_dynamo(fbank_fold):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("classes", [[0, 0, 1, 1, 2, 2], [0, 1, 0, 2, 1, 0], [0, 1, 2, 3, 4, 5], [0, 0, 0, 0, 0, 1]])
+def test_shared_linear_equals_each_members_own_product(classes):
+    """Members reading equal rows: one gather and a side-by-side product give each member's own
+    ``x wᵀ + b`` and the same weight gradients, whatever the sharing pattern (and its padding)."""
+    from emostore.heads.shared import Sharing, linear, shared_linear
+
+    g = torch.Generator().manual_seed(0)
+    rows = torch.randint(0, 50, (max(classes) + 1, 8), generator=g).numpy()[classes]  # [K, B] with repeats
+    share = Sharing(rows)
+    assert share.distinct == len(set(classes)) and (rows[share.reps][share.cls] == rows).all()
+    feats = torch.randn(50, 16, generator=g)
+    w = torch.randn(len(classes), 3, 16, generator=g, requires_grad=True)
+    b = torch.randn(len(classes), 3, generator=g, requires_grad=True)
+    t = torch.randn(len(classes), 8, 3, generator=g)
+    got = shared_linear(feats[torch.from_numpy(rows[share.reps])], share, w, b)
+    (got * t).sum().backward()
+    gw, gb = w.grad.clone(), b.grad.clone()
+    w.grad = b.grad = None
+    want = linear(feats[torch.from_numpy(rows)], w, b)
+    (want * t).sum().backward()
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(gw, w.grad, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(gb, b.grad, rtol=1e-6, atol=1e-6)

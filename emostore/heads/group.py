@@ -41,6 +41,7 @@ from emostore.heads.data import orderer
 from emostore.heads.fused import normalise
 from emostore.heads.heap import tune_malloc
 from emostore.heads.loop import RunResult, Setup, epoch_scalars, finish, new_head, setup, torch_threads
+from emostore.heads.shared import Sharing
 from emostore.heads.sources import FramesSource, PooledSource
 from emostore.heads.stacked import StackedAdamW, StackedHead, reads_one_layer, schedule_order
 
@@ -231,16 +232,18 @@ class _Feed:
         return t
 
     def logits(self, stack: StackedHead, rows: np.ndarray, valid: np.ndarray, dropout=None) -> torch.Tensor:
-        if not self.frames:
+        if not self.frames:  # each distinct input gathered once (emostore.heads.shared)
             pooled = self.source.pooled
             if reads_one_layer(stack.name):
-                flat = np.asarray(stack.layers, dtype=np.int64)[:, None] * pooled.shape[0] + rows
-                idx = torch.from_numpy(flat.reshape(-1)).to(self.device)
-                x = self.by_layer.index_select(0, idx).reshape(rows.shape + (pooled.shape[-1],))
+                keys = np.asarray(stack.layers, dtype=np.int64)[:, None] * pooled.shape[0] + rows
+                share = Sharing(keys, self.device)
+                idx = torch.from_numpy(keys[share.reps].reshape(-1)).to(self.device)
+                x = self.by_layer.index_select(0, idx).reshape((share.distinct, rows.shape[1], pooled.shape[-1]))
             else:
-                idx = torch.from_numpy(rows.reshape(-1)).to(self.device)
-                x = pooled.index_select(0, idx).reshape(rows.shape + pooled.shape[1:])
-            return stack.post(stack.pre(x), dropout)
+                share = Sharing(rows, self.device)
+                idx = torch.from_numpy(rows[share.reps].reshape(-1)).to(self.device)
+                x = pooled.index_select(0, idx).reshape((share.distinct, rows.shape[1]) + pooled.shape[1:])
+            return stack.pooled(x, share, dropout)
         k, width = rows.shape
         one_layer = reads_one_layer(stack.name)  # the source read only this group's layer
         clips = [[self._clip(int(r), one_layer) for r in rows[j][valid[j]]] for j in range(k)]

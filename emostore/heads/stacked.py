@@ -32,16 +32,7 @@ import torch
 
 from emostore.heads.fused import norm_linear_relu
 from emostore.heads.heads import LAYERED, ARMLPHead, Head, HeadError
-
-
-def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``nn.Linear`` per member: ``x [K, N, in]``, ``w [K, out, in]``, ``b [K, out]`` -> ``[K, N, out]``.
-
-    Computed as ``(w xᵀ + b)ᵀ``: the same sums as ``x wᵀ + b``, and on the CPU 1.1-1.7x faster
-    forward + backward at a sweep's shapes (bench/stacked_forward.py: K = 250-500 probes [32, 384]
-    -> 7, 100 MLP layers 384 -> 1024, 8 x 384 -> 256).
-    """
-    return torch.baddbmm(b.unsqueeze(2), w, x.transpose(1, 2)).transpose(1, 2)
+from emostore.heads.shared import Sharing, linear, shared_linear
 
 
 class StackedHead:
@@ -111,17 +102,28 @@ class StackedHead:
                                     normalised=normalised)
         return x  # probe, ar-mlp: the mean of the layer itself
 
-    def post(self, h: torch.Tensor, dropout=None) -> torch.Tensor:
-        """The part after the pooling, ``h [K, B, E]`` -> logits ``[K, B, C]``; ``dropout(h, k_layer)``
-        draws the training-mode dropout (None: eval mode)."""
+    def post(self, h: torch.Tensor, dropout=None, share: Sharing | None = None) -> torch.Tensor:
+        """The part after the pooling, ``h [K, B, E]`` -> logits ``[K, B, C]``; ``dropout(h)`` draws the
+        training-mode dropout (None: eval mode); ``share``: ``h`` is ``[U, B, E]``, one per distinct input
+        (:mod:`emostore.heads.shared`), read by the first Linear."""
         p = self.params
-        if self.name == "ar-mlp":
-            for key in ("mlp.0", "mlp.3"):
-                h = torch.relu(linear(h, p[f"{key}.weight"], p[f"{key}.bias"]))
+        keys = ("mlp.0", "mlp.3", "mlp.6") if self.name == "ar-mlp" else ("out",)
+        for i, key in enumerate(keys):
+            w, b = p[f"{key}.weight"], p[f"{key}.bias"]
+            h = shared_linear(h, share, w, b) if i == 0 and share is not None else linear(h, w, b)
+            if i < len(keys) - 1:
+                h = torch.relu(h)
                 if dropout is not None:
                     h = dropout(h)
-            return linear(h, p["mlp.6.weight"], p["mlp.6.bias"])
-        return linear(h, p["out.weight"], p["out.bias"])
+        return h
+
+    def pooled(self, x: torch.Tensor, share: Sharing, dropout=None) -> torch.Tensor:
+        """Logits ``[K, B, C]`` from pooled features read once per distinct input, ``x [U, B, ...]``: what
+        ``post(pre(x))`` gives on each member's own copy (probe, ar-mlp: the first Linear reads the shared
+        copy; weighted-sum mixes layers per member first, so each member gets its copy)."""
+        if self.name == "weighted-sum":
+            return self.post(self.pre(share.expand(x)), dropout)
+        return self.post(self.pre(x), dropout, share)
 
     def dropout_masks(self, gens: list, counts: list[int], shape: tuple, device) -> torch.Tensor:
         """Inverted-dropout multipliers ``[K, B, H]`` drawn as a single run's ``nn.Dropout`` draws them:
