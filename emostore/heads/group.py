@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from emostore.heads.batches import Rows, Window, ce_loss_and_grad, windows
 from emostore.heads.config import TrainConfig
 from emostore.heads.data import orderer
 from emostore.heads.fused import normalise
@@ -178,25 +179,6 @@ class _Sources:
         return self.made[key]
 
 
-class _Rows:
-    """Per-member row lists as one table: member k's position j -> its store row and target."""
-
-    def __init__(self, parts: list[tuple[np.ndarray, np.ndarray]], device):
-        lengths = [len(r) for r, _ in parts]
-        self.offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.rows = np.concatenate([r for r, _ in parts]).astype(np.int64)
-        self.targets = torch.from_numpy(np.concatenate([t for _, t in parts])).to(device)
-
-    def step(self, order: np.ndarray, start: np.ndarray, size: np.ndarray, width: int):
-        """Global indices [K, width] and validity of each member's positions ``order[k, start_k : start_k + size_k]``."""
-        cols = start[:, None] + np.arange(width)[None, :]
-        valid = (np.arange(width)[None, :] < size[:, None]) & (cols < self.lengths[:, None])
-        safe = np.where(valid, cols, 0)
-        pos = np.take_along_axis(order, np.minimum(safe, order.shape[1] - 1), axis=1)
-        return np.where(valid, self.offsets[:, None] + pos, 0), valid
-
-
 class _Feed:
     """The stacked forward of one step: pooled rows gathered from memory, or frames packed from the cache.
 
@@ -231,19 +213,29 @@ class _Feed:
             self.clip_bytes += t.nbytes
         return t
 
-    def logits(self, stack: StackedHead, rows: np.ndarray, valid: np.ndarray, dropout=None) -> torch.Tensor:
+    def share(self, stack: StackedHead, win: Window) -> Sharing | None:
+        """Pooled: which members read equal inputs at every step of ``win`` (one gather each); frames: None."""
+        if self.frames:
+            return None
+        layers = np.asarray(stack.layers, dtype=np.int64) if reads_one_layer(stack.name) else None
+        return Sharing(win.keys(layers, self.source.pooled.shape[0]), self.device)
+
+    def gather(self, stack: StackedHead, rows: np.ndarray, share: Sharing) -> torch.Tensor:
+        """Pooled inputs ``[U, B, ...]`` of one step's ``rows [K, B]``, each distinct input once."""
+        pooled = self.source.pooled
+        reps = rows[share.reps]
+        if reads_one_layer(stack.name):
+            keys = np.asarray(stack.layers, dtype=np.int64)[share.reps, None] * pooled.shape[0] + reps
+            return self.by_layer.index_select(0, torch.from_numpy(keys.reshape(-1)).to(self.device)).reshape(
+                (share.distinct, rows.shape[1], pooled.shape[-1]))
+        return pooled.index_select(0, torch.from_numpy(reps.reshape(-1)).to(self.device)).reshape(
+            (share.distinct, rows.shape[1]) + pooled.shape[1:])
+
+    def logits(self, stack: StackedHead, rows: np.ndarray, valid: np.ndarray, dropout=None,
+               share: Sharing | None = None) -> torch.Tensor:
+        """Logits ``[K, B, C]`` of one step's ``rows [K, B]``; pooled: ``share`` from :meth:`share`."""
         if not self.frames:  # each distinct input gathered once (emostore.heads.shared)
-            pooled = self.source.pooled
-            if reads_one_layer(stack.name):
-                keys = np.asarray(stack.layers, dtype=np.int64)[:, None] * pooled.shape[0] + rows
-                share = Sharing(keys, self.device)
-                idx = torch.from_numpy(keys[share.reps].reshape(-1)).to(self.device)
-                x = self.by_layer.index_select(0, idx).reshape((share.distinct, rows.shape[1], pooled.shape[-1]))
-            else:
-                share = Sharing(rows, self.device)
-                idx = torch.from_numpy(rows[share.reps].reshape(-1)).to(self.device)
-                x = pooled.index_select(0, idx).reshape((share.distinct, rows.shape[1]) + pooled.shape[1:])
-            return stack.pooled(x, share, dropout)
+            return stack.pooled(self.gather(stack, rows, share), share, dropout)
         k, width = rows.shape
         one_layer = reads_one_layer(stack.name)  # the source read only this group's layer
         clips = [[self._clip(int(r), one_layer) for r in rows[j][valid[j]]] for j in range(k)]
@@ -270,19 +262,6 @@ class _Feed:
         return stack.post(sums[:-1].reshape(k, width, -1) / counts_t, dropout)
 
 
-def _per_member_ce(logits, targets, valid_t, weights, smoothing=None) -> torch.Tensor:
-    """Sum over each member's valid rows of the class-weighted soft CE (PyTorch's probability-target
-    ``F.cross_entropy`` per row, label smoothing ``t (1 - s) + s / C``): ``[K]``."""
-    if smoothing is not None:
-        c = logits.shape[-1]
-        targets = targets * (1 - smoothing)[:, None, None] + (smoothing / c)[:, None, None]
-    tw = targets * weights[:, None, :]
-    # -Σ tw (x - lse) = lse Σ tw - Σ tw x: log_softmax over 7 classes was 0.7 ms a step (forward and
-    # backward, 100 probes x 32 rows), logsumexp 0.35 ms
-    per_row = torch.logsumexp(logits, dim=-1) * tw.sum(-1) - (logits * tw).sum(-1)
-    return (per_row * valid_t).sum(-1)
-
-
 def _train_stack(source, runs: list[_Run], done) -> None:
     t0 = time.perf_counter()
     device = runs[0].cfg.device
@@ -296,8 +275,8 @@ def _train_stack(source, runs: list[_Run], done) -> None:
                        [r.cfg.warmup_epochs * n for r, n in zip(runs, steps_per_epoch)])
     best = {k: p.detach().clone() for k, p in stack.params.items()}
     best_seen = [False] * len(runs)
-    train = _Rows([(r.s.data.rows["train"], r.s.data.targets["train"]) for r in runs], device)
-    dev = _Rows([(r.s.data.rows["dev"], r.s.data.targets["dev"]) for r in runs], device)
+    train = Rows([(r.s.data.rows["train"], r.s.data.targets["train"]) for r in runs], device)
+    dev = Rows([(r.s.data.rows["dev"], r.s.data.targets["dev"]) for r in runs], device)
     alive = list(range(len(runs)))  # positions in runs of the stack's members, in stack order
 
     def cut(keep: list[int]) -> None:
@@ -308,8 +287,8 @@ def _train_stack(source, runs: list[_Run], done) -> None:
         best = {k: b.index_select(0, sel) for k, b in best.items()}
         best_seen = [best_seen[i] for i in keep]
         alive = [alive[i] for i in keep]
-        train = _Rows([(runs[i].s.data.rows["train"], runs[i].s.data.targets["train"]) for i in alive], device)
-        dev = _Rows([(runs[i].s.data.rows["dev"], runs[i].s.data.targets["dev"]) for i in alive], device)
+        train = Rows([(runs[i].s.data.rows["train"], runs[i].s.data.targets["train"]) for i in alive], device)
+        dev = Rows([(runs[i].s.data.rows["dev"], runs[i].s.data.targets["dev"]) for i in alive], device)
 
     setup_share = (time.perf_counter() - t0) / len(runs)
     for r in runs:
@@ -361,7 +340,7 @@ def _train_stack(source, runs: list[_Run], done) -> None:
                 alive = []
 
 
-def _train_epoch(stack: StackedHead, opt: StackedAdamW, feed: _Feed, rows: _Rows, members: list[_Run],
+def _train_epoch(stack: StackedHead, opt: StackedAdamW, feed: _Feed, rows: Rows, members: list[_Run],
                  device) -> None:
     """One epoch of every member in the stack: each its own order, one stacked step per batch index."""
     orders = [r.order_of(r.gen) for r in members]
@@ -374,31 +353,52 @@ def _train_epoch(stack: StackedHead, opt: StackedAdamW, feed: _Feed, rows: _Rows
     bmax = int(size.max())
     weights = torch.stack([r.weight for r in members])
     smoothing = torch.tensor([r.cfg.smoothing for r in members], dtype=torch.float32, device=device)
-    totals = np.zeros(len(members))
+    totals = torch.zeros(len(members), dtype=torch.float64, device=device)
     dropout_gens = [r.drop_gen for r in members]
-    for step in range(int(steps.max())):
-        g, valid = rows.step(order, step * size, size, bmax)
-        counts = valid.sum(axis=1)
-        stepping = counts > 0
-        valid_t = torch.from_numpy(valid).to(device=device, dtype=torch.float32)
+    for span in windows(int(steps.max()), len(members), bmax, weights.shape[1]):
+        win = Window(rows, order, span, size, bmax, weights, smoothing)
+        share = feed.share(stack, win)
+        counts_t = torch.from_numpy(win.counts).to(device=device, dtype=torch.float64)
+        for i in range(len(win)):
+            counts = win.counts[i]
 
-        def dropout(h, counts=counts):
-            return h * stack.dropout_masks(dropout_gens, counts.tolist(), tuple(h.shape), device)
+            def dropout(h, counts=counts):
+                return h * stack.dropout_masks(dropout_gens, counts.tolist(), tuple(h.shape), device)
 
-        logits = feed.logits(stack, rows.rows[g], valid, dropout)
-        targets = rows.targets[torch.from_numpy(g).to(device)]
-        sums = _per_member_ce(logits, targets, valid_t, weights, smoothing)
-        n = torch.from_numpy(np.maximum(counts, 1)).to(device=device, dtype=sums.dtype)
-        means = sums / n
-        means.sum().backward()
-        opt.step(stack.params, stepping)
-        totals += np.asarray(means.detach().cpu().tolist()) * counts
-    for r, t, n in zip(members, totals, rows.lengths):
+            logits = feed.logits(stack, win.rows[i], win.valid[i], dropout, share)
+            loss, grad = ce_loss_and_grad(logits, win.tw[i], win.a[i])
+            logits.backward(grad)
+            opt.step(stack.params, counts > 0)
+            totals += loss.double() * counts_t[i]
+    for r, t, n in zip(members, totals.tolist(), rows.lengths):
         r.train_losses.append(float(t / n))
 
 
-def _dev_losses(stack: StackedHead, feed: _Feed, rows: _Rows, members: list[_Run], device) -> list[float]:
-    """Each member's mean weighted CE (no smoothing) over its dev rows, visited in store order."""
+# a stack's dev windows (pooled inputs gathered) are kept across epochs up to this many bytes
+DEV_CACHE_BYTES = 256 << 20
+
+
+def _dev_losses(stack: StackedHead, feed: _Feed, rows: Rows, members: list[_Run], device) -> list[float]:
+    """Each member's mean weighted CE (no smoothing) over its dev rows, visited in store order.
+
+    The dev windows and their pooled inputs stay the same while the stack's members do: they are
+    made once and kept on ``rows`` (a new :class:`Rows` comes with every change of members)."""
+    if rows.cache is None:
+        rows.cache = _dev_windows(stack, feed, rows, members, device)
+    totals = torch.zeros(len(members), dtype=torch.float64, device=device)
+    with torch.no_grad():
+        for win, share, xs in rows.cache:
+            for i in range(len(win)):
+                if xs is not None:
+                    logits = stack.pooled(xs[i], share)
+                else:
+                    logits = feed.logits(stack, win.rows[i], win.valid[i], None, share)
+                totals += ce_loss_and_grad(logits, win.tw[i], win.a[i], grad=False)[0].double()
+    return (totals.cpu().numpy() / np.maximum(rows.lengths, 1)).tolist()
+
+
+def _dev_windows(stack: StackedHead, feed: _Feed, rows: Rows, members: list[_Run], device) -> list:
+    """``(window, sharing, pooled inputs or None)`` of the dev chunks; inputs kept up to DEV_CACHE_BYTES."""
     orders = [np.argsort(rows.rows[o:o + n], kind="stable") for o, n in zip(rows.offsets, rows.lengths)]
     order = np.zeros((len(members), max(1, int(rows.lengths.max()))), dtype=np.int64)
     for j, o in enumerate(orders):
@@ -408,13 +408,15 @@ def _dev_losses(stack: StackedHead, feed: _Feed, rows: _Rows, members: list[_Run
     width = max(r.cfg.batch_size for r in members) if feed.frames else min(256, int(rows.lengths.max()))
     weights = torch.stack([r.weight for r in members])
     size = np.full(len(members), width, dtype=np.int64)
-    totals = torch.zeros(len(members), dtype=torch.float64, device=device)
-    with torch.no_grad():
-        for start in range(0, int(rows.lengths.max()), width):
-            g, valid = rows.step(order, np.full(len(members), start), size, width)
-            if not valid.any():
-                continue
-            logits = feed.logits(stack, rows.rows[g], valid)
-            valid_t = torch.from_numpy(valid).to(device=device, dtype=torch.float32)
-            totals += _per_member_ce(logits, rows.targets[torch.from_numpy(g).to(device)], valid_t, weights).double()
-    return (totals.cpu().numpy() / np.maximum(rows.lengths, 1)).tolist()
+    out, kept = [], 0
+    for span in windows(-(-int(rows.lengths.max()) // width), len(members), width, weights.shape[1]):
+        win = Window(rows, order, span, size, width, weights, mean=False)
+        share = feed.share(stack, win)
+        xs = None
+        if share is not None:
+            xs = [feed.gather(stack, win.rows[i], share) for i in range(len(win))]
+            kept += sum(x.nbytes for x in xs)
+            if kept > DEV_CACHE_BYTES:
+                xs = None
+        out.append((win, share, xs))
+    return out

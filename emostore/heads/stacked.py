@@ -188,12 +188,13 @@ class StackedAdamW:
         with torch.no_grad():
             for lo, hi in _runs(stepping, lr, self.wd, self.steps):
                 step = torch.tensor(float(self.steps[lo]), dtype=torch.float32, device=device)
-                for key, p in params.items():
-                    grad = p.grad[lo:hi] if p.grad is not None else torch.zeros_like(p[lo:hi])
-                    m, v = self.state[key]
-                    torch._fused_adamw_([p[lo:hi]], [grad], [m[lo:hi]], [v[lo:hi]], [], [step], lr=float(lr[lo]),
-                                        beta1=self.beta1, beta2=self.beta2, weight_decay=float(self.wd[lo]),
-                                        eps=self.eps, amsgrad=False, maximize=False)
+                ps = [p[lo:hi] for p in params.values()]
+                grads = [p.grad[lo:hi] if p.grad is not None else torch.zeros_like(q) for p, q in zip(params.values(), ps)]
+                moments = [self.state[key] for key in params]
+                # one call for all of the slice's tensors (the kernel only reads the step count)
+                torch._fused_adamw_(ps, grads, [m[lo:hi] for m, _ in moments], [v[lo:hi] for _, v in moments], [],
+                                    [step] * len(ps), lr=float(lr[lo]), beta1=self.beta1, beta2=self.beta2,
+                                    weight_decay=float(self.wd[lo]), eps=self.eps, amsgrad=False, maximize=False)
             for p in params.values():
                 p.grad = None
 
