@@ -107,6 +107,24 @@ def test_members_sharing_their_rows_equal_single_runs(whisper_fold, head):
         _assert_same(g, _alone(fs, m))
 
 
+@pytest.mark.parametrize("head", ["probe", "weighted-sum"])
+def test_dev_inputs_past_the_cache_budget_equal_single_runs(whisper_fold, head, monkeypatch):
+    """With no budget for kept dev inputs (DEV_CACHE_BYTES = 0) every dev chunk is gathered at each
+    epoch (the path of a stack too large to keep them): members still equal their runs alone."""
+    import emostore.heads.group as group
+
+    monkeypatch.setattr(group, "DEV_CACHE_BYTES", 0)
+    kept = []
+    real = group._dev_windows
+    monkeypatch.setattr(group, "_dev_windows", lambda *a: kept.append(real(*a)) or kept[-1])
+    fs = open_store(whisper_fold["store"])
+    members = [_member(whisper_fold, cfg, rule) for cfg, rule in _grid(head)]
+    grouped = train_group(fs, members)
+    assert kept and all(xs is None for windows in kept for _, _, xs in windows)
+    for g, m in zip(grouped, members):
+        _assert_same(g, _alone(fs, m))
+
+
 def test_frames_group_members_equal_single_runs(whisper_fold):
     """emobox (frames, one layer): members with different seeds read their own rows' frames from one cache."""
     fs = open_store(whisper_fold["store"])

@@ -43,6 +43,14 @@ class Rows:
         return np.where(valid, self.offsets[:, None] + pos, 0), valid
 
 
+def padded(orders: list[np.ndarray]) -> np.ndarray:
+    """Per-member position orders as one zero-padded ``[K, W]`` array (``W`` the longest, at least 1)."""
+    out = np.zeros((len(orders), max([len(o) for o in orders] + [1])), dtype=np.int64)
+    for j, o in enumerate(orders):
+        out[j, :len(o)] = o
+    return out
+
+
 class Window:
     """Steps ``steps`` of every member: ``g [S, K, B]`` (global row indices), ``valid``, ``counts [S, K]``,
     the loss weights ``tw [S, K, B, C]`` and ``a [S, K, B]`` (:func:`ce_weights`), and the store

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from emostore.heads.batches import Rows, Window, ce_loss_and_grad, windows
+from emostore.heads.batches import Rows, Window, ce_loss_and_grad, padded, windows
 from emostore.heads.config import TrainConfig
 from emostore.heads.data import orderer
 from emostore.heads.fused import normalise
@@ -220,6 +220,12 @@ class _Feed:
         layers = np.asarray(stack.layers, dtype=np.int64) if reads_one_layer(stack.name) else None
         return Sharing(win.keys(layers, self.source.pooled.shape[0]), self.device)
 
+    def row_bytes(self, stack: StackedHead) -> int:
+        """Bytes of one gathered pooled input row: ``[D]`` for a head reading one layer, else ``[L, D]``."""
+        pooled = self.source.pooled
+        shape = pooled.shape[-1:] if reads_one_layer(stack.name) else pooled.shape[1:]
+        return int(np.prod(shape)) * pooled.element_size()
+
     def gather(self, stack: StackedHead, rows: np.ndarray, share: Sharing) -> torch.Tensor:
         """Pooled inputs ``[U, B, ...]`` of one step's ``rows [K, B]``, each distinct input once."""
         pooled = self.source.pooled
@@ -303,6 +309,7 @@ def _train_stack(source, runs: list[_Run], done) -> None:
         for r in members:
             r.seconds += (time.perf_counter() - t_epoch) / len(members)
         improved = []
+        lrs = opt.current_lr()  # once per epoch (each call computes all K members' lrs)
         for j, (r, loss) in enumerate(zip(members, dev_losses)):
             r.dev_losses.append(loss)
             if loss < r.best_loss:
@@ -310,7 +317,7 @@ def _train_stack(source, runs: list[_Run], done) -> None:
                 improved.append(j)
                 best_seen[j] = True
             if r.member.on_epoch:
-                r.member.on_epoch(r.epoch, epoch_scalars(r.train_losses[-1], loss, float(opt.current_lr()[j]),
+                r.member.on_epoch(r.epoch, epoch_scalars(r.train_losses[-1], loss, float(lrs[j]),
                                                          stack.layer_weights(j)), None)
         if improved:
             sel = torch.as_tensor(improved, dtype=torch.long, device=next(iter(best.values())).device)
@@ -343,11 +350,7 @@ def _train_stack(source, runs: list[_Run], done) -> None:
 def _train_epoch(stack: StackedHead, opt: StackedAdamW, feed: _Feed, rows: Rows, members: list[_Run],
                  device) -> None:
     """One epoch of every member in the stack: each its own order, one stacked step per batch index."""
-    orders = [r.order_of(r.gen) for r in members]
-    width = max(len(o) for o in orders)
-    order = np.zeros((len(members), max(width, 1)), dtype=np.int64)
-    for j, o in enumerate(orders):
-        order[j, :len(o)] = o
+    order = padded([r.order_of(r.gen) for r in members])
     size = np.asarray([r.cfg.batch_size for r in members], dtype=np.int64)
     steps = -(-rows.lengths // size)
     bmax = int(size.max())
@@ -399,10 +402,7 @@ def _dev_losses(stack: StackedHead, feed: _Feed, rows: Rows, members: list[_Run]
 
 def _dev_windows(stack: StackedHead, feed: _Feed, rows: Rows, members: list[_Run], device) -> list:
     """``(window, sharing, pooled inputs or None)`` of the dev chunks; inputs kept up to DEV_CACHE_BYTES."""
-    orders = [np.argsort(rows.rows[o:o + n], kind="stable") for o, n in zip(rows.offsets, rows.lengths)]
-    order = np.zeros((len(members), max(1, int(rows.lengths.max()))), dtype=np.int64)
-    for j, o in enumerate(orders):
-        order[j, :len(o)] = o
+    order = padded([np.argsort(rows.rows[o:o + n], kind="stable") for o, n in zip(rows.offsets, rows.lengths)])
     # pooled: chunks of up to 256 rows per member, no wider than the longest dev part (a wider chunk
     # gathers padding: K x width x D floats, 500 members x 256 x 384 = 197 MB for ~90 dev rows each)
     width = max(r.cfg.batch_size for r in members) if feed.frames else min(256, int(rows.lengths.max()))
@@ -413,10 +413,10 @@ def _dev_windows(stack: StackedHead, feed: _Feed, rows: Rows, members: list[_Run
         win = Window(rows, order, span, size, width, weights, mean=False)
         share = feed.share(stack, win)
         xs = None
-        if share is not None:
-            xs = [feed.gather(stack, win.rows[i], share) for i in range(len(win))]
-            kept += sum(x.nbytes for x in xs)
-            if kept > DEV_CACHE_BYTES:
-                xs = None
+        if share is not None:  # gathered only if it fits in what is left of the budget
+            need = len(win) * share.distinct * width * feed.row_bytes(stack)
+            if kept + need <= DEV_CACHE_BYTES:
+                xs = [feed.gather(stack, win.rows[i], share) for i in range(len(win))]
+                kept += need
         out.append((win, share, xs))
     return out
