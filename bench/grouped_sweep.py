@@ -4,7 +4,7 @@ Run from the repository root, given a full-EmoDB Whisper tiny.en store (e.g. the
 ``emostore recipe emodb ../shared/data/emodb`` writes to ``emodb-recipe/lab/emodb/ct2-whisper.zarr``)::
 
     nice -n 10 python bench/grouped_sweep.py --store STORE --manifest MANIFEST [--workdir DIR] [--threads 1]
-        [--emobox-epochs 20] [--only probe|emobox] [--reference]
+        [--emobox-epochs 20] [--only probe|emobox] [--reference] [--repeat 3]
 
 Inputs (made once in ``--workdir``): the MR label set of the manifest and EmoBox's published 5
 EmoDB folds (``emostore partition emodb --rule emobox``). Every case is one whole
@@ -23,7 +23,10 @@ all of them:
   and how many selected another epoch.
 
 Printed: each command's wall time with the load average before and after it, then the ratio
-lines. Ratios compare commands measured in this one run, back to back.
+lines. Ratios compare commands measured in this one run: ``--repeat`` rounds (default 3) of every
+case, interleaved (1, 100, 500, 1, 100, ...) so that a slow spell of the machine falls on all cases
+alike; a case's figure is its median, and each ratio line also gives the range of the per-round
+ratios (on a shared 2-core machine one command's time swung 30% between back-to-back runs).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -105,6 +109,8 @@ def main(argv=None) -> int:
     ap.add_argument("--emobox-epochs", type=int, default=20)
     ap.add_argument("--only", choices=("probe", "emobox"), default=None)
     ap.add_argument("--reference", action="store_true", help="also the 100 probes with --no-group")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds of every case, interleaved; each case's figure is its median")
     args = ap.parse_args(argv)
     if not Path(args.store).exists():
         sys.exit(f"{args.store}: no such store (extract one, or pass --store)")
@@ -114,39 +120,46 @@ def main(argv=None) -> int:
     common = ["sweep", "--store", args.store, "--labels", labels, "--partition", part]
     print(f"bench/grouped_sweep.py: {args.store}, MR labels, EmoBox's 5 EmoDB folds; OMP_NUM_THREADS={args.threads}, "
           f"{os.cpu_count()} CPUs, niceness {os.nice(0)}, load average {load()}")
-    seconds: dict[str, float] = {}
+    cases = []  # (key, label, argv, folder), timed in rounds: every case once per round, in this order
     if args.only in (None, "probe"):
         one = ["--head", "probe", "--layer", "4", "--lr", "1e-2", "--seed", "0", "--fold", "fold1"]
         grid = ["--head", "probe"] + sum((["--layer", str(k)] for k in range(5)), []) \
             + sum((["--lr", lr] for lr in LRS), []) + sum((["--seed", str(s)] for s in range(5)), [])
-        seconds["probe 1"] = timed("probe, 1 config", cli(*common, *one), work / "probe1", args.threads)
-        seconds["probe 100"] = timed("probe, 100 configs", cli(*common, *grid, "--fold", "fold1"), work / "probe100",
-                                     args.threads)
-        seconds["probe 500"] = timed("probe, 500 configs", cli(*common, *grid, "--fold", "all"), work / "probe500",
-                                     args.threads)
-        if args.reference:
-            seconds["probe 100 no-group"] = timed("probe, 100, --no-group", cli(*common, *grid, "--fold", "fold1",
-                                                                               "--no-group"),
-                                                  work / "probe100-nogroup", args.threads)
-            diffs = prob_differences(work / "probe100", work / "probe100-nogroup")
-            worst = max(diffs, key=diffs.get)
-            print(f"grouped vs --no-group: {sum(v <= 1e-5 for v in diffs.values())} of {len(diffs)} runs' test "
-                  f"probabilities within 1e-5, largest difference {diffs[worst]:.2e} ({worst}); selected epoch "
-                  f"differs in {len(selected_epochs_differ(work / 'probe100', work / 'probe100-nogroup'))}")
+        cases += [("probe 1", "probe, 1 config", cli(*common, *one), work / "probe1"),
+                  ("probe 100", "probe, 100 configs", cli(*common, *grid, "--fold", "fold1"), work / "probe100"),
+                  ("probe 500", "probe, 500 configs", cli(*common, *grid, "--fold", "all"), work / "probe500")]
     if args.only in (None, "emobox"):
         base = ["--head", "emobox", "--layer", "4", "--fold", "fold1", "--epochs", str(args.emobox_epochs)]
-        seconds["emobox 1"] = timed("emobox, 1 config", cli(*common, *base, "--lr", "1e-3", "--hidden", "128",
-                                                            "--seed", "0"), work / "emobox1", args.threads)
-        seconds["emobox 8"] = timed("emobox, 8 configs", cli(*common, *base, "--lr", "1e-3", "--lr", "3e-4", "--hidden",
-                                                             "128", "--hidden", "256", "--seed", "0", "--seed", "1"),
-                                    work / "emobox8", args.threads)
+        cases += [("emobox 1", "emobox, 1 config", cli(*common, *base, "--lr", "1e-3", "--hidden", "128", "--seed", "0"),
+                   work / "emobox1"),
+                  ("emobox 8", "emobox, 8 configs", cli(*common, *base, "--lr", "1e-3", "--lr", "3e-4", "--hidden",
+                                                        "128", "--hidden", "256", "--seed", "0", "--seed", "1"),
+                   work / "emobox8")]
+    samples: dict[str, list[float]] = {key: [] for key, *_ in cases}
+    for round_ in range(args.repeat):
+        if args.repeat > 1:
+            print(f"round {round_ + 1} of {args.repeat}")
+        for key, label, argv, folder in cases:
+            samples[key].append(timed(label, argv, folder, args.threads))
+    seconds = {key: statistics.median(v) for key, v in samples.items()}
+    if args.reference and "probe 100" in seconds:
+        seconds["probe 100 no-group"] = timed("probe, 100, --no-group", cli(*common, *grid, "--fold", "fold1",
+                                                                           "--no-group"),
+                                              work / "probe100-nogroup", args.threads)
+        diffs = prob_differences(work / "probe100", work / "probe100-nogroup")
+        worst = max(diffs, key=diffs.get)
+        print(f"grouped vs --no-group: {sum(v <= 1e-5 for v in diffs.values())} of {len(diffs)} runs' test "
+              f"probabilities within 1e-5, largest difference {diffs[worst]:.2e} ({worst}); selected epoch "
+              f"differs in {len(selected_epochs_differ(work / 'probe100', work / 'probe100-nogroup'))}")
     print()
     for name, target in TARGETS.items():
         fam, n = name.split()
         if name in seconds:
             ratio = seconds[name] / seconds[f"{fam} 1"]
-            print(f"{fam} {n} configs / 1 config: {ratio:.2f}x (target <= {target:g}x: "
-                  f"{'met' if ratio <= target else 'NOT met'})")
+            rounds = [a / b for a, b in zip(samples[name], samples[f"{fam} 1"])]
+            spread = f"; per round {min(rounds):.2f}-{max(rounds):.2f}x" if len(rounds) > 1 else ""
+            print(f"{fam} {n} configs / 1 config: {ratio:.2f}x{' (medians)' if len(rounds) > 1 else ''} "
+                  f"(target <= {target:g}x: {'met' if ratio <= target else 'NOT met'}){spread}")
     if "probe 100 no-group" in seconds:
         print(f"probe 100 configs, --no-group / grouped: {seconds['probe 100 no-group'] / seconds['probe 100']:.1f}x")
     print(f"load average at the end: {load()}")
