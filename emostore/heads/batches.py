@@ -72,10 +72,10 @@ class Window:
     def __len__(self) -> int:
         return len(self.g)
 
-    def keys(self, layers: np.ndarray | None, n_rows: int) -> np.ndarray:
-        """What each member reads over the whole window, ``[K, S·B]``: its rows, offset by ``layer · n_rows``
-        for a head reading one layer (``layers [K]``); equal keys, equal inputs at every step."""
-        keys = self.rows if layers is None else layers[None, :, None] * n_rows + self.rows
+    @staticmethod
+    def per_member(keys: np.ndarray) -> np.ndarray:
+        """``keys [S, K, B]`` (what each member reads at each step) as ``[K, S·B]``: one row per member
+        over the whole window; equal rows, equal inputs at every step."""
         return keys.transpose(1, 0, 2).reshape(keys.shape[1], -1)
 
 

@@ -213,29 +213,37 @@ class _Feed:
             self.clip_bytes += t.nbytes
         return t
 
+    def _keys(self, stack: StackedHead, rows: np.ndarray) -> np.ndarray:
+        """Pooled: what rows ``[..., K, B]`` read, as rows of :meth:`_table` (one-layer heads: ``layer · N + row``)."""
+        if not reads_one_layer(stack.name):
+            return rows
+        layers = np.asarray(stack.layers, dtype=np.int64)
+        return layers[:, None] * self.source.pooled.shape[0] + rows
+
+    def _table(self, stack: StackedHead) -> tuple[torch.Tensor, tuple]:
+        """Pooled: the tensor a gather reads rows of, and one row's shape (``[D]`` one layer, else ``[L, D]``)."""
+        pooled = self.source.pooled
+        if reads_one_layer(stack.name):
+            return self.by_layer, tuple(pooled.shape[-1:])
+        return pooled, tuple(pooled.shape[1:])
+
     def share(self, stack: StackedHead, win: Window) -> Sharing | None:
         """Pooled: which members read equal inputs at every step of ``win`` (one gather each); frames: None."""
         if self.frames:
             return None
-        layers = np.asarray(stack.layers, dtype=np.int64) if reads_one_layer(stack.name) else None
-        return Sharing(win.keys(layers, self.source.pooled.shape[0]), self.device)
+        return Sharing(Window.per_member(self._keys(stack, win.rows)), self.device)
 
     def row_bytes(self, stack: StackedHead) -> int:
-        """Bytes of one gathered pooled input row: ``[D]`` for a head reading one layer, else ``[L, D]``."""
-        pooled = self.source.pooled
-        shape = pooled.shape[-1:] if reads_one_layer(stack.name) else pooled.shape[1:]
-        return int(np.prod(shape)) * pooled.element_size()
+        """Bytes of one gathered pooled input row."""
+        table, row = self._table(stack)
+        return int(np.prod(row)) * table.element_size()
 
     def gather(self, stack: StackedHead, rows: np.ndarray, share: Sharing) -> torch.Tensor:
         """Pooled inputs ``[U, B, ...]`` of one step's ``rows [K, B]``, each distinct input once."""
-        pooled = self.source.pooled
-        reps = rows[share.reps]
-        if reads_one_layer(stack.name):
-            keys = np.asarray(stack.layers, dtype=np.int64)[share.reps, None] * pooled.shape[0] + reps
-            return self.by_layer.index_select(0, torch.from_numpy(keys.reshape(-1)).to(self.device)).reshape(
-                (share.distinct, rows.shape[1], pooled.shape[-1]))
-        return pooled.index_select(0, torch.from_numpy(reps.reshape(-1)).to(self.device)).reshape(
-            (share.distinct, rows.shape[1]) + pooled.shape[1:])
+        table, row = self._table(stack)
+        keys = self._keys(stack, rows)[share.reps].reshape(-1)
+        return table.index_select(0, torch.from_numpy(keys).to(self.device)).reshape(
+            (share.distinct, rows.shape[1]) + row)
 
     def logits(self, stack: StackedHead, rows: np.ndarray, valid: np.ndarray, dropout=None,
                share: Sharing | None = None) -> torch.Tensor:
